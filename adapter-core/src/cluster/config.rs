@@ -1,0 +1,115 @@
+//! Cluster engine configuration.
+
+use std::time::Duration;
+
+/// How the engine learns how many servers must answer a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Membership {
+    /// Ask the transport; if the broker cannot count subscribers, use heartbeats.
+    #[default]
+    Auto,
+    /// The broker counts subscribers (Redis `PUBSUB NUMSUB` / `SHARDNUMSUB`).
+    BrokerCount,
+    /// Nodes announce themselves with heartbeats (ClusterAdapterWithHeartbeat).
+    Heartbeat,
+}
+
+/// Settings of the cluster engine. Every setter documents its default.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub(crate) request_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) max_pending_requests: usize,
+    pub(crate) inbound_capacity: usize,
+    pub(crate) response_capacity: usize,
+    pub(crate) membership: Membership,
+    pub(crate) health_check_interval: Option<Duration>,
+    pub(crate) discovery_window: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            request_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            heartbeat_timeout: Duration::from_secs(10),
+            max_pending_requests: 10_000,
+            inbound_capacity: 4096,
+            response_capacity: 1024,
+            membership: Membership::Auto,
+            health_check_interval: Some(Duration::from_secs(10)),
+            discovery_window: Duration::from_millis(300),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// How long a request waits for answers (fetch sockets, all rooms, server-side
+    /// emit with ack, and broadcasts with ack that set no timeout). Default 5 s.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Heartbeat period in heartbeat mode (a heartbeat is sent after this long without
+    /// publishing anything). Default 5 s.
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// A node silent for this long is considered dead and evicted. Default 10 s.
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Requests waiting for answers at once; more fail with
+    /// [`AdapterError::TooManyRequests`](crate::AdapterError::TooManyRequests).
+    /// Default 10 000.
+    pub fn with_max_pending_requests(mut self, max: usize) -> Self {
+        self.max_pending_requests = max.max(1);
+        self
+    }
+
+    /// Capacity of the queue between the transport and the engine, per namespace
+    /// (full = back-pressure on the transport). Default 4096 messages.
+    pub fn with_inbound_capacity(mut self, capacity: usize) -> Self {
+        self.inbound_capacity = capacity.max(1);
+        self
+    }
+
+    /// Responses buffered per pending request (more are dropped and counted).
+    /// Default 1024.
+    pub fn with_response_capacity(mut self, capacity: usize) -> Self {
+        self.response_capacity = capacity.max(1);
+        self
+    }
+
+    /// How servers are counted. Default [`Membership::Auto`].
+    pub fn with_membership(mut self, membership: Membership) -> Self {
+        self.membership = membership;
+        self
+    }
+
+    /// Period of the self-addressed ping that detects a subscription that stopped
+    /// receiving (then the transport is asked to resubscribe); `None` disables it.
+    /// Default 10 s.
+    pub fn with_health_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.health_check_interval = interval;
+        self
+    }
+
+    /// In heartbeat mode, how long a requester that is not a server (an emitter) waits
+    /// for nodes to announce themselves before its first request. Default 300 ms.
+    pub fn with_discovery_window(mut self, window: Duration) -> Self {
+        self.discovery_window = window;
+        self
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+}

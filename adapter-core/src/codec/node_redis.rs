@@ -1,0 +1,497 @@
+//! The classic `@socket.io/redis-adapter` 8.x protocol (`createAdapter`), also spoken by
+//! `@socket.io/redis-emitter` 5.x.
+//!
+//! Channels for namespace `nsp` and prefix `key` (default `socket.io`):
+//!
+//! | purpose | channel |
+//! |---|---|
+//! | broadcast to all or several rooms | `key#nsp#` |
+//! | broadcast to exactly one room `R` | `key#nsp#R#` |
+//! | receive broadcasts | pattern `key#nsp#*` |
+//! | requests (subscribers = servers) | `key-request#nsp#` |
+//! | responses, shared | `key-response#nsp#` |
+//! | responses for node `uid` | `key-response#nsp#uid#` |
+//!
+//! Broadcasts are a MessagePack array `[uid, packet, opts]`; broadcast-with-ack requests
+//! (type 7) and ack responses (type 9) are MessagePack maps; every other request and
+//! response is JSON. Responses do not say who sent them: requesters count them against
+//! the number of subscribers of the request channel (`PUBSUB NUMSUB`).
+
+use crate::codec::{
+    Capabilities, Codec, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, parse_payload, rooms_of, uid2,
+    write_sockets,
+};
+use crate::error::{CodecError, DecodeError};
+use crate::message::{Body, LegacyOp, Message};
+use crate::msgpack;
+use crate::transport::Channel;
+use crate::types::{BroadcastOptions, EventPacket, Room};
+use crate::value::Value;
+
+/// Request type codes of the classic protocol.
+mod req {
+    pub const SOCKETS: i64 = 0;
+    pub const ALL_ROOMS: i64 = 1;
+    pub const REMOTE_JOIN: i64 = 2;
+    pub const REMOTE_LEAVE: i64 = 3;
+    pub const REMOTE_DISCONNECT: i64 = 4;
+    pub const REMOTE_FETCH: i64 = 5;
+    pub const SERVER_SIDE_EMIT: i64 = 6;
+    pub const BROADCAST: i64 = 7;
+    pub const BROADCAST_CLIENT_COUNT: i64 = 8;
+    pub const BROADCAST_ACK: i64 = 9;
+}
+
+/// The classic Node.js Redis adapter dialect.
+#[derive(Clone, Debug)]
+pub struct NodeRedisCodec {
+    prefix: String,
+    specific_response_channel: bool,
+}
+
+impl Default for NodeRedisCodec {
+    fn default() -> Self {
+        Self::new("socket.io")
+    }
+}
+
+impl NodeRedisCodec {
+    /// A codec for channel prefix `prefix` (Node.js option `key`, default `socket.io`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        NodeRedisCodec { prefix: prefix.into(), specific_response_channel: false }
+    }
+
+    /// Publish responses on the requester's own channel `key-response#nsp#uid#` instead of
+    /// the shared one (Node.js option `publishOnSpecificResponseChannel`, default
+    /// `false`). Responses to server-side emits always use the shared channel, as in
+    /// Node.js. Responses arriving on either channel are always accepted.
+    pub fn with_specific_response_channel(mut self, enabled: bool) -> Self {
+        self.specific_response_channel = enabled;
+        self
+    }
+
+    /// The channel prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `key#nsp#`
+    pub fn broadcast_channel(&self, nsp: &str) -> String {
+        format!("{}#{}#", self.prefix, nsp)
+    }
+
+    /// `key-request#nsp#`
+    pub fn request_channel(&self, nsp: &str) -> String {
+        format!("{}-request#{}#", self.prefix, nsp)
+    }
+
+    /// `key-response#nsp#`
+    pub fn response_channel(&self, nsp: &str) -> String {
+        format!("{}-response#{}#", self.prefix, nsp)
+    }
+
+    /// `key-response#nsp#uid#`
+    pub fn specific_response_channel(&self, nsp: &str, uid: &str) -> String {
+        format!("{}-response#{}#{}#", self.prefix, nsp, uid)
+    }
+
+    fn response_target(&self, msg: &Message) -> String {
+        match (&msg.reply_to, self.specific_response_channel) {
+            (Some(uid), true) => self.specific_response_channel(&msg.nsp, uid),
+            _ => self.response_channel(&msg.nsp),
+        }
+    }
+
+    fn encode_broadcast(&self, msg: &Message, packet: &EventPacket, opts: &BroadcastOptions) -> Outgoing {
+        let emitter = msg.uid.is_none();
+        let mut e = Enc::new(Fmt::Msgpack);
+        e.array(3);
+        e.str(msg.uid.as_deref().unwrap_or(EMITTER_UID));
+        write_packet(&mut e, packet, &msg.nsp);
+        e.map(3);
+        e.key("rooms").rooms(&opts.rooms);
+        if emitter {
+            // @socket.io/redis-emitter builds {rooms, flags, except}
+            e.key("flags").flags(&opts.flags);
+            e.key("except").rooms(&opts.except);
+        } else {
+            e.key("except").rooms(&opts.except);
+            e.key("flags").flags(&opts.flags);
+        }
+        e.end();
+        e.end();
+        let channel = match opts.rooms.as_slice() {
+            [room] => format!("{}#{}#{}#", self.prefix, msg.nsp, room),
+            _ => self.broadcast_channel(&msg.nsp),
+        };
+        Outgoing { channel, payload: e.finish() }
+    }
+
+    fn decode_broadcast(&self, channel: &str, payload: &[u8]) -> Result<Message, DecodeError> {
+        let items = match msgpack::decode(payload)? {
+            Value::Array(items) if items.len() == 3 => items,
+            other => {
+                return Err(DecodeError::WrongType {
+                    field: "broadcast",
+                    expected: "an array of 3 items",
+                    found: other.kind(),
+                });
+            }
+        };
+        let mut it = items.into_iter();
+        // the emitter's marker uid means "no node": re-encoding keeps the emitter layout
+        let uid = match it.next() {
+            Some(Value::Str(s)) if s != EMITTER_UID => Some(s),
+            _ => None,
+        };
+        let mut holder = crate::value::Map::with_capacity(2);
+        holder.insert("packet", it.next().unwrap_or_default());
+        holder.insert("opts", it.next().unwrap_or_default());
+        let mut f = Fields::from_value(Value::Map(holder))?;
+        let (packet, nsp) = f.packet("packet")?;
+        let opts = f.opts("opts")?;
+        // Node.js defaults a missing packet.nsp to "/"
+        let nsp = nsp.unwrap_or_else(|| "/".to_owned());
+        let _ = channel;
+        Ok(Message::new(uid, nsp, Body::Broadcast { packet, opts }))
+    }
+
+    fn decode_request(&self, nsp: String, payload: &[u8]) -> Result<Message, DecodeError> {
+        let mut f = Fields::from_value(parse_payload(payload)?)?;
+        let ty = f.int("type")?;
+        let uid = f.opt_string("uid")?;
+        let body = match ty {
+            req::SOCKETS => Body::LegacySockets { request_id: f.string("requestId")?, rooms: f.rooms("rooms")? },
+            req::ALL_ROOMS => Body::AllRooms { request_id: f.string("requestId")? },
+            req::REMOTE_JOIN | req::REMOTE_LEAVE | req::REMOTE_DISCONNECT if f.has("opts") => {
+                let opts = f.opts("opts")?;
+                match ty {
+                    req::REMOTE_JOIN => Body::SocketsJoin { opts, rooms: f.rooms("rooms")? },
+                    req::REMOTE_LEAVE => Body::SocketsLeave { opts, rooms: f.rooms("rooms")? },
+                    _ => Body::DisconnectSockets { opts, close: f.bool_or("close", false)? },
+                }
+            }
+            req::REMOTE_JOIN | req::REMOTE_LEAVE | req::REMOTE_DISCONNECT => {
+                let request_id = f.string("requestId")?;
+                let sid = f.string("sid")?;
+                let op = match ty {
+                    req::REMOTE_DISCONNECT => LegacyOp::Disconnect { close: f.bool_or("close", false)? },
+                    _ => {
+                        let room = f.req("room")?;
+                        let room = Room::from_value(&room).ok_or(DecodeError::WrongType {
+                            field: "room",
+                            expected: "a string or a number",
+                            found: room.kind(),
+                        })?;
+                        if ty == req::REMOTE_JOIN { LegacyOp::Join(room) } else { LegacyOp::Leave(room) }
+                    }
+                };
+                Body::LegacySocketOp { request_id, sid, op }
+            }
+            req::REMOTE_FETCH => Body::FetchSockets { request_id: f.string("requestId")?, opts: f.opts("opts")? },
+            req::SERVER_SIDE_EMIT => Body::ServerSideEmit {
+                request_id: f.opt_string("requestId")?,
+                packet: event_of(f.array("data")?, "data")?,
+            },
+            req::BROADCAST => {
+                let request_id = f.string("requestId")?;
+                let (packet, _) = f.packet("packet")?;
+                Body::BroadcastWithAck { request_id, packet, opts: f.opts("opts")? }
+            }
+            other => return Err(DecodeError::UnknownType(other)),
+        };
+        Ok(Message::new(uid, nsp, body))
+    }
+
+    fn decode_response(&self, nsp: String, payload: &[u8]) -> Result<Message, DecodeError> {
+        let mut f = Fields::from_value(parse_payload(payload)?)?;
+        let request_id = f.string("requestId")?;
+        let body = if f.has("type") {
+            match f.int("type")? {
+                req::SERVER_SIDE_EMIT => {
+                    Body::ServerSideEmitResponse { request_id, value: f.take("data").unwrap_or_default() }
+                }
+                req::BROADCAST_CLIENT_COUNT => {
+                    let count = f.req("clientCount")?;
+                    let count = count.as_u64().ok_or(DecodeError::WrongType {
+                        field: "clientCount",
+                        expected: "a non-negative integer",
+                        found: count.kind(),
+                    })?;
+                    Body::BroadcastClientCount { request_id, count }
+                }
+                req::BROADCAST_ACK => Body::BroadcastAck { request_id, value: f.take("packet").unwrap_or_default() },
+                other => return Err(DecodeError::UnknownType(other)),
+            }
+        } else if f.has("sockets") {
+            let legacy = matches!(
+                f.0.get("sockets"),
+                Some(Value::Array(items)) if items.first().is_some_and(|v| v.as_str().is_some())
+            );
+            if legacy {
+                let sockets = rooms_of(f.req("sockets")?, "sockets")?.into_iter().map(Room::into_string).collect();
+                Body::LegacySocketsResponse { request_id, sockets }
+            } else {
+                Body::FetchSocketsResponse { request_id, sockets: f.sockets("sockets")? }
+            }
+        } else if f.has("rooms") {
+            Body::AllRoomsResponse { request_id, rooms: f.rooms("rooms")? }
+        } else {
+            Body::LegacyAck { request_id }
+        };
+        Ok(Message::new(None, nsp, body))
+    }
+}
+
+/// `{type: 2, data: [event, ...args], (id,) nsp}`
+fn write_packet(e: &mut Enc, packet: &EventPacket, nsp: &str) {
+    e.map(if packet.id.is_some() { 4 } else { 3 });
+    e.key("type").uint(2);
+    e.key("data").event_data(packet);
+    if let Some(id) = packet.id {
+        e.key("id").uint(id);
+    }
+    e.key("nsp").str(nsp);
+    e.end();
+}
+
+/// `{rooms, except}` (requests of types 2-5 carry no flags)
+fn write_opts_no_flags(e: &mut Enc, opts: &BroadcastOptions) {
+    e.map(2);
+    e.key("rooms").rooms(&opts.rooms);
+    e.key("except").rooms(&opts.except);
+    e.end();
+}
+
+/// Extracts `nsp` from `{prefix}{marker}{nsp}#...`.
+fn nsp_after<'c>(channel: &'c str, head: &str) -> Option<&'c str> {
+    let rest = channel.strip_prefix(head)?;
+    let end = rest.find('#')?;
+    Some(&rest[..end])
+}
+
+impl Codec for NodeRedisCodec {
+    fn dialect(&self) -> &'static str {
+        "node-redis"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { heartbeats: false, all_rooms: true, identified_responses: false }
+    }
+
+    fn new_node_id(&self) -> String {
+        uid2(6)
+    }
+
+    fn node_channels(&self, nsp: &str, uid: &str) -> Vec<Channel> {
+        vec![
+            Channel::Pattern(format!("{}*", self.broadcast_channel(nsp))),
+            Channel::Exact(self.request_channel(nsp)),
+            Channel::Exact(self.response_channel(nsp)),
+            Channel::Exact(self.specific_response_channel(nsp, uid)),
+        ]
+    }
+
+    fn requester_channels(&self, nsp: &str, uid: &str) -> Vec<Channel> {
+        vec![Channel::Exact(self.response_channel(nsp)), Channel::Exact(self.specific_response_channel(nsp, uid))]
+    }
+
+    fn count_channel(&self, nsp: &str) -> String {
+        self.request_channel(nsp)
+    }
+
+    fn broadcast_room<'c>(&self, nsp: &str, channel: &'c str) -> Option<&'c str> {
+        let rest = channel.strip_prefix(self.prefix.as_str())?.strip_prefix('#')?.strip_prefix(nsp)?;
+        let room = rest.strip_prefix('#')?;
+        // Node.js: room = channel.slice(prefix.length, -1)
+        room.strip_suffix('#').filter(|r| !r.is_empty())
+    }
+
+    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError> {
+        check_nsp(&msg.nsp)?;
+        let json = |build: &dyn Fn(&mut Enc)| {
+            let mut e = Enc::new(Fmt::Json);
+            build(&mut e);
+            e.finish()
+        };
+        let uid = msg.uid.as_deref();
+        let request = |payload| Outgoing { channel: self.request_channel(&msg.nsp), payload };
+        let response = |payload| Outgoing { channel: self.response_target(msg), payload };
+        Ok(match &msg.body {
+            Body::Broadcast { packet, opts } => self.encode_broadcast(msg, packet, opts),
+            Body::BroadcastWithAck { request_id, packet, opts } => {
+                let mut e = Enc::new(Fmt::Msgpack);
+                e.map(5);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                e.key("requestId").str(request_id);
+                e.key("type").uint(req::BROADCAST as u64);
+                e.key("packet");
+                write_packet(&mut e, packet, &msg.nsp);
+                e.key("opts").map(3);
+                e.key("rooms").rooms(&opts.rooms);
+                e.key("except").rooms(&opts.except);
+                e.key("flags").flags(&opts.flags);
+                e.end();
+                e.end();
+                request(e.finish())
+            }
+            Body::SocketsJoin { opts, rooms } | Body::SocketsLeave { opts, rooms } => {
+                let ty =
+                    if matches!(msg.body, Body::SocketsJoin { .. }) { req::REMOTE_JOIN } else { req::REMOTE_LEAVE };
+                request(json(&|e| {
+                    e.map(0);
+                    if let Some(uid) = uid {
+                        e.key("uid").str(uid);
+                    }
+                    e.key("type").uint(ty as u64);
+                    e.key("opts");
+                    write_opts_no_flags(e, opts);
+                    e.key("rooms").rooms(rooms);
+                    e.end();
+                }))
+            }
+            Body::DisconnectSockets { opts, close } => request(json(&|e| {
+                e.map(0);
+                if let Some(uid) = uid {
+                    e.key("uid").str(uid);
+                }
+                e.key("type").uint(req::REMOTE_DISCONNECT as u64);
+                e.key("opts");
+                write_opts_no_flags(e, opts);
+                e.key("close").bool(*close);
+                e.end();
+            })),
+            Body::FetchSockets { request_id, opts } => request(json(&|e| {
+                e.map(0);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                e.key("requestId").str(request_id);
+                e.key("type").uint(req::REMOTE_FETCH as u64);
+                e.key("opts");
+                write_opts_no_flags(e, opts);
+                e.end();
+            })),
+            Body::AllRooms { request_id } => request(json(&|e| {
+                e.map(0);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                e.key("requestId").str(request_id);
+                e.key("type").uint(req::ALL_ROOMS as u64);
+                e.end();
+            })),
+            Body::ServerSideEmit { request_id, packet } => request(json(&|e| {
+                e.map(0);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                if let Some(id) = request_id {
+                    e.key("requestId").str(id);
+                }
+                e.key("type").uint(req::SERVER_SIDE_EMIT as u64);
+                e.key("data").event_data(packet);
+                e.end();
+            })),
+            Body::LegacySockets { request_id, rooms } => request(json(&|e| {
+                e.map(0);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                e.key("requestId").str(request_id);
+                e.key("type").uint(req::SOCKETS as u64);
+                e.key("rooms").rooms(rooms);
+                e.end();
+            })),
+            Body::LegacySocketOp { request_id, sid, op } => request(json(&|e| {
+                e.map(0);
+                e.key("uid").str(uid.unwrap_or(EMITTER_UID));
+                e.key("requestId").str(request_id);
+                match op {
+                    LegacyOp::Join(room) => {
+                        e.key("type").uint(req::REMOTE_JOIN as u64);
+                        e.key("sid").str(sid);
+                        e.key("room").value(&room.to_value());
+                    }
+                    LegacyOp::Leave(room) => {
+                        e.key("type").uint(req::REMOTE_LEAVE as u64);
+                        e.key("sid").str(sid);
+                        e.key("room").value(&room.to_value());
+                    }
+                    LegacyOp::Disconnect { close } => {
+                        e.key("type").uint(req::REMOTE_DISCONNECT as u64);
+                        e.key("sid").str(sid);
+                        e.key("close").bool(*close);
+                    }
+                }
+                e.end();
+            })),
+            Body::FetchSocketsResponse { request_id, sockets } => response(json(&|e| {
+                e.map(0);
+                e.key("requestId").str(request_id);
+                e.key("sockets");
+                write_sockets(e, sockets);
+                e.end();
+            })),
+            Body::AllRoomsResponse { request_id, rooms } => response(json(&|e| {
+                e.map(0);
+                e.key("requestId").str(request_id);
+                e.key("rooms").rooms(rooms);
+                e.end();
+            })),
+            Body::ServerSideEmitResponse { request_id, value } => Outgoing {
+                // always the shared channel, whatever publishOnSpecificResponseChannel says
+                channel: self.response_channel(&msg.nsp),
+                payload: json(&|e| {
+                    e.map(0);
+                    e.key("type").uint(req::SERVER_SIDE_EMIT as u64);
+                    e.key("requestId").str(request_id);
+                    e.key("data").value(value);
+                    e.end();
+                }),
+            },
+            Body::BroadcastClientCount { request_id, count } => response(json(&|e| {
+                e.map(0);
+                e.key("type").uint(req::BROADCAST_CLIENT_COUNT as u64);
+                e.key("requestId").str(request_id);
+                e.key("clientCount").uint(*count);
+                e.end();
+            })),
+            Body::BroadcastAck { request_id, value } => {
+                let mut e = Enc::new(Fmt::Msgpack);
+                e.map(3);
+                e.key("type").uint(req::BROADCAST_ACK as u64);
+                e.key("requestId").str(request_id);
+                e.key("packet").value(value);
+                e.end();
+                response(e.finish())
+            }
+            Body::LegacySocketsResponse { request_id, sockets } => response(json(&|e| {
+                e.map(0);
+                e.key("requestId").str(request_id);
+                e.key("sockets").array(sockets.len());
+                for s in sockets {
+                    e.str(s);
+                }
+                e.end();
+                e.end();
+            })),
+            Body::LegacyAck { request_id } => response(json(&|e| {
+                e.map(0);
+                e.key("requestId").str(request_id);
+                e.end();
+            })),
+            Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose => {
+                return Err(CodecError::Unsupported { dialect: self.dialect(), operation: "heartbeats" });
+            }
+        })
+    }
+
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError> {
+        let err = |source| CodecError::Decode { channel: channel.to_owned(), source };
+        let request_head = format!("{}-request#", self.prefix);
+        let response_head = format!("{}-response#", self.prefix);
+        if let Some(nsp) = nsp_after(channel, &request_head) {
+            return self.decode_request(nsp.to_owned(), payload).map_err(err);
+        }
+        if let Some(nsp) = nsp_after(channel, &response_head) {
+            return self.decode_response(nsp.to_owned(), payload).map_err(err);
+        }
+        if channel.starts_with(self.prefix.as_str()) && channel[self.prefix.len()..].starts_with('#') {
+            return self.decode_broadcast(channel, payload).map_err(err);
+        }
+        Err(err(DecodeError::Invalid(format!("channel is not part of the {} protocol", self.dialect()))))
+    }
+}

@@ -1,0 +1,193 @@
+//! The transport seam: a transport moves bytes between nodes and knows its broker;
+//! everything else (ids, accounting, timeouts, heartbeats) lives above it, in
+//! [`ClusterAdapter`](crate::cluster::ClusterAdapter).
+
+use std::error::Error as StdError;
+use std::future::Future;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// A subscription target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// Exactly this channel.
+    Exact(String),
+    /// A glob pattern (Redis `PSUBSCRIBE` syntax: `*`, `?`, `[...]`, `\`). Only the
+    /// classic Redis protocol uses one.
+    Pattern(String),
+}
+
+impl Channel {
+    /// The channel name or the pattern.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Channel::Exact(s) | Channel::Pattern(s) => s,
+        }
+    }
+}
+
+/// What a transport hands to a subscriber.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TransportEvent {
+    /// A message arrived on `channel`.
+    Message {
+        /// The channel it was published on.
+        channel: String,
+        /// The bytes.
+        payload: Bytes,
+    },
+    /// The connection was re-established and every subscription restored. Messages
+    /// published while it was down may have been lost.
+    Reconnected,
+}
+
+/// Where a transport delivers the events of one subscriber. Bounded: a full queue
+/// makes the transport wait (back-pressure), it never grows without limit.
+pub type EventSender = mpsc::Sender<TransportEvent>;
+
+/// Moves bytes between the nodes of a cluster.
+///
+/// Clones share one connection. Implementations reconnect on their own, restore every
+/// subscription after a reconnect and then send [`TransportEvent::Reconnected`] to
+/// each subscriber.
+pub trait Transport: Clone + Send + Sync + 'static {
+    /// The transport's error type.
+    type Error: StdError + Send + Sync + 'static;
+
+    /// A short name for logs (`redis`, `kafka`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Publishes `payload` on `channel`; resolves when the broker accepted it.
+    fn publish(&self, channel: &str, payload: Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Delivers every message of `channels` to `sink` until [`Transport::unsubscribe`]
+    /// (or until `sink` is closed). Resolves once the broker confirmed the subscription,
+    /// so that messages published afterwards are received.
+    fn subscribe(
+        &self,
+        channels: &[Channel],
+        sink: EventSender,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Stops delivering `channels` to `sink`.
+    fn unsubscribe(
+        &self,
+        channels: &[Channel],
+        sink: &EventSender,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The number of subscribers of `channel` as the broker counts them (Redis
+    /// `PUBSUB NUMSUB`), or `None` when the broker cannot count them; then the cluster
+    /// counts servers by heartbeats.
+    fn server_count(&self, channel: &str) -> impl Future<Output = Result<Option<usize>, Self::Error>> + Send;
+
+    /// Drops and restores every subscription. The engine calls it when its health
+    /// check finds that messages stopped arriving although the connection looks up.
+    fn resubscribe(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Matches a Redis glob pattern (`*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\x`) against `s`.
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        let (mut pi, mut si) = (0, 0);
+        let (mut star_p, mut star_s) = (None, 0);
+        while si < s.len() {
+            if pi < p.len() {
+                match p[pi] {
+                    b'*' => {
+                        star_p = Some(pi);
+                        star_s = si;
+                        pi += 1;
+                        continue;
+                    }
+                    b'?' => {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                    b'[' => {
+                        if let Some((matched, next)) = class(p, pi, s[si]) {
+                            if matched {
+                                pi = next;
+                                si += 1;
+                                continue;
+                            }
+                        } else if s[si] == b'[' {
+                            pi += 1;
+                            si += 1;
+                            continue;
+                        }
+                    }
+                    b'\\' if pi + 1 < p.len() && p[pi + 1] == s[si] => {
+                        pi += 2;
+                        si += 1;
+                        continue;
+                    }
+                    c if c == s[si] => {
+                        pi += 1;
+                        si += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match star_p {
+                Some(sp) => {
+                    star_s += 1;
+                    si = star_s;
+                    pi = sp + 1;
+                }
+                None => return false,
+            }
+        }
+        p[pi..].iter().all(|&c| c == b'*')
+    }
+    // [..] class at p[start]; returns (matched, index after ']') or None if unterminated
+    fn class(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+        let mut i = start + 1;
+        let negate = p.get(i) == Some(&b'^');
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        while i < p.len() && p[i] != b']' {
+            if p[i] == b'\\' && i + 1 < p.len() {
+                matched |= p[i + 1] == c;
+                i += 2;
+            } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                let (lo, hi) = if p[i] <= p[i + 2] { (p[i], p[i + 2]) } else { (p[i + 2], p[i]) };
+                matched |= lo <= c && c <= hi;
+                i += 3;
+            } else {
+                matched |= p[i] == c;
+                i += 1;
+            }
+        }
+        if i >= p.len() {
+            return None;
+        }
+        Some((matched != negate, i + 1))
+    }
+    go(pattern.as_bytes(), s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_like_redis() {
+        assert!(glob_match("socket.io#/#*", "socket.io#/#"));
+        assert!(glob_match("socket.io#/#*", "socket.io#/#room1#"));
+        assert!(!glob_match("socket.io#/#*", "socket.io#/admin#"));
+        assert!(glob_match("h?llo", "hello"));
+        assert!(glob_match("h[ae]llo", "hallo"));
+        assert!(!glob_match("h[^e]llo", "hello"));
+        assert!(glob_match("h[a-c]llo", "hbllo"));
+        assert!(glob_match("a\\*b", "a*b"));
+        assert!(!glob_match("a\\*b", "axb"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a", ""));
+    }
+}

@@ -1,0 +1,2 @@
+//! Not implemented yet: see the project README for the roadmap.
+#![warn(missing_docs)]

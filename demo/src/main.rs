@@ -1,0 +1,5 @@
+//! sio-node: not built yet.
+fn main() -> std::process::ExitCode {
+    eprintln!("sio-node: the demo server is not implemented yet");
+    std::process::ExitCode::from(2)
+}
