@@ -519,10 +519,19 @@ async fn drive_acks(
     let mut local_done = local_count == 0;
     // per node: (announced, received)
     let mut per_node: HashMap<NodeId, (u64, u64)> = HashMap::new();
+    // nodes that left with acks still owed
+    let mut lost: Vec<NodeId> = Vec::new();
+    let mut lost_owed = 0u64;
     loop {
+        if local_received >= local_count {
+            local_done = true;
+        }
         if local_done && expect.done() && received >= expected {
-            let _ = tx.send(AckEvent::Done(None)).await;
-            return false;
+            if lost.is_empty() && !expect.has_losses() {
+                let _ = tx.send(AckEvent::Done(None)).await;
+                return false;
+            }
+            break;
         }
         let event = tokio::select! {
             item = local.next(), if !local_done => Either::Local(item),
@@ -571,17 +580,27 @@ async fn drive_acks(
                 if expect.is_waiting_for(&uid) {
                     expect.gone(&uid);
                 } else if let Some((announced, got)) = per_node.get(&uid) {
-                    expected -= announced.saturating_sub(*got);
+                    let owed = announced.saturating_sub(*got);
+                    if owed > 0 {
+                        expected -= owed;
+                        lost_owed += owed;
+                        lost.push(uid);
+                    }
                 }
             }
             Either::Remote(Ok(None)) | Either::Remote(Err(())) => break,
         }
     }
     let mut shortfall = expect.shortfall("broadcast with ack");
-    shortfall.expected = expected as usize;
+    shortfall.expected = (expected + lost_owed) as usize;
     shortfall.received = received as usize;
     for (uid, (announced, got)) in per_node {
         if got < announced && !shortfall.missing_nodes.contains(&uid) {
+            shortfall.missing_nodes.push(uid);
+        }
+    }
+    for uid in lost {
+        if !shortfall.missing_nodes.contains(&uid) {
             shortfall.missing_nodes.push(uid);
         }
     }

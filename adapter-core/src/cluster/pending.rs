@@ -131,7 +131,8 @@ impl Registration {
                 Ok(None) | Err(()) => return Some(expect.shortfall(operation)),
             }
         }
-        None
+        // every node answered or left: nodes that left are still missing answers
+        expect.has_losses().then(|| expect.shortfall(operation))
     }
 }
 
@@ -140,8 +141,8 @@ impl Registration {
 pub(crate) enum Expect {
     /// The broker counted `total` peers; answers carry no reliable identity.
     Count { total: usize, received: usize, known: BTreeSet<NodeId>, answered: BTreeSet<NodeId> },
-    /// These known nodes must answer (heartbeat membership).
-    Nodes { total: usize, received: usize, waiting: BTreeSet<NodeId> },
+    /// These known nodes must answer (heartbeat membership); `lost` left before answering.
+    Nodes { total: usize, received: usize, waiting: BTreeSet<NodeId>, lost: BTreeSet<NodeId> },
 }
 
 impl Expect {
@@ -150,7 +151,7 @@ impl Expect {
     }
 
     pub(crate) fn nodes(waiting: BTreeSet<NodeId>) -> Self {
-        Expect::Nodes { total: waiting.len(), received: 0, waiting }
+        Expect::Nodes { total: waiting.len(), received: 0, waiting, lost: BTreeSet::new() }
     }
 
     pub(crate) fn total(&self) -> usize {
@@ -178,9 +179,16 @@ impl Expect {
     }
 
     pub(crate) fn gone(&mut self, uid: &str) {
-        if let Expect::Nodes { waiting, .. } = self {
-            waiting.remove(uid);
+        if let Expect::Nodes { waiting, lost, .. } = self
+            && waiting.remove(uid)
+        {
+            lost.insert(uid.to_owned());
         }
+    }
+
+    /// `true` if a node left before answering.
+    pub(crate) fn has_losses(&self) -> bool {
+        matches!(self, Expect::Nodes { lost, .. } if !lost.is_empty())
     }
 
     pub(crate) fn is_waiting_for(&self, uid: &str) -> bool {
@@ -205,11 +213,11 @@ impl Expect {
                 received: *received,
                 missing_nodes: known.difference(answered).cloned().collect(),
             },
-            Expect::Nodes { total, received, waiting } => Shortfall {
+            Expect::Nodes { total, received, waiting, lost } => Shortfall {
                 operation,
                 expected: *total,
                 received: *received,
-                missing_nodes: waiting.iter().cloned().collect(),
+                missing_nodes: waiting.union(lost).cloned().collect(),
             },
         }
     }

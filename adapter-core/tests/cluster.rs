@@ -1,0 +1,605 @@
+//! Three in-process nodes over the memory transport, every cluster operation, in both
+//! ways of counting servers (broker count with the classic dialect, heartbeats with the
+//! ClusterAdapter dialect), with paused time for every timeout.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
+use socketio_adapter_core::{
+    AckError, Adapter, AdapterError, BroadcastFlags, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore,
+    EventPacket, LocalAckStream, LocalSockets, Room, ServerSideAck, SocketDetails, Transport, TransportEvent, Value,
+};
+use tokio::sync::mpsc;
+
+/// A fake Socket.IO server: records what it was asked to do.
+#[derive(Default)]
+struct Recorder {
+    name: String,
+    delivered: Mutex<Vec<(String, EventPacket, bool)>>,
+    disconnected: Mutex<Vec<(String, bool)>>,
+    silent: Mutex<HashSet<String>>,
+    server_events: Mutex<Vec<EventPacket>>,
+}
+
+impl Recorder {
+    fn new(name: &str) -> Arc<Self> {
+        Arc::new(Recorder { name: name.into(), ..Default::default() })
+    }
+
+    /// Sorted socket ids that received `event`.
+    fn got(&self, event: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p, _)| p.event == event)
+            .map(|(s, _, _)| s.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn packets(&self, event: &str) -> Vec<EventPacket> {
+        self.delivered.lock().unwrap().iter().filter(|(_, p, _)| p.event == event).map(|(_, p, _)| p.clone()).collect()
+    }
+}
+
+impl LocalSockets for Recorder {
+    fn send(&self, sids: &[String], packet: &EventPacket, _flags: &BroadcastFlags) {
+        let mut d = self.delivered.lock().unwrap();
+        for s in sids {
+            d.push((s.clone(), packet.clone(), false));
+        }
+    }
+
+    fn send_volatile(&self, sids: &[String], packet: &EventPacket, _flags: &BroadcastFlags) {
+        let mut d = self.delivered.lock().unwrap();
+        for s in sids {
+            d.push((s.clone(), packet.clone(), true));
+        }
+    }
+
+    fn send_with_ack(
+        &self,
+        sids: &[String],
+        packet: &EventPacket,
+        flags: &BroadcastFlags,
+        timeout: Duration,
+    ) -> LocalAckStream {
+        self.send(sids, packet, flags);
+        let (tx, rx) = mpsc::channel(sids.len().max(1));
+        let silent = self.silent.lock().unwrap().clone();
+        let sids = sids.to_vec();
+        tokio::spawn(async move {
+            let mut late = Vec::new();
+            for sid in sids {
+                if silent.contains(&sid) {
+                    late.push(sid);
+                } else {
+                    let _ = tx.send((sid.clone(), Ok(Value::from(format!("ack:{sid}"))))).await;
+                }
+            }
+            tokio::time::sleep(timeout).await;
+            for sid in late {
+                let _ = tx.send((sid, Err(AckError::Timeout))).await;
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
+    }
+
+    fn disconnect(&self, sids: &[String], close: bool) {
+        let mut d = self.disconnected.lock().unwrap();
+        for s in sids {
+            d.push((s.clone(), close));
+        }
+    }
+
+    fn describe(&self, sid: &str) -> Option<SocketDetails> {
+        let mut data = socketio_adapter_core::Map::new();
+        data.insert("node", self.name.clone());
+        data.insert("sid", sid);
+        Some(SocketDetails { handshake: Value::Null, data: Value::Map(data) })
+    }
+
+    fn server_side_emit(&self, packet: EventPacket, ack: Option<ServerSideAck>) {
+        if let Some(ack) = ack {
+            if packet.event == "ping" {
+                ack.send(format!("pong from {}", self.name));
+            }
+        }
+        self.server_events.lock().unwrap().push(packet);
+    }
+}
+
+struct Node {
+    adapter: ClusterAdapter<MemoryTransport>,
+    sockets: Arc<Recorder>,
+    transport: MemoryTransport,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Flavor {
+    /// classic dialect, servers counted by the broker (like Redis NUMSUB)
+    Broker,
+    /// ClusterAdapter dialect, servers counted by heartbeats (like Kafka, AMQP)
+    Heartbeat,
+}
+
+fn codec(flavor: Flavor) -> Arc<dyn Codec> {
+    match flavor {
+        Flavor::Broker => Arc::new(NodeRedisCodec::default()),
+        Flavor::Heartbeat => Arc::new(NodeClusterCodec::default()),
+    }
+}
+
+fn hub(flavor: Flavor) -> MemoryHub {
+    match flavor {
+        Flavor::Broker => MemoryHub::counting(),
+        Flavor::Heartbeat => MemoryHub::new(),
+    }
+}
+
+async fn node(hub: &MemoryHub, codec: Arc<dyn Codec>, name: &str, config: ClusterConfig) -> Node {
+    let transport = hub.transport();
+    let sockets = Recorder::new(name);
+    let adapter = ClusterAdapter::new(transport.clone(), codec, "/", sockets.clone(), config).expect("adapter");
+    adapter.init().await.expect("init");
+    Node { adapter, sockets, transport }
+}
+
+/// Three nodes A, B, C with sockets a1 [r1], a2 [] / b1 [r1, r2], b2 [r3] / c1 [r2].
+async fn cluster(flavor: Flavor, config: ClusterConfig) -> (MemoryHub, Vec<Node>) {
+    let hub = hub(flavor);
+    let mut nodes = Vec::new();
+    for name in ["A", "B", "C"] {
+        nodes.push(node(&hub, codec(flavor), name, config.clone()).await);
+    }
+    settle().await;
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    a.adapter.add_all("a1", &["r1".into()]);
+    a.adapter.add_all("a2", &[]);
+    b.adapter.add_all("b1", &["r1".into(), "r2".into()]);
+    b.adapter.add_all("b2", &["r3".into()]);
+    c.adapter.add_all("c1", &["r2".into()]);
+    settle().await;
+    for n in &nodes {
+        assert_eq!(n.adapter.server_count().await.expect("count"), 3, "{flavor:?}");
+    }
+    (hub, nodes)
+}
+
+/// Lets every in-flight message arrive (time is paused: this only advances the clock
+/// once every task is idle).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn all() -> BroadcastOptions {
+    BroadcastOptions::all()
+}
+
+fn ev(name: &str) -> EventPacket {
+    EventPacket::new(name, vec![Value::from("x"), Value::Int(1)])
+}
+
+fn everyone_got(nodes: &[Node], event: &str) -> Vec<String> {
+    let mut v: Vec<String> = nodes.iter().flat_map(|n| n.sockets.got(event)).collect();
+    v.sort();
+    v
+}
+
+const FLAVORS: [Flavor; 2] = [Flavor::Broker, Flavor::Heartbeat];
+
+#[tokio::test(start_paused = true)]
+async fn broadcasts_reach_exactly_the_matching_sockets() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let a = &nodes[0].adapter;
+        a.broadcast(ev("all"), all()).await.expect("broadcast");
+        a.broadcast(ev("r1"), all().to("r1")).await.expect("broadcast");
+        a.broadcast(ev("r1r2"), all().to("r1").to("r2")).await.expect("broadcast");
+        a.broadcast(ev("not_r1"), all().except("r1")).await.expect("broadcast");
+        a.broadcast(ev("r2_not_r3"), all().to("r2").except("b2").except("c1")).await.expect("broadcast");
+        a.broadcast(ev("sid"), all().to("c1").to("a2")).await.expect("broadcast");
+        a.broadcast(ev("local"), all().local()).await.expect("broadcast");
+        nodes[1].adapter.broadcast(ev("volatile"), all().to("r3").volatile()).await.expect("broadcast");
+        settle().await;
+        assert_eq!(everyone_got(&nodes, "all"), ["a1", "a2", "b1", "b2", "c1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "r1"), ["a1", "b1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "r1r2"), ["a1", "b1", "c1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "not_r1"), ["a2", "b2", "c1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "r2_not_r3"), ["b1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "sid"), ["a2", "c1"], "{flavor:?}");
+        assert_eq!(everyone_got(&nodes, "local"), ["a1", "a2"], "{flavor:?}");
+        let vol =
+            nodes[1].sockets.delivered.lock().unwrap().iter().any(|(s, p, v)| s == "b2" && p.event == "volatile" && *v);
+        assert!(vol, "volatile flag reaches the server");
+        // arguments arrive intact
+        assert_eq!(nodes[2].sockets.packets("all")[0].args, vec![Value::from("x"), Value::Int(1)]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn acks_are_collected_across_nodes() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let stream = nodes[0]
+            .adapter
+            .broadcast_with_ack(ev("q"), all().timeout(Duration::from_secs(2)))
+            .await
+            .expect("broadcast with ack");
+        let gathered = stream.collect().await;
+        assert!(gathered.is_complete(), "{flavor:?}: {:?}", gathered.shortfall);
+        let mut values: Vec<String> =
+            gathered.value.iter().map(|a| a.result.clone().expect("ok").as_str().expect("str").to_owned()).collect();
+        values.sort();
+        assert_eq!(values, ["ack:a1", "ack:a2", "ack:b1", "ack:b2", "ack:c1"], "{flavor:?}");
+        // local acks name their socket, remote ones their node where the protocol says
+        assert!(gathered.value.iter().any(|a| a.socket.as_deref() == Some("a1")));
+        if flavor == Flavor::Heartbeat {
+            let b = nodes[1].adapter.node_id().to_owned();
+            assert!(gathered.value.iter().any(|a| a.node.as_deref() == Some(b.as_str())));
+        }
+
+        // a room with members on one remote node only; count first, then acks
+        let mut stream = nodes[2].adapter.broadcast_with_ack(ev("q2"), all().to("r3")).await.expect("ack");
+        let first = stream.next().await.expect("one ack");
+        assert_eq!(stream.expected_clients(), 1);
+        assert_eq!(first.result, Ok(Value::from("ack:b2")));
+        assert!(stream.next().await.is_none());
+        assert!(stream.shortfall().is_none());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ack_timeouts_complete_with_what_arrived() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        nodes[1].sockets.silent.lock().unwrap().insert("b1".into());
+        let started = tokio::time::Instant::now();
+        let gathered = nodes[0]
+            .adapter
+            .broadcast_with_ack(ev("q"), all().to("r1").timeout(Duration::from_secs(3)))
+            .await
+            .expect("ack")
+            .collect()
+            .await;
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(4), "{elapsed:?}");
+        let s = gathered.shortfall.expect("incomplete");
+        assert_eq!((s.expected, s.received), (2, 1), "{flavor:?}");
+        assert_eq!(gathered.value.len(), 1);
+        assert_eq!(gathered.value[0].result, Ok(Value::from("ack:a1")));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetch_sockets_and_all_rooms_cover_the_cluster() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let got = nodes[2].adapter.fetch_sockets(all().to("r1").to("r3")).await.expect("fetch");
+        assert!(got.is_complete());
+        let mut ids: Vec<_> = got.value.iter().map(|s| s.id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a1", "b1", "b2"], "{flavor:?}");
+        let b1 = got.value.iter().find(|s| s.id == "b1").expect("b1");
+        assert_eq!(b1.rooms, vec![Room::from("b1"), Room::from("r1"), Room::from("r2")]);
+        assert_eq!(b1.data.get("node"), Some(&Value::from("B")));
+
+        let everyone = nodes[0].adapter.fetch_sockets(all().except("r2")).await.expect("fetch").into_result();
+        let mut ids: Vec<_> = everyone.expect("complete").into_iter().map(|s| s.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["a1", "a2", "b2"]);
+
+        let rooms = nodes[1].adapter.all_rooms().await.expect("rooms").into_result().expect("complete");
+        let names: Vec<&str> = rooms.iter().map(Room::as_str).collect();
+        assert_eq!(names, ["a1", "a2", "b1", "b2", "c1", "r1", "r2", "r3"], "{flavor:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sockets_join_leave_and_disconnect_everywhere() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let a = &nodes[0].adapter;
+        a.add_sockets(all().to("r2"), vec!["vip".into(), "r9".into()]).await.expect("join");
+        settle().await;
+        assert_eq!(
+            nodes[1].adapter.socket_rooms("b1").map(|mut r| {
+                r.sort();
+                r
+            }),
+            Some(vec!["b1".into(), "r1".into(), "r2".into(), "r9".into(), "vip".into()])
+        );
+        assert!(nodes[2].adapter.socket_rooms("c1").expect("c1").contains(&Room::from("vip")));
+        assert!(!nodes[0].adapter.socket_rooms("a1").expect("a1").contains(&Room::from("vip")));
+
+        nodes[2].adapter.del_sockets(all().except("c1"), vec!["vip".into()]).await.expect("leave");
+        settle().await;
+        assert!(!nodes[1].adapter.socket_rooms("b1").expect("b1").contains(&Room::from("vip")));
+        assert!(nodes[2].adapter.socket_rooms("c1").expect("c1").contains(&Room::from("vip")));
+        assert_eq!(nodes[1].adapter.local_sockets(&["r9".into()]), vec!["b1".to_owned()]);
+
+        nodes[1].adapter.disconnect_sockets(all().to("r1"), true).await.expect("disconnect");
+        settle().await;
+        assert_eq!(*nodes[0].sockets.disconnected.lock().unwrap(), vec![("a1".to_owned(), true)], "{flavor:?}");
+        assert_eq!(*nodes[1].sockets.disconnected.lock().unwrap(), vec![("b1".to_owned(), true)]);
+        assert!(nodes[2].sockets.disconnected.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_side_emit_with_and_without_ack() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        nodes[0].adapter.server_side_emit(EventPacket::new("hello", vec![1.into()])).await.expect("emit");
+        settle().await;
+        assert!(nodes[0].sockets.server_events.lock().unwrap().is_empty(), "not delivered to the sender");
+        for n in &nodes[1..] {
+            let events = n.sockets.server_events.lock().unwrap();
+            assert_eq!(events.len(), 1, "{flavor:?}");
+            assert_eq!(events[0].args, vec![Value::Int(1)]);
+        }
+        let answers = nodes[1]
+            .adapter
+            .server_side_emit_with_ack(EventPacket::new("ping", vec![]), None)
+            .await
+            .expect("emit with ack")
+            .into_result()
+            .expect("complete");
+        let mut answers: Vec<String> = answers.iter().map(|v| v.as_str().expect("str").to_owned()).collect();
+        answers.sort();
+        assert_eq!(answers, ["pong from A", "pong from C"], "{flavor:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_dying_mid_request_is_named_and_does_not_hang_the_cluster() {
+    for flavor in FLAVORS {
+        let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(5));
+        let (_hub, nodes) = cluster(flavor, config).await;
+        let c_id = nodes[2].adapter.node_id().to_owned();
+        // C hangs: still subscribed (and counted by the broker), never answers
+        nodes[2].transport.freeze();
+        let started = tokio::time::Instant::now();
+        let got = nodes[0].adapter.fetch_sockets(all()).await.expect("fetch");
+        assert!(started.elapsed() <= Duration::from_secs(5) + Duration::from_millis(100));
+        let mut ids: Vec<_> = got.value.iter().map(|s| s.id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a1", "a2", "b1", "b2"], "{flavor:?}: what arrived");
+        let s = got.shortfall.clone().expect("incomplete");
+        assert_eq!((s.expected, s.received), (2, 1), "{flavor:?}");
+        match flavor {
+            // both know who answered: the silent node is named
+            Flavor::Heartbeat => assert_eq!(s.missing_nodes, vec![c_id.clone()]),
+            // classic responses are anonymous: only the numbers are known
+            Flavor::Broker => assert!(s.missing_nodes.is_empty()),
+        }
+        let err = got.into_result().expect_err("incomplete");
+        assert!(err.is_timeout());
+        assert!(err.to_string().contains("1 of 2"), "{err}");
+        let answers =
+            nodes[1].adapter.server_side_emit_with_ack(EventPacket::new("ping", vec![]), None).await.expect("sse");
+        assert_eq!(answers.value, vec![Value::from("pong from A")]);
+        assert!(answers.shortfall.is_some());
+        assert!(nodes[0].adapter.stats().incomplete_requests >= 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_nodes_are_evicted_and_pending_requests_stop_waiting_for_them() {
+    let config = ClusterConfig::default()
+        .with_request_timeout(Duration::from_secs(30))
+        .with_heartbeat_interval(Duration::from_secs(1))
+        .with_heartbeat_timeout(Duration::from_secs(3));
+    let (_hub, nodes) = cluster(Flavor::Heartbeat, config).await;
+    let c_id = nodes[2].adapter.node_id().to_owned();
+    nodes[2].transport.freeze();
+    let started = tokio::time::Instant::now();
+    // the request waits for C until C is evicted, far before its own 30 s timeout
+    let got = nodes[0].adapter.fetch_sockets(all()).await.expect("fetch");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited <= Duration::from_secs(5), "{waited:?}");
+    assert_eq!(got.value.len(), 4);
+    assert_eq!(got.shortfall.expect("C never answered").missing_nodes, vec![c_id]);
+    assert_eq!(nodes[0].adapter.server_count().await.expect("count"), 2);
+    assert!(nodes[0].adapter.stats().evicted_nodes >= 1);
+    // afterwards requests complete at once
+    let started = tokio::time::Instant::now();
+    let got = nodes[1].adapter.fetch_sockets(all()).await.expect("fetch");
+    assert!(got.is_complete());
+    assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_dying_during_an_ack_broadcast_ends_the_stream_early() {
+    let config = ClusterConfig::default()
+        .with_heartbeat_interval(Duration::from_secs(1))
+        .with_heartbeat_timeout(Duration::from_secs(3));
+    let (_hub, nodes) = cluster(Flavor::Heartbeat, config).await;
+    // c1 never acks; then C dies after announcing its client count
+    nodes[2].sockets.silent.lock().unwrap().insert("c1".into());
+    let stream =
+        nodes[0].adapter.broadcast_with_ack(ev("q"), all().timeout(Duration::from_secs(60))).await.expect("ack");
+    settle().await;
+    nodes[2].transport.freeze();
+    let started = tokio::time::Instant::now();
+    let gathered = stream.collect().await;
+    assert!(started.elapsed() < Duration::from_secs(10), "ended by the eviction, not the 60 s timeout");
+    assert_eq!(gathered.value.len(), 4);
+    let s = gathered.shortfall.expect("c1's ack is missing");
+    assert_eq!((s.expected, s.received), (5, 4));
+    assert_eq!(s.missing_nodes, vec![nodes[2].adapter.node_id().to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_a_node_updates_the_server_count() {
+    for flavor in FLAVORS {
+        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        nodes[2].adapter.close().await.expect("close");
+        settle().await;
+        assert_eq!(nodes[0].adapter.server_count().await.expect("count"), 2, "{flavor:?}");
+        let got = nodes[0].adapter.fetch_sockets(all()).await.expect("fetch");
+        assert!(got.is_complete(), "{flavor:?}");
+        assert!(matches!(nodes[2].adapter.fetch_sockets(all()).await, Err(AdapterError::Closed)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pending_request_map_is_bounded_and_cleaned() {
+    let config = ClusterConfig::default().with_max_pending_requests(2).with_request_timeout(Duration::from_secs(2));
+    let (_hub, nodes) = cluster(Flavor::Broker, config).await;
+    nodes[2].transport.freeze();
+    let a = &nodes[0].adapter;
+    let (r1, r2, r3) = tokio::join!(
+        a.fetch_sockets(all()),
+        a.server_side_emit_with_ack(EventPacket::new("ping", vec![]), None),
+        async {
+            // the third one starts while the two others wait
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            a.all_rooms().await
+        }
+    );
+    assert!(r1.expect("first").shortfall.is_some());
+    assert!(r2.expect("second").shortfall.is_some());
+    assert!(matches!(r3, Err(AdapterError::TooManyRequests { limit: 2 })));
+    assert_eq!(a.stats().pending_requests, 0, "entries removed on timeout");
+    // and on completion
+    nodes[2].adapter.close().await.expect("close");
+    settle().await;
+    assert!(a.fetch_sockets(all()).await.expect("fetch").is_complete());
+    assert_eq!(a.stats().pending_requests, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deaf_subscription_is_detected_and_repaired() {
+    let config = ClusterConfig::default().with_health_check_interval(Some(Duration::from_secs(2)));
+    let (_hub, nodes) = cluster(Flavor::Broker, config).await;
+    nodes[1].transport.deafen();
+    nodes[0].adapter.broadcast(ev("lost"), all()).await.expect("broadcast");
+    settle().await;
+    assert!(nodes[1].sockets.got("lost").is_empty(), "deaf");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(nodes[1].adapter.stats().resubscriptions, 1);
+    nodes[0].adapter.broadcast(ev("heard"), all()).await.expect("broadcast");
+    settle().await;
+    assert_eq!(nodes[1].sockets.got("heard"), ["b1", "b2"]);
+    assert_eq!(nodes[0].adapter.stats().resubscriptions, 0, "healthy nodes are left alone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn undecodable_messages_are_dropped_and_counted() {
+    for flavor in FLAVORS {
+        let (hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let rogue = hub.transport();
+        let main = match flavor {
+            Flavor::Broker => "socket.io-request#/#",
+            Flavor::Heartbeat => "socket.io#/#",
+        };
+        for junk in [&b"{not json"[..], &[0x93, 0xc1], &[], b"{\"type\":99,\"uid\":\"x\",\"nsp\":\"/\"}"] {
+            rogue.publish(main, bytes::Bytes::copy_from_slice(junk)).await.expect("publish");
+        }
+        settle().await;
+        assert_eq!(nodes[0].adapter.stats().undecodable, 4, "{flavor:?}");
+        nodes[1].adapter.broadcast(ev("after"), all()).await.expect("broadcast");
+        settle().await;
+        assert_eq!(nodes[0].sockets.got("after"), ["a1", "a2"], "still working");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dynamic_mode_routes_room_broadcasts_to_interested_nodes_only() {
+    let hub = MemoryHub::new();
+    let codec: Arc<dyn Codec> = Arc::new(NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::Dynamic));
+    let mut nodes = Vec::new();
+    for name in ["A", "B", "C"] {
+        nodes.push(node(&hub, codec.clone(), name, ClusterConfig::default()).await);
+    }
+    settle().await;
+    nodes[1].adapter.add_all("b1", &["news".into()]);
+    settle().await;
+    let before = nodes[2].adapter.stats().received;
+    nodes[0].adapter.broadcast(ev("news"), all().to("news")).await.expect("broadcast");
+    settle().await;
+    assert_eq!(nodes[1].sockets.got("news"), ["b1"]);
+    assert_eq!(nodes[2].adapter.stats().received, before, "C has no member of 'news': nothing reaches it");
+    // when the room empties, B leaves the room channel
+    nodes[1].adapter.del("b1", &"news".into());
+    settle().await;
+    let before = nodes[1].adapter.stats().received;
+    nodes[0].adapter.broadcast(ev("news2"), all().to("news")).await.expect("broadcast");
+    settle().await;
+    assert_eq!(nodes[1].adapter.stats().received, before);
+    // joins made by a remote request subscribe too
+    nodes[0].adapter.add_sockets(all().to("b1"), vec!["sports".into()]).await.expect("join");
+    settle().await;
+    nodes[2].adapter.broadcast(ev("sports"), all().to("sports")).await.expect("broadcast");
+    settle().await;
+    assert_eq!(nodes[1].sockets.got("sports"), ["b1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requester_without_sockets_is_not_counted_and_gets_every_answer() {
+    for flavor in FLAVORS {
+        let (hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
+        let uid = match flavor {
+            Flavor::Broker => "requester1".to_owned(),
+            Flavor::Heartbeat => socketio_adapter_core::codec::EMITTER_UID.to_owned(),
+        };
+        let requester = ClusterCore::requester(hub.transport(), codec(flavor), "/", uid, ClusterConfig::default())
+            .expect("requester");
+        assert_eq!(requester.server_count().await.expect("count"), 3, "{flavor:?}");
+        let got = requester.fetch_sockets(all().to("r2")).await.expect("fetch").into_result().expect("complete");
+        let mut ids: Vec<_> = got.into_iter().map(|s| s.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["b1", "c1"]);
+        let acks = requester.broadcast_with_ack(ev("q"), all().to("r1")).await.expect("acks").collect().await;
+        assert!(acks.is_complete(), "{flavor:?}");
+        assert_eq!(acks.value.len(), 2);
+        // the servers still count three servers and complete their own requests
+        assert_eq!(nodes[0].adapter.server_count().await.expect("count"), 3);
+        assert!(nodes[0].adapter.fetch_sockets(all()).await.expect("fetch").is_complete());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn operations_before_init_and_after_close_are_errors() {
+    let hub = MemoryHub::counting();
+    let adapter =
+        ClusterAdapter::new(hub.transport(), codec(Flavor::Broker), "/", Recorder::new("A"), ClusterConfig::default())
+            .expect("adapter");
+    assert!(matches!(adapter.fetch_sockets(all()).await, Err(AdapterError::NotInitialized)));
+    adapter.init().await.expect("init");
+    adapter.close().await.expect("close");
+    assert!(matches!(adapter.all_rooms().await, Err(AdapterError::Closed)));
+    let bad = ClusterAdapter::new(
+        hub.transport(),
+        codec(Flavor::Broker),
+        "chat",
+        Recorder::new("B"),
+        ClusterConfig::default(),
+    );
+    assert!(bad.is_err(), "a namespace starts with '/'");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_events_make_heartbeat_nodes_announce_themselves() {
+    let hub = MemoryHub::new();
+    let a = node(&hub, codec(Flavor::Heartbeat), "A", ClusterConfig::default()).await;
+    let spy = hub.transport();
+    let (tx, mut rx) = mpsc::channel(16);
+    spy.subscribe(&[socketio_adapter_core::Channel::Exact("socket.io#/#".into())], tx).await.expect("spy");
+    a.transport.resubscribe().await.expect("resubscribe");
+    settle().await;
+    let mut types = HashMap::new();
+    while let Ok(TransportEvent::Message { payload, .. }) = rx.try_recv() {
+        let v = socketio_adapter_core::json::parse(&payload).expect("json");
+        *types.entry(v.get("type").and_then(Value::as_u64).unwrap_or(0)).or_insert(0) += 1;
+    }
+    assert_eq!(types.get(&1), Some(&1), "one initial heartbeat after the reconnect: {types:?}");
+}
