@@ -3,6 +3,7 @@
 //! every message type), on every channel kind it listens to.
 //!
 //! The seed is printed; set `FUZZ_SEED` to replay a run, `FUZZ_ITERATIONS` to run more.
+#![allow(clippy::print_stderr)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
