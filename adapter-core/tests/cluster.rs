@@ -2,6 +2,8 @@
 //! ways of counting servers (broker count with the classic dialect, heartbeats with the
 //! ClusterAdapter dialect), with paused time for every timeout.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
