@@ -109,10 +109,10 @@ impl LocalSockets for Recorder {
     }
 
     fn server_side_emit(&self, packet: EventPacket, ack: Option<ServerSideAck>) {
-        if let Some(ack) = ack {
-            if packet.event == "ping" {
-                ack.send(format!("pong from {}", self.name));
-            }
+        if let Some(ack) = ack
+            && packet.event == "ping"
+        {
+            ack.send(format!("pong from {}", self.name));
         }
         self.server_events.lock().unwrap().push(packet);
     }
