@@ -93,6 +93,10 @@ pub struct Stats {
     pub pending_requests: usize,
     /// Other nodes currently known alive (heartbeat mode) or seen recently.
     pub known_nodes: usize,
+    /// Per-room channels subscribed (dynamic subscription modes).
+    pub room_channels: usize,
+    /// Per-room channel (un)subscriptions not yet applied at the broker.
+    pub room_channels_pending: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +134,8 @@ struct Inner<T: Transport> {
     closed: AtomicBool,
     last_publish: Mutex<Instant>,
     room_subs: Mutex<RoomSubs>,
-    room_notify: Notify,
+    /// Shared with the room subscription task, which must not keep `Inner` alive.
+    room_notify: Arc<Notify>,
     health: Mutex<Health>,
     counters: Counters,
 }
@@ -229,7 +234,7 @@ impl<T: Transport> ClusterCore<T> {
                 closed: AtomicBool::new(false),
                 last_publish: Mutex::new(Instant::now()),
                 room_subs: Mutex::new(RoomSubs::default()),
-                room_notify: Notify::new(),
+                room_notify: Arc::new(Notify::new()),
                 health: Mutex::new(Health::default()),
                 counters: Counters::default(),
             }),
@@ -264,6 +269,13 @@ impl<T: Transport> ClusterCore<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;
+        // Take each lock in its own statement: a guard made inside the struct literal
+        // would live to the end of it and the second `lock` would deadlock.
+        let (room_channels, room_channels_pending) = {
+            let subs = lock(&self.inner.room_subs);
+            (subs.applied.len(), subs.desired.symmetric_difference(&subs.applied).count())
+        };
+        let known_nodes = lock(&self.inner.nodes).len();
         Stats {
             published: c.published.load(Ordering::Relaxed),
             publish_errors: c.publish_errors.load(Ordering::Relaxed),
@@ -274,7 +286,9 @@ impl<T: Transport> ClusterCore<T> {
             evicted_nodes: c.evicted_nodes.load(Ordering::Relaxed),
             resubscriptions: c.resubscriptions.load(Ordering::Relaxed),
             pending_requests: self.inner.pending.len(),
-            known_nodes: lock(&self.inner.nodes).len(),
+            known_nodes,
+            room_channels,
+            room_channels_pending,
         }
     }
 
@@ -1082,8 +1096,11 @@ impl<T: Transport> Inner<T> {
         }
     }
 
-    async fn apply_room_subscriptions(&self) {
-        let Some(sink) = self.sink.get() else { return };
+    /// Brings the broker's per-room subscriptions to the desired set. Returns `false` if
+    /// some (un)subscription failed and must be retried.
+    async fn apply_room_subscriptions(&self) -> bool {
+        let Some(sink) = self.sink.get() else { return true };
+        let mut settled = true;
         let (add, remove): (Vec<String>, Vec<String>) = {
             let subs = lock(&self.room_subs);
             (
@@ -1095,7 +1112,10 @@ impl<T: Transport> Inner<T> {
             let channels: Vec<Channel> = add.iter().cloned().map(Channel::Exact).collect();
             match self.transport.subscribe(&channels, sink.clone()).await {
                 Ok(()) => lock(&self.room_subs).applied.extend(add),
-                Err(e) => warn!(nsp = %self.nsp, channels = ?add, error = %e, "room subscription failed"),
+                Err(e) => {
+                    settled = false;
+                    warn!(nsp = %self.nsp, channels = ?add, error = %e, "room subscription failed");
+                }
             }
         }
         if !remove.is_empty() {
@@ -1107,9 +1127,13 @@ impl<T: Transport> Inner<T> {
                         subs.applied.remove(ch);
                     }
                 }
-                Err(e) => warn!(nsp = %self.nsp, channels = ?remove, error = %e, "room unsubscription failed"),
+                Err(e) => {
+                    settled = false;
+                    warn!(nsp = %self.nsp, channels = ?remove, error = %e, "room unsubscription failed");
+                }
             }
         }
+        settled
     }
 }
 
@@ -1144,17 +1168,23 @@ async fn maintenance_loop<T: Transport>(weak: Weak<Inner<T>>) {
 }
 
 async fn room_subscription_loop<T: Transport>(weak: Weak<Inner<T>>) {
+    // Hold only the `Notify` between rounds: a strong `Inner` here would keep the adapter
+    // (and its broker connections) alive after its owner dropped it.
+    let Some(notify) = weak.upgrade().map(|inner| Arc::clone(&inner.room_notify)) else { return };
     loop {
-        let notified = match weak.upgrade() {
-            Some(inner) => {
-                inner.apply_room_subscriptions().await;
-                let inner2 = Arc::clone(&inner);
-                drop(inner);
-                async move { inner2.room_notify.notified().await }
-            }
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let settled = match weak.upgrade() {
+            Some(inner) => inner.apply_room_subscriptions().await,
             None => return,
         };
-        notified.await;
+        if settled {
+            notified.await;
+        } else {
+            // the broker refused or was unreachable: retry soon even without a change
+            let _ = tokio::time::timeout(Duration::from_millis(500), notified).await;
+        }
     }
 }
 
