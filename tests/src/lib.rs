@@ -1,1 +1,16 @@
-//! Shared helpers of the cross-crate test suites.
+//! Shared pieces of the cross-crate suites: a recording stand-in for a server's sockets,
+//! the cluster-logic conformance suite every transport runs against its real broker, and
+//! helpers to run the Node.js peers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, missing_docs)]
+
+pub mod conformance;
+pub mod node;
+pub mod recorder;
+
+/// Reads a required environment variable set by `scripts/services.sh env`, with a clear
+/// message when the suite is run without the services.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test.sh (it starts the services and exports it)")
+    })
+}
