@@ -271,6 +271,15 @@ impl RedisTransport {
         Self::connect(&RedisOptions::parse(url)?).await
     }
 
+    /// Connects to the server of an application's existing standalone `redis::Client`
+    /// (its address, database, credentials and TLS settings) with the protocol options of
+    /// `opts` (whose own hosts are ignored). The transport opens its own two connections:
+    /// a subscriber cannot share a connection with ordinary commands.
+    pub async fn from_client(client: &Client, opts: RedisOptions) -> Result<Self, RedisTransportError> {
+        let opts = RedisOptions { nodes: vec![client.get_connection_info().clone()], cluster: false, ..opts };
+        Self::connect(&opts).await
+    }
+
     /// Connects the publisher and the subscriber. Fails if Redis does not answer.
     pub async fn connect(opts: &RedisOptions) -> Result<Self, RedisTransportError> {
         #[cfg(feature = "tls")]
@@ -372,6 +381,38 @@ impl RedisTransport {
             resubscriptions: s.resubscriptions.load(Ordering::Relaxed),
             delivered: s.delivered.load(Ordering::Relaxed),
         }
+    }
+
+    /// The `CLIENT ID` of the subscriber connection on standalone Redis (`None` on Redis
+    /// Cluster, where the subscriber is one connection per master): finds this node's
+    /// subscriber in `CLIENT LIST`.
+    pub async fn subscriber_client_id(&self) -> Result<Option<i64>, RedisTransportError> {
+        let mut guard = self.inner.sub.conn.lock().await;
+        match guard.as_mut() {
+            Some(SubConn::Single(c)) => redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async::<i64>(c)
+                .await
+                .map(Some)
+                .map_err(|e| RedisTransportError::command("CLIENT ID", e)),
+            Some(SubConn::Cluster(_)) => Ok(None),
+            None => Err(RedisTransportError::NotConnected),
+        }
+    }
+
+    /// Unsubscribes every channel at the broker while keeping them registered, as if the
+    /// broker had silently lost them: for testing the repair paths (the health check,
+    /// and on Redis Cluster the unrequested-unsubscribe detection).
+    #[doc(hidden)]
+    pub async fn lose_subscriptions_for_testing(&self) -> Result<(), RedisTransportError> {
+        let state = &self.inner.sub;
+        let mut guard = state.conn.lock().await;
+        let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
+        let channels: Vec<Channel> = lock(&state.registry).keys().cloned().collect();
+        for channel in &channels {
+            state.issue(conn, channel, Verb::Unsub).await?;
+        }
+        Ok(())
     }
 
     /// Runs a command on the publisher connection.

@@ -160,6 +160,7 @@ const ops = {
     return sockets.map((s) => ({ id: s.id, rooms: [...s.rooms], data: toWire(s.data) }));
   },
   async allRooms(a) {
+    // RedisAdapter (classic) only: the sharded ClusterAdapter has no allRooms
     return [...(await io.of(a.nsp || "/").adapter.allRooms())];
   },
   async serverCount(a) {
@@ -167,10 +168,8 @@ const ops = {
   },
   async serverSideEmitWithAck(a) {
     try {
-      const res = await io
-        .of(a.nsp || "/")
-        .timeout(a.timeout || 3000)
-        .serverSideEmitWithAck(a.event, ...fromWire(a.args || []));
+      // the wait is bounded by the adapter's requestsTimeout
+      const res = await io.of(a.nsp || "/").serverSideEmitWithAck(a.event, ...fromWire(a.args || []));
       return { responses: toWire(res) };
     } catch (e) {
       return { error: e.message };

@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod node;
 pub mod recorder;
+pub mod wire;
 
 /// Reads a required environment variable set by `scripts/services.sh env`, with a clear
 /// message when the suite is run without the services.
