@@ -20,6 +20,7 @@
 //! | `subscription_mode` | `dynamic` | sharded: `static`, `dynamic` or `dynamic-private` |
 //! | `command_timeout_ms` | `2000` | one Redis command |
 //! | `connect_timeout_ms` | `2000` | one connection attempt |
+//! | `tls_ca_file` | (web roots) | `rediss://`: PEM file of a private CA to trust instead |
 //!
 //! `user:password@` authenticates with an ACL user (`:password@` with the default user),
 //! `/db` selects a database (standalone only), `rediss://` uses TLS (feature `tls`).

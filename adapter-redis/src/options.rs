@@ -85,6 +85,9 @@ pub struct RedisOptions {
     /// Bound of the queue between the connection and the subscribers; messages beyond it
     /// are dropped and counted (Redis itself disconnects subscribers that fall far behind).
     pub push_queue_capacity: usize,
+    /// `rediss://`: a PEM file of the CA(s) that signed the server certificate, instead of
+    /// the public web roots (read when connecting, not when parsing).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisOptions {
@@ -102,6 +105,7 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
             push_queue_capacity: 65_536,
+            tls_ca_file: None,
         })
     }
 
@@ -167,6 +171,12 @@ impl RedisOptions {
                             )));
                         }
                     }
+                }
+                "tls_ca_file" => {
+                    if !tls {
+                        return Err(bad("tls_ca_file needs a rediss:// URL".into()));
+                    }
+                    opts.tls_ca_file = Some(v.into());
                 }
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }

@@ -265,6 +265,25 @@ fn push_sender(
     }
 }
 
+/// The private CA of `opts`, read from its file.
+#[cfg(feature = "tls")]
+fn tls_certificates(opts: &RedisOptions) -> Result<Option<redis::TlsCertificates>, RedisTransportError> {
+    let Some(path) = &opts.tls_ca_file else { return Ok(None) };
+    let pem =
+        std::fs::read(path).map_err(|e| RedisTransportError::Url(format!("tls_ca_file {}: {e}", path.display())))?;
+    Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+}
+
+/// A client for one node, with the private CA of `opts` when there is one.
+fn client(info: redis::ConnectionInfo, opts: &RedisOptions) -> Result<Client, RedisTransportError> {
+    #[cfg(feature = "tls")]
+    if let Some(certs) = tls_certificates(opts)? {
+        return Client::build_with_tls(info, certs).map_err(|e| RedisTransportError::command("TLS client", e));
+    }
+    let _ = opts;
+    Client::open(info).map_err(|e| RedisTransportError::command("client", e))
+}
+
 impl RedisTransport {
     /// Parses `url` (see [`RedisOptions`]) and connects.
     pub async fn connect_url(url: &str) -> Result<Self, RedisTransportError> {
@@ -314,6 +333,10 @@ impl RedisTransport {
             if let Some(p) = first.redis_settings().password() {
                 builder = builder.password(p);
             }
+            #[cfg(feature = "tls")]
+            if let Some(certs) = tls_certificates(opts)? {
+                builder = builder.certs(certs);
+            }
             let client = builder.build().map_err(|e| RedisTransportError::command("cluster client", e))?;
             let conn = client
                 .get_async_connection()
@@ -321,7 +344,7 @@ impl RedisTransport {
                 .map_err(|e| RedisTransportError::command(format!("connect to {target}"), e))?;
             (Publisher::Cluster(conn.clone()), SubConn::Cluster(conn), Connector::Cluster)
         } else {
-            let pub_client = Client::open(first.clone()).map_err(|e| RedisTransportError::command("client", e))?;
+            let pub_client = client(first.clone(), opts)?;
             let manager = pub_client
                 .get_connection_manager_with_config(
                     ConnectionManagerConfig::new()
@@ -332,8 +355,7 @@ impl RedisTransport {
                 )
                 .await
                 .map_err(|e| RedisTransportError::command(format!("connect to {target}"), e))?;
-            let sub_client =
-                Client::open(RedisOptions::resp3(first)).map_err(|e| RedisTransportError::command("client", e))?;
+            let sub_client = client(RedisOptions::resp3(first), opts)?;
             let (connect_timeout, command_timeout) = (opts.connect_timeout, opts.command_timeout);
             let weak_sub = Arc::clone(&sub);
             let tx = push_tx.clone();

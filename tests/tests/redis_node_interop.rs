@@ -461,6 +461,12 @@ async fn mixed_cluster(mode: Mode) {
     assert!(acks.get("error").is_none(), "{mode:?}: emitWithAck: {acks}");
     assert_eq!(strings(&acks["responses"]), set(&["ack:n1a", "ack:n1b", "ack:n2a", "ack:n2b", "ack:r1", "ack:r2"]));
 
+    // the Rust node has no socket in room2: it must still answer with a count of 0, or
+    // Node.js would wait for it until the timeout
+    let acks = n1.call("emitWithAck", json!({"event": "ask", "to": ["room2"], "timeout": 3000})).await;
+    assert!(acks.get("error").is_none(), "{mode:?}: emitWithAck to room2: {acks}");
+    assert_eq!(strings(&acks["responses"]), set(&["ack:n1b", "ack:n2a"]));
+
     n1.call("socketsJoin", json!({"to": ["room1"], "rooms": ["j1"]})).await;
     eventually("Node.js socketsJoin on the Rust node", WAIT, || rust.rooms_of("r1").contains("j1")).await;
     let n2a = n2.call("rooms", json!({"name": "n2a"})).await;
@@ -539,6 +545,69 @@ async fn mixed_cluster(mode: Mode) {
     assert_eq!(lock(&rust.rec.disconnected)[1], ("r2".to_owned(), false));
     n1.stop().await;
     n2.stop().await;
+}
+
+/// Classic requests of type 0 (`SOCKETS`, which Node.js servers still answer) and 1
+/// (`ALL_ROOMS`) published by a plain Redis client: the Rust node answers with the same
+/// JSON shape as the two Node.js servers, and the answers together are the cluster's.
+async fn raw_requests_answered_like_nodejs() {
+    use futures_util::StreamExt;
+    let prefix = prefix("raw");
+    let rust = RustNode::start(Mode::Classic, &prefix, "R").await;
+    rust.root.add_all(&sid("r1"), &rooms(&["room1"]));
+    rust.root.add_all(&sid("r2"), &rooms(&["room3"]));
+    let (n1, n2, ids1, ids2) = two_node_servers(Mode::Classic, &prefix).await;
+    rust.converge(3).await;
+    let client = redis::Client::open(env("REDIS_URL")).expect("client");
+    let mut sub = client.get_async_pubsub().await.expect("pubsub");
+    sub.subscribe(format!("{prefix}-response#/#")).await.expect("subscribe");
+    let mut publisher = client.get_multiplexed_async_connection().await.expect("connect");
+    let requests = [
+        ("raw-sockets", json!({"uid": "raw", "requestId": "raw-sockets", "type": 0, "rooms": ["room1"]})),
+        ("raw-rooms", json!({"uid": "raw", "requestId": "raw-rooms", "type": 1})),
+    ];
+    for (_, r) in &requests {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("{prefix}-request#/#"))
+            .arg(r.to_string())
+            .query_async(&mut publisher)
+            .await
+            .expect("publish");
+    }
+    let mut answers: Vec<Json> = Vec::new();
+    let mut stream = sub.on_message();
+    while answers.len() < 6 {
+        let msg = tokio::time::timeout(WAIT, stream.next()).await.expect("6 answers").expect("message");
+        let payload: Vec<u8> = msg.get_payload().expect("payload");
+        answers.push(serde_json::from_slice(&payload).expect("JSON answer"));
+    }
+    for (id, _) in &requests {
+        let mine: Vec<&Json> = answers.iter().filter(|a| a["requestId"] == json!(id)).collect();
+        assert_eq!(mine.len(), 3, "{id}: one answer per server: {answers:?}");
+        let shapes: BTreeSet<Vec<String>> =
+            mine.iter().map(|a| a.as_object().expect("object").keys().cloned().collect()).collect();
+        assert_eq!(shapes.len(), 1, "{id}: the Rust node answers in the Node.js shape: {mine:?}");
+    }
+    let sockets: BTreeSet<String> = answers
+        .iter()
+        .filter(|a| a["requestId"] == json!("raw-sockets"))
+        .flat_map(|a| strings(&a["sockets"]))
+        .collect();
+    let want: BTreeSet<String> =
+        [&ids1["n1a"], &ids2["n2a"]].iter().map(|v| v.as_str().expect("id").to_owned()).chain([sid("r1")]).collect();
+    assert_eq!(sockets, want, "SOCKETS of room1 across the cluster");
+    let all_rooms: BTreeSet<String> =
+        answers.iter().filter(|a| a["requestId"] == json!("raw-rooms")).flat_map(|a| strings(&a["rooms"])).collect();
+    for r in ["room1", "room2", "room3"] {
+        assert!(all_rooms.contains(r), "ALL_ROOMS lacks {r}: {all_rooms:?}");
+    }
+    n1.stop().await;
+    n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_raw_requests_answered_like_nodejs() {
+    run(raw_requests_answered_like_nodejs()).await
 }
 
 macro_rules! per_mode {

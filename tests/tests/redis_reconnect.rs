@@ -1,7 +1,8 @@
 //! Reconnection and subscription repair of the Redis transport, against real Redis:
 //! a killed subscriber connection, subscriptions lost without a disconnect (repaired by the
 //! health check, or on Redis Cluster by the unrequested-unsubscribe push), and a Redis
-//! server restarted under a running cluster.
+//! server restarted under a running cluster. Also `rediss://` against a TLS-only server
+//! whose certificate a private CA signed.
 //!
 //! Its own test binary: it kills connections and restarts a private `redis-server`, which
 //! must not disturb the other suites.
@@ -124,8 +125,13 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     async fn start(port: u16) -> PrivateRedis {
+        Self::start_with(port, &["--port", &port.to_string()]).await
+    }
+
+    async fn start_with(port: u16, args: &[&str]) -> PrivateRedis {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -199,4 +205,183 @@ async fn classic_server_restarted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_server_restarted() {
     run(server_restarted("&mode=sharded&subscription_mode=dynamic")).await
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `rediss://` with `tls_ca_file`: a cluster over a TLS-only redis-server, and the same
+/// URL without the private CA fails with a certificate error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    run(async {
+        let dir = std::env::temp_dir().join(format!("sio-tls-{:08x}", fastrand::u32(..)));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sio-test-ca",
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
+        );
+        let port = free_port();
+        let (crt, key, ca) = (dir.join("server.crt"), dir.join("server.key"), dir.join("ca.crt"));
+        let redis = PrivateRedis::start_with(
+            port,
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                crt.to_str().expect("path"),
+                "--tls-key-file",
+                key.to_str().expect("path"),
+                "--tls-ca-cert-file",
+                ca.to_str().expect("path"),
+                "--tls-auth-clients",
+                "no",
+            ],
+        )
+        .await;
+        let base = format!("rediss://127.0.0.1:{port}");
+        let with_ca = format!("&tls_ca_file={}", ca.display());
+        for query in ["", "&mode=sharded"] {
+            let (a, b) = pair(&url(&base, &prefix(), &format!("{with_ca}{query}"))).await;
+            flows(&b, &a, "tls").await;
+            requests_work(&a, &b, "tls").await;
+        }
+        let err = RedisTransport::connect_url(&url(&base, &prefix(), "&connect_timeout_ms=1000"))
+            .await
+            .expect_err("the server certificate is not signed by a web root");
+        assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+        drop(redis);
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+}
+
+/// `CLUSTER SETSLOT <slot> NODE <id>` on every master: moves an empty slot (these tests
+/// store no keys) to `owner`.
+async fn assign_slot(masters: &[(String, String)], slot: u16, owner: &str) {
+    // the new owner first, then the others, as redis-cli --cluster does
+    let mut order: Vec<&(String, String)> = masters.iter().filter(|(id, _)| id == owner).collect();
+    order.extend(masters.iter().filter(|(id, _)| id != owner));
+    for (_, addr) in order {
+        let client = redis::Client::open(format!("redis://{addr}")).expect("client");
+        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(owner)
+            .query_async(&mut c)
+            .await
+            .expect("CLUSTER SETSLOT");
+    }
+}
+
+/// A room channel's slot moves to another master (as in resharding): the old owner
+/// drops the shard subscription, the transport resubscribes where the slot now lives, and
+/// broadcasts to the room flow again. The slot is moved back afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_sharded_slot_moved() {
+    run(async {
+        let urls = env("REDIS_CLUSTER_URLS");
+        let first = urls.split(',').next().expect("a cluster node").to_owned();
+        let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
+        let prefix = prefix();
+        let (a, b) =
+            pair(&url(&format!("redis://{}", hosts.join(",")), &prefix, "&mode=sharded&subscription_mode=dynamic"))
+                .await;
+        flows(&b, &a, "start").await;
+
+        let client = redis::Client::open(first).expect("client");
+        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+        let channel = format!("{prefix}#/#room1#");
+        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&channel).query_async(&mut c).await.expect("KEYSLOT");
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await.expect("NODES");
+        // (id, host:port, slot ranges) of each master
+        let mut masters = Vec::new();
+        let mut owner = None;
+        for line in nodes.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 8 || !f[2].contains("master") {
+                continue;
+            }
+            let addr = f[1].split('@').next().expect("addr").to_owned();
+            for range in &f[8..] {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
+                    && (lo..=hi).contains(&slot)
+                {
+                    owner = Some(f[0].to_owned());
+                }
+            }
+            masters.push((f[0].to_owned(), addr));
+        }
+        let owner = owner.expect("slot owner");
+        let target = masters.iter().find(|(id, _)| *id != owner).expect("another master").0.clone();
+        let before = a.transport.stats().resubscriptions;
+        assign_slot(&masters, slot, &target).await;
+        let moved = async {
+            flows(&b, &a, "slot moved").await;
+            assert!(a.transport.stats().resubscriptions > before, "{:?}", a.transport.stats());
+        };
+        let result = tokio::time::timeout(WAIT, moved).await;
+        assign_slot(&masters, slot, &owner).await;
+        result.expect("repaired after the slot moved");
+        flows(&b, &a, "slot moved back").await;
+    })
+    .await
 }
