@@ -202,3 +202,127 @@ async fn three_sio_nodes_classic() {
 async fn three_sio_nodes_sharded() {
     run(three_nodes("&mode=sharded")).await
 }
+
+/// 2 sio-node + 2 Node.js socket.io servers (`@socket.io/redis-adapter`) on one Redis,
+/// clients on all four: broadcasts, rooms, fetch, acks and server-side emit both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_with_nodejs_servers() {
+    run(async {
+        let prefix = format!("sio-mixed-{:08x}", fastrand::u32(..));
+        let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
+        let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
+        let cfg = |name: &str| {
+            json!({"name": name, "port": free_port(), "prefix": prefix, "mode": "classic",
+                   "redis": env("REDIS_URL"), "requestsTimeout": 3000})
+        };
+        let mut n1 = NodePeer::start("N1", cfg("N1")).await;
+        let mut n2 = NodePeer::start("N2", cfg("N2")).await;
+        let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
+        let ids = c
+            .call("clients", json!({"clients": [{"name": "a1", "port": a.port}, {"name": "b1", "port": b.port}]}))
+            .await;
+        let ids1 = n1.call("clients", json!({"clients": [{"name": "n1a", "rooms": ["red"]}]})).await;
+        let ids2 = n2.call("clients", json!({"clients": [{"name": "n2a", "rooms": []}]})).await;
+        call(&mut c, "a1", "join", json!("red")).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while call(&mut c, "a1", "server_count", json!({})).await["count"] != json!(4) {
+            assert!(tokio::time::Instant::now() < deadline, "server count never 4");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(n1.call("serverCount", json!({})).await, json!(4));
+
+        // sio-node -> everyone, and to red
+        call(&mut c, "b1", "emit", json!({"event": "m_all", "args": ["hi", 1]})).await;
+        call(&mut c, "b1", "emit", json!({"to": ["red"], "event": "m_red", "args": []})).await;
+        wait_got(&mut c, "m_all", &["a1", "b1"]).await;
+        wait_got(&mut c, "m_red", &["a1"]).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (g1, g2) = (
+                n1.call("received", json!({"event": "m_all"})).await,
+                n2.call("received", json!({"event": "m_all"})).await,
+            );
+            if g1["n1a"].as_array().is_some_and(|v| !v.is_empty())
+                && g2["n2a"].as_array().is_some_and(|v| !v.is_empty())
+            {
+                assert_eq!(g1["n1a"][0]["args"], json!(["hi", 1]));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "sio-node broadcast to Node.js clients: {g1} {g2}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Node.js -> sio-node clients in red
+        n2.call("broadcast", json!({"to": ["red"], "event": "n_red", "args": [{"k": "v"}]})).await;
+        wait_got(&mut c, "n_red", &["a1"]).await;
+
+        // fetch sockets from sio-node includes Node.js sockets, and the other way round
+        let r = call(&mut c, "b1", "fetch_sockets", json!({"to": ["red"]})).await;
+        let got: BTreeSet<String> =
+            r["sockets"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+        let want: BTreeSet<String> =
+            [ids["a1"].as_str().unwrap(), ids1["n1a"].as_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        assert_eq!(got, want, "sio-node fetch_sockets");
+        let r = n2.call("fetchSockets", json!({"to": ["red"]})).await;
+        let got: BTreeSet<String> =
+            r.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(got, want, "Node.js fetchSockets");
+
+        // acks across
+        let r = call(&mut c, "a1", "emit_with_ack", json!({"event": "ask", "args": [], "timeout_ms": 3000})).await;
+        let acks = strings(&r["responses"]);
+        for want in ["ack:a1", "ack:b1", "ack:n1a", "ack:n2a"] {
+            assert!(acks.contains(want), "sio-node emit_with_ack lacks {want}: {acks:?}");
+        }
+        let r = n1.call("emitWithAck", json!({"event": "ask2", "timeout": 3000})).await;
+        assert!(r.get("error").is_none(), "Node.js emitWithAck: {r}");
+        assert_eq!(strings(&r["responses"]).len(), 4, "{r}");
+
+        // server-side emit both ways
+        let r = call(&mut c, "a1", "server_side_emit", json!({"event": "ping", "args": [], "ack": true})).await;
+        let answers: Vec<String> = r["responses"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+        assert_eq!(answers.len(), 3, "B, N1, N2 answer: {answers:?}");
+        assert!(
+            answers.iter().any(|a| a.contains("pong from N1")) && answers.iter().any(|a| a.contains("\"B\"")),
+            "{answers:?}"
+        );
+        let r = n1.call("serverSideEmitWithAck", json!({"event": "ping"})).await;
+        assert!(r.get("error").is_none(), "Node.js serverSideEmitWithAck: {r}");
+        assert_eq!(r["responses"].as_array().unwrap().len(), 3, "{r}");
+        let _ = ids2;
+        for p in [c, n1, n2] {
+            p.stop().await;
+        }
+    })
+    .await
+}
+
+/// Headless Chromium (playwright-core) opens the chat page on two nodes; a message sent
+/// on A shows on B. The screenshot is kept in `$CARGO_TARGET_TMPDIR/chat-node-b.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_chat_across_nodes() {
+    run(async {
+        let prefix = format!("sio-browser-{:08x}", fastrand::u32(..));
+        let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
+        let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
+        let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-node-b.png");
+        let _ = std::fs::remove_file(&shot);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser.js");
+        let out = Command::new("node")
+            .arg(&script)
+            .args([a.port.to_string(), b.port.to_string(), shot.display().to_string()])
+            .env("NODE_PATH", env("SIO_NODE_MODULES"))
+            .env("CHROMIUM", std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
+            .output()
+            .await
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "browser test failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "screenshot {}", shot.display());
+        eprintln!("screenshot: {}", shot.display());
+    })
+    .await
+}
