@@ -171,6 +171,26 @@ async fn three_nodes(query: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // leave: a1 leaves red, a broadcast to red no longer reaches it
+    assert_eq!(call(&mut c, "a1", "leave", json!("red")).await, json!({"ok": true}));
+    call(&mut c, "c1", "emit", json!({"to": ["red"], "event": "e_after_leave", "args": []})).await;
+    wait_got(&mut c, "e_after_leave", &["b1"]).await;
+    call(&mut c, "c1", "emit", json!({"event": "zz2", "args": []})).await;
+    wait_got(&mut c, "zz2", &["a1", "a2", "b1", "c1"]).await;
+    assert_eq!(got(&mut c, "e_after_leave").await, ["b1"], "a1 left red");
+
+    // GET /health on each node
+    for (node, name) in nodes.iter().zip(["A", "B", "C"]) {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", node.port)).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        let json_part = &body[body.find('{').expect("json body")..];
+        let h: Json = serde_json::from_str(json_part.trim()).expect("health JSON");
+        assert_eq!(h, json!({"node": name, "servers": 3}), "{body}");
+    }
+
     // server_side_emit with acks: every other node answers ping
     let r = call(&mut c, "a1", "server_side_emit", json!({"event": "ping", "args": [], "ack": true})).await;
     let nodes_answered: BTreeSet<String> =
