@@ -21,8 +21,8 @@
 //! - Make each socket join a room named after its id on connect (as Node.js does), so
 //!   that peers can address it: `socket.join(socket.id.to_string())`.
 //! - socketioxide changes rooms on its local adapter directly, without telling the
-//!   adapter; for transports that subscribe per room (sharded Redis, `dynamic`) the bridge
-//!   polls the local rooms every [`SioState::with_room_poll`] (default 100 ms).
+//!   adapter; for dialects that subscribe per room (sharded Redis, `dynamic` modes) the
+//!   bridge polls the local rooms every [`SioState::with_room_poll`] (default 100 ms).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -245,6 +245,9 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             let core = self.core()?.clone();
             core.start().await?;
             on_success();
+            if !core.codec().capabilities().room_channels {
+                return Ok(());
+            }
             // socketioxide changes rooms without telling the adapter: poll for per-room channels
             let weak = Arc::downgrade(&self);
             let every = self.room_poll;
@@ -320,14 +323,12 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
     }
 
     async fn add_sockets(&self, opts: SioOpts, rooms: impl RoomParam) -> Result<(), SioError> {
-        let rooms: Vec<Room> = rooms.into_room_iter().map(|r| Room::new(r.into_owned())).collect();
-        self.core()?.add_sockets(from_sio_opts(&opts), rooms).await?;
+        self.core()?.add_sockets(from_sio_opts(&opts), our_rooms(rooms)).await?;
         Ok(())
     }
 
     async fn del_sockets(&self, opts: SioOpts, rooms: impl RoomParam) -> Result<(), SioError> {
-        let rooms: Vec<Room> = rooms.into_room_iter().map(|r| Room::new(r.into_owned())).collect();
-        self.core()?.del_sockets(from_sio_opts(&opts), rooms).await?;
+        self.core()?.del_sockets(from_sio_opts(&opts), our_rooms(rooms)).await?;
         Ok(())
     }
 
@@ -384,7 +385,7 @@ struct LocalBridge<E: SocketEmitter> {
 
 impl<E: SocketEmitter> LocalBridge<E> {
     fn packet(&self, packet: &EventPacket) -> Option<Packet> {
-        match self.local.parser().encode_value(&Args(&packet.args), Some(&packet.event)) {
+        match from_event(self.local.parser(), packet) {
             Ok(v) => Some(Packet::event(self.local.path().clone(), v)),
             Err(e) => {
                 warn!(nsp = %self.nsp, event = %packet.event, error = %e, "cannot encode an event for local sockets");
@@ -424,15 +425,13 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
     }
 
     fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
-        let sio_rooms: Vec<String> = rooms.iter().map(|r| r.as_str().to_owned()).collect();
-        self.local.add_sockets(to_sio_opts(opts), sio_rooms);
+        self.local.add_sockets(to_sio_opts(opts), sio_rooms(rooms));
         // the room poller reports the created rooms
         RoomChanges::default()
     }
 
     fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
-        let sio_rooms: Vec<String> = rooms.iter().map(|r| r.as_str().to_owned()).collect();
-        self.local.del_sockets(to_sio_opts(opts), sio_rooms);
+        self.local.del_sockets(to_sio_opts(opts), sio_rooms(rooms));
         RoomChanges::default()
     }
 
@@ -477,6 +476,14 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
     }
 }
 
+fn our_rooms(rooms: impl RoomParam) -> Vec<Room> {
+    rooms.into_room_iter().map(|r| Room::new(r.into_owned())).collect()
+}
+
+fn sio_rooms(rooms: &[Room]) -> Vec<SioRoom> {
+    rooms.iter().map(|r| SioRoom::Owned(r.as_str().to_owned())).collect()
+}
+
 fn all_sockets() -> SioOpts {
     let mut opts = SioOpts::default();
     opts.add_flag(SioFlags::Broadcast);
@@ -506,8 +513,8 @@ pub fn from_sio_opts(opts: &SioOpts) -> BroadcastOptions {
 /// Ours -> socketioxide's, for the local sockets (rooms empty = every socket).
 pub fn to_sio_opts(opts: &BroadcastOptions) -> SioOpts {
     let mut out = all_sockets();
-    out.rooms = opts.rooms.iter().map(|r| SioRoom::Owned(r.as_str().to_owned())).collect();
-    out.except = opts.except.iter().map(|r| SioRoom::Owned(r.as_str().to_owned())).collect();
+    out.rooms = sio_rooms(&opts.rooms).into();
+    out.except = sio_rooms(&opts.except).into();
     if opts.flags.volatile {
         out.add_flag(SioFlags::Volatile);
     }

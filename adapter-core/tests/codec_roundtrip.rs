@@ -127,6 +127,10 @@ fn cluster_envelope_matches_node_bytes() {
     assert_eq!(codec.encode(&sid).expect("encodes").channel, "socket.io#/#");
     let private = NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::DynamicPrivate);
     assert_eq!(private.encode(&sid).expect("encodes").channel, "socket.io#/#VakY5BjDZXJXuckgAAAA#");
+    // the capability that tells servers whether room changes move subscriptions
+    assert!(codec.capabilities().room_channels && private.capabilities().room_channels);
+    assert!(!static_codec.capabilities().room_channels);
+    assert!(!NodeRedisCodec::default().capabilities().room_channels);
     // binary switches the whole envelope to msgpack, with the emitter uid
     let bin = Message::new(
         None,

@@ -47,6 +47,9 @@ pub struct Capabilities {
     pub all_rooms: bool,
     /// Responses name the node that sent them.
     pub identified_responses: bool,
+    /// Room broadcasts travel on per-room channels ([`Codec::room_channel`]), so local
+    /// room creations and deletions change the subscriptions.
+    pub room_channels: bool,
 }
 
 /// A wire dialect.

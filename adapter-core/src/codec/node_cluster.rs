@@ -231,7 +231,12 @@ impl Codec for NodeClusterCodec {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { heartbeats: true, all_rooms: false, identified_responses: true }
+        Capabilities {
+            heartbeats: true,
+            all_rooms: false,
+            identified_responses: true,
+            room_channels: self.mode != SubscriptionMode::Static,
+        }
     }
 
     fn new_node_id(&self) -> String {

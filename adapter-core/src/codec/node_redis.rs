@@ -276,7 +276,7 @@ impl Codec for NodeRedisCodec {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { heartbeats: false, all_rooms: true, identified_responses: false }
+        Capabilities { heartbeats: false, all_rooms: true, identified_responses: false, room_channels: false }
     }
 
     fn new_node_id(&self) -> String {
