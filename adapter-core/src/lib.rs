@@ -74,6 +74,8 @@ mod value;
 
 #[cfg(feature = "test-util")]
 pub mod memory;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 #[cfg(feature = "socketioxide")]
 pub mod sio;

@@ -4,119 +4,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
+use socketio_adapter_core::testing::Recorder;
 use socketio_adapter_core::{
-    AckError, Adapter, AdapterError, BroadcastFlags, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore,
-    EventPacket, LocalAckStream, LocalSockets, Room, ServerSideAck, SocketDetails, Transport, TransportEvent, Value,
+    Adapter, AdapterError, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore, EventPacket, Room, Transport,
+    TransportEvent, Value,
 };
 use tokio::sync::mpsc;
-
-/// A fake Socket.IO server: records what it was asked to do.
-#[derive(Default)]
-struct Recorder {
-    name: String,
-    delivered: Mutex<Vec<(String, EventPacket, bool)>>,
-    disconnected: Mutex<Vec<(String, bool)>>,
-    silent: Mutex<HashSet<String>>,
-    server_events: Mutex<Vec<EventPacket>>,
-}
-
-impl Recorder {
-    fn new(name: &str) -> Arc<Self> {
-        Arc::new(Recorder { name: name.into(), ..Default::default() })
-    }
-
-    /// Sorted socket ids that received `event`.
-    fn got(&self, event: &str) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .delivered
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, p, _)| p.event == event)
-            .map(|(s, _, _)| s.clone())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn packets(&self, event: &str) -> Vec<EventPacket> {
-        self.delivered.lock().unwrap().iter().filter(|(_, p, _)| p.event == event).map(|(_, p, _)| p.clone()).collect()
-    }
-}
-
-impl LocalSockets for Recorder {
-    fn send(&self, sids: &[String], packet: &EventPacket, _flags: &BroadcastFlags) {
-        let mut d = self.delivered.lock().unwrap();
-        for s in sids {
-            d.push((s.clone(), packet.clone(), false));
-        }
-    }
-
-    fn send_volatile(&self, sids: &[String], packet: &EventPacket, _flags: &BroadcastFlags) {
-        let mut d = self.delivered.lock().unwrap();
-        for s in sids {
-            d.push((s.clone(), packet.clone(), true));
-        }
-    }
-
-    fn send_with_ack(
-        &self,
-        sids: &[String],
-        packet: &EventPacket,
-        flags: &BroadcastFlags,
-        timeout: Duration,
-    ) -> LocalAckStream {
-        self.send(sids, packet, flags);
-        let (tx, rx) = mpsc::channel(sids.len().max(1));
-        let silent = self.silent.lock().unwrap().clone();
-        let sids = sids.to_vec();
-        tokio::spawn(async move {
-            let mut late = Vec::new();
-            for sid in sids {
-                if silent.contains(&sid) {
-                    late.push(sid);
-                } else {
-                    let _ = tx.send((sid.clone(), Ok(Value::from(format!("ack:{sid}"))))).await;
-                }
-            }
-            tokio::time::sleep(timeout).await;
-            for sid in late {
-                let _ = tx.send((sid, Err(AckError::Timeout))).await;
-            }
-        });
-        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }))
-    }
-
-    fn disconnect(&self, sids: &[String], close: bool) {
-        let mut d = self.disconnected.lock().unwrap();
-        for s in sids {
-            d.push((s.clone(), close));
-        }
-    }
-
-    fn describe(&self, sid: &str) -> Option<SocketDetails> {
-        let mut data = socketio_adapter_core::Map::new();
-        data.insert("node", self.name.clone());
-        data.insert("sid", sid);
-        Some(SocketDetails { handshake: Value::Null, data: Value::Map(data) })
-    }
-
-    fn server_side_emit(&self, packet: EventPacket, ack: Option<ServerSideAck>) {
-        if let Some(ack) = ack
-            && packet.event == "ping"
-        {
-            ack.send(format!("pong from {}", self.name));
-        }
-        self.server_events.lock().unwrap().push(packet);
-    }
-}
 
 struct Node {
     adapter: ClusterAdapter<MemoryTransport>,
