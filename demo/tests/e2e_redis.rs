@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use socketio_cluster_tests::conformance::run;
+use socketio_cluster_tests::conformance::{prefix, run};
 use socketio_cluster_tests::env;
 use socketio_cluster_tests::node::{NodePeer, free_port};
 use tokio::process::{Child, Command};
@@ -41,23 +41,10 @@ fn strings(j: &Json) -> BTreeSet<String> {
     j.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
-/// Who (client names) received `event`, sorted.
-async fn got(clients: &mut NodePeer, event: &str) -> Vec<String> {
-    let r = clients.call("received", json!({"event": event})).await;
-    let mut names: Vec<String> = Vec::new();
-    for (name, evs) in r.as_object().unwrap() {
-        for _ in evs.as_array().unwrap() {
-            names.push(name.clone());
-        }
-    }
-    names.sort();
-    names
-}
-
 async fn wait_got(clients: &mut NodePeer, event: &str, want: &[&str]) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let g = got(clients, event).await;
+        let g = clients.got(event).await;
         if g.len() >= want.len() {
             assert_eq!(g, want, "{event}");
             return;
@@ -74,7 +61,7 @@ async fn call(clients: &mut NodePeer, name: &str, event: &str, data: Json) -> Js
 }
 
 async fn three_nodes(query: &str) {
-    let prefix = format!("sio-e2e-{:08x}", fastrand::u32(..));
+    let prefix = prefix("e2e");
     let url = format!("{}?prefix={prefix}{query}", env("REDIS_URL"));
     let nodes = [sio_node("A", &url).await, sio_node("B", &url).await, sio_node("C", &url).await];
     let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
@@ -103,7 +90,7 @@ async fn three_nodes(query: &str) {
     loop {
         call(&mut c, "a2", "emit", json!({"to": ["red", "blue"], "event": "probe", "args": []})).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let g: BTreeSet<String> = got(&mut c, "probe").await.into_iter().collect();
+        let g: BTreeSet<String> = c.got("probe").await.into_iter().collect();
         if ["a1", "b1", "c1"].iter().all(|n| g.contains(*n)) {
             break;
         }
@@ -125,11 +112,11 @@ async fn three_nodes(query: &str) {
     // barrier, then nothing extra arrived
     call(&mut c, "a1", "emit", json!({"event": "zz", "args": []})).await;
     wait_got(&mut c, "zz", &["a1", "a2", "b1", "c1"]).await;
-    assert_eq!(got(&mut c, "e_all").await, ["a1", "a2", "b1", "c1"]);
-    assert_eq!(got(&mut c, "e_red").await, ["a1", "b1"]);
-    assert_eq!(got(&mut c, "e_except").await, ["a1"]);
-    assert_eq!(got(&mut c, "e_admin").await, ["x1"]);
-    let vol = got(&mut c, "e_vol").await;
+    assert_eq!(c.got("e_all").await, ["a1", "a2", "b1", "c1"]);
+    assert_eq!(c.got("e_red").await, ["a1", "b1"]);
+    assert_eq!(c.got("e_except").await, ["a1"]);
+    assert_eq!(c.got("e_admin").await, ["x1"]);
+    let vol = c.got("e_vol").await;
     assert!(vol.iter().all(|n| n == "b1" || n == "c1"), "volatile to blue: {vol:?}");
     let rec = c.call("received", json!({"event": "e_all"})).await;
     assert_eq!(rec["b1"][0]["args"], args, "arguments across nodes");
@@ -177,7 +164,7 @@ async fn three_nodes(query: &str) {
     wait_got(&mut c, "e_after_leave", &["b1"]).await;
     call(&mut c, "c1", "emit", json!({"event": "zz2", "args": []})).await;
     wait_got(&mut c, "zz2", &["a1", "a2", "b1", "c1"]).await;
-    assert_eq!(got(&mut c, "e_after_leave").await, ["b1"], "a1 left red");
+    assert_eq!(c.got("e_after_leave").await, ["b1"], "a1 left red");
 
     // GET /health on each node
     for (node, name) in nodes.iter().zip(["A", "B", "C"]) {
@@ -228,7 +215,7 @@ async fn three_sio_nodes_sharded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_with_nodejs_servers() {
     run(async {
-        let prefix = format!("sio-mixed-{:08x}", fastrand::u32(..));
+        let prefix = prefix("mixed");
         let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
         let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
         let cfg = |name: &str| {
@@ -321,7 +308,7 @@ async fn mixed_with_nodejs_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_chat_across_nodes() {
     run(async {
-        let prefix = format!("sio-browser-{:08x}", fastrand::u32(..));
+        let prefix = prefix("browser");
         let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
         let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
         let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-node-b.png");

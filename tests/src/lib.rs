@@ -15,3 +15,11 @@ pub fn env(name: &str) -> String {
         panic!("{name} is not set: run the tests with scripts/test.sh (it starts the services and exports it)")
     })
 }
+
+/// The 3-master Redis Cluster as one URL of this project's grammar
+/// (`redis://host:port,host:port,...`), from `REDIS_CLUSTER_URLS`.
+pub fn redis_cluster_url() -> String {
+    let urls = env("REDIS_CLUSTER_URLS");
+    let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
+    format!("redis://{}", hosts.join(","))
+}

@@ -116,6 +116,26 @@ impl NodePeer {
         }
     }
 
+    /// What this peer's clients received of `event`: (client name, arguments), one entry
+    /// per delivery.
+    pub async fn received(&mut self, event: &str) -> Vec<(String, Vec<Json>)> {
+        let got = self.call("received", json!({ "event": event })).await;
+        let mut out = Vec::new();
+        for (client, events) in got.as_object().expect("object") {
+            for e in events.as_array().expect("array") {
+                out.push((client.clone(), e["args"].as_array().cloned().unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    /// Names of this peer's clients that received `event`, one per delivery, sorted.
+    pub async fn got(&mut self, event: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.received(event).await.into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names
+    }
+
     /// Stops the peer.
     pub async fn stop(mut self) {
         let _ = self.call("close", Json::Null).await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use socketio_adapter_core::codec::Codec;
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::Backend;
-use socketio_cluster_tests::{conformance_suite, env};
+use socketio_cluster_tests::{conformance_suite, env, redis_cluster_url};
 
 /// Redis reached through a URL (without prefix: each case adds its own).
 struct Redis {
@@ -18,13 +18,7 @@ struct Redis {
 
 impl Redis {
     fn url(&self, prefix: &str) -> String {
-        let base = if self.cluster {
-            let urls = env("REDIS_CLUSTER_URLS");
-            let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
-            format!("redis://{}", hosts.join(","))
-        } else {
-            env("REDIS_URL")
-        };
+        let base = if self.cluster { redis_cluster_url() } else { env("REDIS_URL") };
         format!("{base}?prefix={prefix}&request_timeout_ms=3000{}", self.query)
     }
 }

@@ -17,11 +17,11 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Value};
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
-use socketio_cluster_tests::conformance::{eventually, run};
-use socketio_cluster_tests::env;
+use socketio_cluster_tests::conformance::{eventually, prefix, run};
 use socketio_cluster_tests::node::{NodePeer, free_port};
 use socketio_cluster_tests::recorder::{Recorder, lock, sid};
 use socketio_cluster_tests::wire::from_json;
+use socketio_cluster_tests::{env, redis_cluster_url};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -41,11 +41,7 @@ impl Mode {
 
     fn rust_url(self, prefix: &str) -> String {
         let base = match self {
-            Mode::ClusterSharded => {
-                let urls = env("REDIS_CLUSTER_URLS");
-                let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
-                format!("redis://{}", hosts.join(","))
-            }
+            Mode::ClusterSharded => redis_cluster_url(),
             _ => env("REDIS_URL"),
         };
         let mode = match self {
@@ -72,10 +68,6 @@ impl Mode {
     async fn peer(self, name: &str, prefix: &str, server: bool) -> NodePeer {
         NodePeer::start(name, self.peer_config(name, prefix, server).0).await
     }
-}
-
-fn prefix(case: &str) -> String {
-    format!("sio-interop-{case}-{:08x}", fastrand::u32(..))
 }
 
 /// A Rust node: namespaces `/` and `/admin` on one transport.
@@ -137,23 +129,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// The values a Node.js client received for `event`, per client name.
-async fn node_received(peer: &mut NodePeer, event: &str) -> Vec<(String, Vec<Json>)> {
-    let got = peer.call("received", json!({ "event": event })).await;
-    let mut out = Vec::new();
-    for (client, events) in got.as_object().expect("object") {
-        for e in events.as_array().expect("array") {
-            out.push((client.clone(), e["args"].as_array().cloned().unwrap_or_default()));
-        }
-    }
-    out
-}
-
 /// Names of the Node.js clients (of all `peers`) that received `event`, sorted.
 async fn node_got(peers: &mut [&mut NodePeer], event: &str) -> Vec<String> {
     let mut names = Vec::new();
     for p in peers.iter_mut() {
-        names.extend(node_received(p, event).await.into_iter().map(|(n, _)| n));
+        names.extend(p.got(event).await);
     }
     names.sort();
     names
@@ -396,11 +376,11 @@ async fn rust_into_node(mode: Mode) {
         assert!(tokio::time::Instant::now() < deadline, "{mode:?}: volatile never reached room2: {got:?}");
     }
     assert!(rust.rec.got("e_volatile").is_empty());
-    for (client, got) in node_received(&mut n1, "e_all").await {
+    for (client, got) in n1.received("e_all").await {
         assert_eq!(got, [json!("x"), json!(1)], "{client}");
     }
-    let mut binary = node_received(&mut n1, "e_binary").await;
-    binary.extend(node_received(&mut n2, "e_binary").await);
+    let mut binary = n1.received("e_binary").await;
+    binary.extend(n2.received("e_binary").await);
     binary.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(binary.len(), 2, "{binary:?}");
     for (client, got) in &binary {

@@ -13,9 +13,9 @@ use std::time::Duration;
 use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room};
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::{eventually, run};
-use socketio_cluster_tests::env;
 use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::recorder::{Recorder, sid};
+use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
 use tokio::process::{Child, Command};
 
@@ -88,7 +88,7 @@ fn url(base: &str, prefix: &str, query: &str) -> String {
 }
 
 fn prefix() -> String {
-    format!("sio-reconnect-{:08x}", fastrand::u32(..))
+    socketio_cluster_tests::conformance::prefix("reconnect")
 }
 
 async fn subscriber_killed(query: &str) {
@@ -191,10 +191,7 @@ async fn sharded_subscriptions_lost_are_repaired_by_the_health_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_sharded_subscriptions_lost_are_repaired() {
-    let urls = env("REDIS_CLUSTER_URLS");
-    let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
-    let base = format!("redis://{}", hosts.join(","));
-    run(subscriptions_lost(&base, "&mode=sharded&subscription_mode=dynamic")).await
+    run(subscriptions_lost(&redis_cluster_url(), "&mode=sharded&subscription_mode=dynamic")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,13 +334,9 @@ async fn assign_slot(masters: &[(String, String)], slot: u16, owner: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_sharded_slot_moved() {
     run(async {
-        let urls = env("REDIS_CLUSTER_URLS");
-        let first = urls.split(',').next().expect("a cluster node").to_owned();
-        let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
+        let first = env("REDIS_CLUSTER_URLS").split(',').next().expect("a cluster node").to_owned();
         let prefix = prefix();
-        let (a, b) =
-            pair(&url(&format!("redis://{}", hosts.join(",")), &prefix, "&mode=sharded&subscription_mode=dynamic"))
-                .await;
+        let (a, b) = pair(&url(&redis_cluster_url(), &prefix, "&mode=sharded&subscription_mode=dynamic")).await;
         flows(&b, &a, "start").await;
 
         let client = redis::Client::open(first).expect("client");
