@@ -81,21 +81,10 @@ impl NodePeer {
 
     /// Sends a command and returns its `result` (panics on an `error` or after 20 s).
     pub async fn call(&mut self, op: &str, args: Json) -> Json {
-        self.next += 1;
-        let id = self.next;
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().unwrap().insert(id, tx);
-        let line = format!("{}\n", json!({"id": id, "op": op, "args": args}));
-        self.stdin.write_all(line.as_bytes()).await.expect("write to node");
-        self.stdin.flush().await.expect("flush");
-        let reply = tokio::time::timeout(Duration::from_secs(20), rx)
-            .await
-            .unwrap_or_else(|_| panic!("node peer {}: no answer to {op} within 20 s", self.name))
-            .unwrap_or_else(|_| panic!("node peer {} exited during {op}", self.name));
-        if let Some(err) = reply.get("error") {
-            panic!("node peer {}: {op} failed: {err}", self.name);
+        match self.try_call(op, args).await {
+            Ok(result) => result,
+            Err(e) => panic!("node peer {}: {op} failed: {e}", self.name),
         }
-        reply.get("result").cloned().unwrap_or(Json::Null)
     }
 
     /// Like [`NodePeer::call`] but returns the error text instead of panicking.
@@ -106,10 +95,11 @@ impl NodePeer {
         self.waiters.lock().unwrap().insert(id, tx);
         let line = format!("{}\n", json!({"id": id, "op": op, "args": args}));
         self.stdin.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
+        self.stdin.flush().await.map_err(|e| e.to_string())?;
         let reply = tokio::time::timeout(Duration::from_secs(20), rx)
             .await
-            .map_err(|_| format!("no answer to {op}"))?
-            .map_err(|_| "peer exited".to_owned())?;
+            .map_err(|_| format!("no answer to {op} within 20 s"))?
+            .map_err(|_| "the peer exited".to_owned())?;
         match reply.get("error") {
             Some(e) => Err(e.to_string()),
             None => Ok(reply.get("result").cloned().unwrap_or(Json::Null)),

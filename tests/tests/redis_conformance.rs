@@ -62,30 +62,37 @@ conformance_suite!(
 );
 conformance_suite!(cluster_classic, super::Redis { name: "cluster-classic", cluster: true, query: "" });
 
+/// Two nodes on these transports count each other and a broadcast crosses between them.
+async fn two_nodes_talk(opts: &RedisOptions, transports: [RedisTransport; 2]) {
+    use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, EventPacket};
+    use socketio_cluster_tests::conformance::eventually;
+    use socketio_cluster_tests::recorder::{Recorder, sid};
+    let mut nodes = Vec::new();
+    for (transport, name) in transports.into_iter().zip(["A", "B"]) {
+        let rec = Recorder::new(name);
+        let adapter =
+            ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
+        adapter.init().await.expect("init");
+        nodes.push((adapter, rec));
+    }
+    nodes[1].0.add_all(&sid("b1"), &[]);
+    assert_eq!(nodes[0].0.server_count().await.expect("count"), 2);
+    nodes[0].0.broadcast(EventPacket::new("hi", vec![]), BroadcastOptions::all()).await.expect("broadcast");
+    eventually("delivery", std::time::Duration::from_secs(5), || nodes[1].1.got("hi") == ["b1"]).await;
+}
+
 /// A transport built from an application's existing `redis::Client` (with a database
 /// number in its URL) works like one built from a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_existing_client() {
-    use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, EventPacket};
-    use socketio_cluster_tests::conformance::{eventually, run};
-    use socketio_cluster_tests::recorder::{Recorder, sid};
+    use socketio_cluster_tests::conformance::run;
     run(async {
         let prefix = socketio_cluster_tests::conformance::prefix("client");
         let client = redis::Client::open(format!("{}/3", env("REDIS_URL"))).expect("client");
         let opts = RedisOptions::parse(&format!("redis://unused?prefix={prefix}")).expect("options");
-        let mut nodes = Vec::new();
-        for name in ["A", "B"] {
-            let transport = RedisTransport::from_client(&client, opts.clone()).await.expect("connect");
-            let rec = Recorder::new(name);
-            let adapter =
-                ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
-            adapter.init().await.expect("init");
-            nodes.push((adapter, rec));
-        }
-        nodes[1].0.add_all(&sid("b1"), &[]);
-        assert_eq!(nodes[0].0.server_count().await.expect("count"), 2);
-        nodes[0].0.broadcast(EventPacket::new("hi", vec![]), BroadcastOptions::all()).await.expect("broadcast");
-        eventually("delivery", std::time::Duration::from_secs(5), || nodes[1].1.got("hi") == ["b1"]).await;
+        let a = RedisTransport::from_client(&client, opts.clone()).await.expect("connect");
+        let b = RedisTransport::from_client(&client, opts.clone()).await.expect("connect");
+        two_nodes_talk(&opts, [a, b]).await;
     })
     .await
 }
@@ -94,9 +101,7 @@ async fn from_existing_client() {
 /// error that does not show the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_and_database_from_url() {
-    use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, EventPacket};
-    use socketio_cluster_tests::conformance::{eventually, run};
-    use socketio_cluster_tests::recorder::{Recorder, sid};
+    use socketio_cluster_tests::conformance::run;
     run(async {
         let user = format!("sio-test-{:08x}", fastrand::u32(..));
         let admin = redis::Client::open(env("REDIS_URL")).expect("client");
@@ -109,19 +114,10 @@ async fn acl_user_and_database_from_url() {
         let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
         let prefix = socketio_cluster_tests::conformance::prefix("acl");
         let url = format!("redis://{user}:s3cret-pw@{host}/5?prefix={prefix}");
-        let mut nodes = Vec::new();
-        for name in ["A", "B"] {
-            let opts = RedisOptions::parse(&url).expect("options");
-            let transport = RedisTransport::connect(&opts).await.expect("connect as the ACL user");
-            let rec = Recorder::new(name);
-            let adapter =
-                ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
-            adapter.init().await.expect("init");
-            nodes.push((adapter, rec));
-        }
-        nodes[1].0.add_all(&sid("b1"), &[]);
-        nodes[0].0.broadcast(EventPacket::new("hi", vec![]), BroadcastOptions::all()).await.expect("broadcast");
-        eventually("delivery", std::time::Duration::from_secs(5), || nodes[1].1.got("hi") == ["b1"]).await;
+        let opts = RedisOptions::parse(&url).expect("options");
+        let a = RedisTransport::connect(&opts).await.expect("connect as the ACL user");
+        let b = RedisTransport::connect(&opts).await.expect("connect as the ACL user");
+        two_nodes_talk(&opts, [a, b]).await;
 
         let bad = format!("redis://{user}:wrong-pw@{host}?prefix={prefix}");
         let err = RedisTransport::connect_url(&bad).await.expect_err("wrong password").to_string();
