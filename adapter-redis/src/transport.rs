@@ -357,13 +357,13 @@ impl RedisTransport {
                 .map_err(|e| RedisTransportError::command(format!("connect to {target}"), e))?;
             let sub_client = client(RedisOptions::resp3(first), opts)?;
             let (connect_timeout, command_timeout) = (opts.connect_timeout, opts.command_timeout);
-            let weak_sub = Arc::clone(&sub);
+            let sub_for_config = Arc::clone(&sub);
             let tx = push_tx.clone();
             let config = move |generation: u64| {
                 AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(connect_timeout))
                     .set_response_timeout(Some(command_timeout))
-                    .set_push_sender(push_sender(&weak_sub, tx.clone(), Some(generation)))
+                    .set_push_sender(push_sender(&sub_for_config, tx.clone(), Some(generation)))
             };
             let conn = sub_client
                 .get_multiplexed_async_connection_with_config(&config(0))
