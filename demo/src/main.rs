@@ -8,12 +8,15 @@
 //! `rediss://` it joins that cluster. Namespaces `/` and `/admin` answer the contract
 //! events described in the README (`join`, `leave`, `emit`, `emit_with_ack`,
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
-//! `disconnect_sockets`, `server_side_emit`), each through its ack callback.
+//! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
+//! `server_events` (the server-side events this node received, for checking delivery).
+//! Arguments keep their type across the cluster, binary attachments included.
 #![allow(clippy::print_stderr)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -61,7 +64,12 @@ struct App<T: Transport> {
     io: SocketIo<Adapter<T>>,
     cluster: ClusterHandle<T>,
     node_modules: PathBuf,
+    /// The last server-side events received from other nodes (bounded).
+    server_events: Arc<Mutex<VecDeque<Value>>>,
 }
+
+/// How many received server-side events `server_events` remembers.
+const SERVER_EVENTS_KEPT: usize = 1000;
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -116,18 +124,30 @@ async fn serve<T: Transport>(
     config: ClusterConfig,
 ) -> Result<(), String> {
     let node = id.clone();
-    let state = SioState::new(transport, codec, config).on_server_side_emit(move |_nsp, packet, ack| {
+    let server_events = Arc::new(Mutex::new(VecDeque::new()));
+    let events = server_events.clone();
+    let state = SioState::new(transport, codec, config).on_server_side_emit(move |nsp, packet, ack| {
         if packet.event == "ping"
             && let Some(ack) = ack
         {
             let mut m = socketio_adapter_core::Map::new();
             m.insert("node", node.clone());
             ack.send(Value::Map(m));
+            return;
         }
+        let mut m = socketio_adapter_core::Map::new();
+        m.insert("nsp", nsp);
+        m.insert("event", packet.event.clone());
+        m.insert("args", Value::Array(packet.args.clone()));
+        let mut events = events.lock().unwrap_or_else(|e| e.into_inner());
+        if events.len() == SERVER_EVENTS_KEPT {
+            events.pop_front();
+        }
+        events.push_back(Value::Map(m));
     });
     let cluster = state.handle();
     let (layer, io) = SocketIo::builder().with_adapter::<Adapter<T>>(state).build_layer();
-    let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone() };
+    let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
     for nsp in ["/", "/admin"] {
         let a = app.clone();
         io.ns(nsp, move |s: SocketRef<Adapter<T>>| {
@@ -191,7 +211,7 @@ async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
 }
 
 /// Arguments spread after the event name.
-struct Spread(Vec<Json>);
+struct Spread(Vec<Value>);
 
 impl Serialize for Spread {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -238,17 +258,23 @@ fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
         "sockets_leave",
         "disconnect_sockets",
         "server_side_emit",
+        "server_events",
         "whoami",
     ] {
         let app = app.clone();
         let nsp = nsp.clone();
-        socket.on(event, move |s: SocketRef<Adapter<T>>, Data(d): Data<Json>, ack: AckSender<Adapter<T>>| async move {
-            let reply = match handle(&app, &nsp, &s, event, d).await {
-                Ok(v) => v,
-                Err(e) => json!({"error": e}),
-            };
-            let _ = ack.send(&reply);
-        });
+        // `Value` (not JSON) so that binary attachments in `args` stay binary
+        socket.on(
+            event,
+            move |s: SocketRef<Adapter<T>>, Data(raw): Data<Value>, ack: AckSender<Adapter<T>>| async move {
+                let d = serde_json::to_value(&raw).unwrap_or(Json::Null);
+                let reply = match handle(&app, &nsp, &s, event, d, &raw).await {
+                    Ok(v) => v,
+                    Err(e) => json_value(json!({"error": e})),
+                };
+                let _ = ack.send(&reply);
+            },
+        );
     }
 }
 
@@ -258,8 +284,10 @@ async fn handle<T: Transport>(
     s: &SocketRef<Adapter<T>>,
     event: &str,
     d: Json,
-) -> Result<Json, String> {
-    let ok = json!({"ok": true});
+    raw: &Value,
+) -> Result<Value, String> {
+    let ok = json_value(json!({"ok": true}));
+    let args = || raw.get("args").and_then(Value::as_array).map(<[Value]>::to_vec).unwrap_or_default();
     let op = || app.io.of(nsp).ok_or_else(|| format!("no namespace {nsp}"));
     let core = || app.cluster.namespace(nsp).ok_or_else(|| format!("namespace {nsp} is not in the cluster"));
     let target = |d: &Json| {
@@ -275,7 +303,7 @@ async fn handle<T: Transport>(
         Ok::<_, String>(o)
     };
     match event {
-        "whoami" => Ok(json!({"node": app.id, "sid": s.id.to_string()})),
+        "whoami" => Ok(json_value(json!({"node": app.id, "sid": s.id.to_string()}))),
         "join" => {
             let rooms = strings(&d);
             if rooms.is_empty() {
@@ -294,7 +322,7 @@ async fn handle<T: Transport>(
         }
         "emit" => {
             let name = d["event"].as_str().ok_or("emit: missing event")?.to_owned();
-            let args = d["args"].as_array().cloned().unwrap_or_default();
+            let args = args();
             let mut o = target(&d)?;
             if d["volatile"].as_bool() == Some(true) {
                 o = o.volatile();
@@ -304,15 +332,15 @@ async fn handle<T: Transport>(
         }
         "emit_with_ack" => {
             let name = d["event"].as_str().ok_or("emit_with_ack: missing event")?.to_owned();
-            let args = d["args"].as_array().cloned().unwrap_or_default();
+            let args = args();
             let timeout = Duration::from_millis(d["timeout_ms"].as_u64().unwrap_or(2000));
             let stream = target(&d)?
                 .timeout(timeout)
-                .emit_with_ack::<_, Json>(&name, &Spread(args))
+                .emit_with_ack::<_, Value>(&name, &Spread(args))
                 .await
                 .map_err(|e| e.to_string())?;
-            let responses: Vec<Json> = stream.filter_map(|(_, r)| async move { r.ok() }).collect().await;
-            Ok(json!({"responses": responses}))
+            let responses: Vec<Value> = stream.filter_map(|(_, r)| async move { r.ok() }).collect().await;
+            Ok(map([("responses", Value::Array(responses))]))
         }
         "fetch_sockets" => {
             let got = core()?.fetch_sockets(opts_of(&d)).await.map_err(|e| e.to_string())?;
@@ -321,13 +349,16 @@ async fn handle<T: Transport>(
                 .iter()
                 .map(|s| json!({"id": s.id, "rooms": s.rooms.iter().map(Room::as_str).collect::<Vec<_>>()}))
                 .collect();
-            Ok(json!({"sockets": sockets, "complete": got.is_complete()}))
+            Ok(json_value(json!({"sockets": sockets, "complete": got.is_complete()})))
         }
         "all_rooms" => {
             let rooms = op()?.rooms().await.map_err(|e| e.to_string())?;
-            Ok(json!({"rooms": rooms}))
+            Ok(json_value(json!({"rooms": rooms})))
         }
-        "server_count" => Ok(json!({"count": core()?.server_count().await.map_err(|e| e.to_string())?})),
+        "server_count" => {
+            let count = core()?.server_count().await.map_err(|e| e.to_string())?;
+            Ok(json_value(json!({ "count": count })))
+        }
         "sockets_join" => {
             target(&d)?.join(strings(&d["rooms"])).await.map_err(|e| e.to_string())?;
             Ok(ok)
@@ -343,22 +374,34 @@ async fn handle<T: Transport>(
         }
         "server_side_emit" => {
             let name = d["event"].as_str().ok_or("server_side_emit: missing event")?.to_owned();
-            let args: Vec<Value> = d["args"]
-                .as_array()
-                .map(|a| a.iter().map(|v| Value::from_serialize(v).unwrap_or(Value::Null)).collect())
-                .unwrap_or_default();
-            let packet = EventPacket::new(name, args);
+            let packet = EventPacket::new(name, args());
             let core: ClusterCore<T> = core()?;
             if d["ack"].as_bool() == Some(true) {
                 let got = core.server_side_emit_with_ack(packet, None).await.map_err(|e| e.to_string())?;
-                let responses: Vec<Json> =
-                    got.value.iter().map(|v| serde_json::to_value(v).unwrap_or(Json::Null)).collect();
-                Ok(json!({"responses": responses}))
+                Ok(map([("responses", Value::Array(got.value))]))
             } else {
                 core.server_side_emit(packet).await.map_err(|e| e.to_string())?;
                 Ok(ok)
             }
         }
+        "server_events" => {
+            let events = app.server_events.lock().unwrap_or_else(|e| e.into_inner());
+            let events = events.iter().filter(|e| e.get("nsp").and_then(Value::as_str) == Some(nsp)).cloned().collect();
+            Ok(map([("events", Value::Array(events))]))
+        }
         other => Err(format!("unknown event {other}")),
     }
+}
+
+/// A reply built as JSON (it has no binary).
+fn json_value(j: Json) -> Value {
+    Value::from_serialize(&j).unwrap_or(Value::Null)
+}
+
+fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = socketio_adapter_core::Map::new();
+    for (k, v) in entries {
+        m.insert(k, v);
+    }
+    Value::Map(m)
 }

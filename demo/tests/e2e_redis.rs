@@ -121,6 +121,41 @@ async fn three_nodes(query: &str) {
     let rec = c.call("received", json!({"event": "e_all"})).await;
     assert_eq!(rec["b1"][0]["args"], args, "arguments across nodes");
 
+    // binary attachments (top level and nested) cross nodes as binary
+    let bin_args = json!([{"$bin": "AQID"}, {"nested": [{"$bin": "/wA="}, "s"]}, 7]);
+    call(&mut c, "b1", "emit", json!({"event": "e_bin", "args": bin_args})).await;
+    wait_got(&mut c, "e_bin", &["a1", "a2", "b1", "c1"]).await;
+    let rec = c.call("received", json!({"event": "e_bin"})).await;
+    for n in ["a1", "c1"] {
+        assert_eq!(rec[n][0]["args"], bin_args, "binary arguments at {n}");
+    }
+
+    // server_side_emit without ack reaches every other node (checked on each), with its args
+    let hello = json!([1, "x", {"$bin": "AQID"}]);
+    let r = call(&mut c, "a1", "server_side_emit", json!({"event": "hello", "args": hello, "ack": false})).await;
+    // classic requests are JSON: a Buffer travels as Node.js' Buffer.toJSON() shape, as
+    // between two Node.js servers; the sharded (msgpack) protocol keeps it binary
+    let hello = if query.contains("sharded") { hello } else { json!([1, "x", {"type": "Buffer", "data": [1, 2, 3]}]) };
+    assert_eq!(r, json!({"ok": true}));
+    for (client, node) in [("b1", "B"), ("c1", "C")] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let r = call(&mut c, client, "server_events", json!({})).await;
+            let events = r["events"].as_array().unwrap();
+            if let Some(e) = events.iter().find(|e| e["event"] == "hello") {
+                assert_eq!(e["args"], hello, "server-side event args on {node}");
+                assert_eq!(events.iter().filter(|e| e["event"] == "hello").count(), 1, "once on {node}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "server-side event never reached {node}: {r}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let r = call(&mut c, "a1", "server_events", json!({})).await;
+    assert_eq!(r["events"], json!([]), "the sending node does not receive its own server-side event");
+    let r = call(&mut c, "x1", "server_events", json!({})).await;
+    assert_eq!(r["events"], json!([]), "namespace /admin did not receive the event of /");
+
     // emit_with_ack across nodes
     let r = call(
         &mut c,

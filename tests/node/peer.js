@@ -135,7 +135,8 @@ const ops = {
     // a client emits a contract event and waits for its ack: {name, event, data, timeout?}
     const c = clients.get(a.name);
     if (!c) throw new Error(`no client ${a.name}`);
-    return await c.socket.timeout(a.timeout || 10000).emitWithAck(a.event, a.data === undefined ? {} : a.data);
+    const data = a.data === undefined ? {} : fromWire(a.data);
+    return toWire(await c.socket.timeout(a.timeout || 10000).emitWithAck(a.event, data));
   },
   received(a) {
     const res = {};
