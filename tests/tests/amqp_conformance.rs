@@ -1,0 +1,163 @@
+//! The conformance suite (every cluster operation across 3 nodes) over a real RabbitMQ, in
+//! the static and dynamic subscription modes, plus the AMQP-specific checks: a publish-only
+//! transport declares no queue, dropped nodes leave no queue behind, long room names route.
+//!
+//! Every case uses its own prefix, hence its own exchange.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
+use socketio_adapter_core::codec::{Codec, EMITTER_UID};
+use socketio_adapter_core::{
+    Adapter, Body, BroadcastOptions, Channel, ClusterAdapter, EventPacket, Message, Transport, TransportEvent,
+};
+use socketio_cluster_tests::conformance::{Backend, eventually, prefix, run};
+use socketio_cluster_tests::recorder::{Recorder, sid};
+use socketio_cluster_tests::{conformance_suite, env};
+
+/// RabbitMQ reached through `AMQP_ADDR` (without prefix: each case adds its own).
+struct Amqp {
+    name: &'static str,
+    query: &'static str,
+}
+
+fn url(prefix: &str, query: &str) -> String {
+    format!("{}?prefix={prefix}&request_timeout_ms=3000{query}", env("AMQP_ADDR"))
+}
+
+impl Backend for Amqp {
+    type T = AmqpTransport;
+
+    fn name(&self) -> String {
+        self.name.to_owned()
+    }
+
+    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
+        AmqpOptions::parse(&url(prefix, self.query)).expect("url").codec()
+    }
+
+    async fn connect(&self, prefix: &str) -> AmqpTransport {
+        AmqpTransport::connect_url(&url(prefix, self.query)).await.expect("connect to RabbitMQ")
+    }
+}
+
+conformance_suite!(dynamic, super::Amqp { name: "amqp-dynamic", query: "&subscription_mode=dynamic" });
+conformance_suite!(static_mode, super::Amqp { name: "amqp-static", query: "&subscription_mode=static" });
+conformance_suite!(
+    private_no_confirms,
+    super::Amqp { name: "amqp-private", query: "&subscription_mode=dynamic-private&confirms=false&prefetch=8" }
+);
+
+/// The queue names RabbitMQ has right now, from `rabbitmqctl list_queues`.
+fn broker_queues() -> Vec<String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "--no-table-headers", "name"])
+        .output()
+        .expect("run rabbitmqctl (is RabbitMQ local?)");
+    assert!(out.status.success(), "rabbitmqctl list_queues: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+}
+
+/// A publish-only transport (an emitter) declares no queue; a node declares one on its
+/// first subscribe; dropping nodes deletes their queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_lazy_and_die_with_their_node() {
+    run(async {
+        let prefix = prefix("amqp-queues");
+        let opts = AmqpOptions::parse(&url(&prefix, "")).expect("url");
+        let emitter = AmqpTransport::connect(&opts).await.expect("connect");
+        emitter.publish(&format!("{prefix}#/#"), "nobody listens".into()).await.expect("publish without a queue");
+        assert_eq!(emitter.queue_name(), None, "publish-only use declared a queue");
+
+        let mut names = Vec::new();
+        let mut nodes = Vec::new();
+        for name in ["A", "B", "C"] {
+            let transport = AmqpTransport::connect(&opts).await.expect("connect");
+            let rec = Recorder::new(name);
+            let adapter = ClusterAdapter::new(transport.clone(), opts.codec(), "/", rec.clone(), opts.cluster_config())
+                .expect("config");
+            adapter.init().await.expect("init");
+            names.push(transport.queue_name().expect("a node has a queue"));
+            nodes.push((adapter, transport, rec));
+        }
+        let queues = broker_queues();
+        for q in &names {
+            assert!(q.starts_with("amq.gen-"), "server-named queue: {q}");
+            assert!(queues.contains(q), "{q} not on the broker: {queues:?}");
+        }
+        // an emitter speaks the same envelope: encode with the codec and publish raw
+        nodes[2].0.add_all(&sid("c1"), &[]);
+        let msg = Message::new(
+            Some(EMITTER_UID.to_owned()),
+            "/",
+            Body::Broadcast { packet: EventPacket::new("from-emitter", vec![]), opts: BroadcastOptions::all() },
+        );
+        let out = opts.codec().encode(&msg).expect("encode");
+        emitter.publish(&out.channel, out.payload).await.expect("publish");
+        eventually("the emitter's broadcast reaches c1", Duration::from_secs(5), || {
+            nodes[2].2.got("from-emitter") == ["c1"]
+        })
+        .await;
+        assert_eq!(emitter.queue_name(), None, "publish-only use declared a queue");
+        drop(nodes);
+        eventually("the nodes' queues are deleted", Duration::from_secs(10), || {
+            let queues = broker_queues();
+            names.iter().all(|q| !queues.contains(q))
+        })
+        .await;
+        assert_eq!(emitter.queue_name(), None);
+    })
+    .await
+}
+
+/// Channel names over 255 bytes (long room names) route through their mapped routing key
+/// and arrive under their own name; `resubscribe` rebuilds the queue and its bindings and
+/// says so with `Reconnected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_channels_and_resubscribe() {
+    run(async {
+        let prefix = prefix("amqp-long");
+        let opts = AmqpOptions::parse(&url(&prefix, "")).expect("url");
+        let node = AmqpTransport::connect(&opts).await.expect("connect");
+        let publisher = AmqpTransport::connect(&opts).await.expect("connect");
+        let long = format!("{prefix}#/#{}#", "ä".repeat(300));
+        let short = format!("{prefix}#/#");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        node.subscribe(&[Channel::Exact(long.clone()), Channel::Exact(short.clone())], tx).await.expect("subscribe");
+        publisher.publish(&long, "to the long one".into()).await.expect("publish");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("event");
+        assert_eq!(got, TransportEvent::Message { channel: long.clone(), payload: "to the long one".into() });
+
+        let before = node.queue_name().expect("queue");
+        node.resubscribe().await.expect("resubscribe");
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("event");
+        assert_eq!(got, TransportEvent::Reconnected);
+        let after = node.queue_name().expect("queue");
+        assert_ne!(before, after, "a new queue");
+        assert_eq!(node.stats().reconnects, 1);
+        publisher.publish(&short, "again".into()).await.expect("publish");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("event");
+        assert_eq!(got, TransportEvent::Message { channel: short, payload: "again".into() });
+    })
+    .await
+}
+
+/// A wrong password is a clear error that does not show the password; a pattern
+/// subscription is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_errors() {
+    run(async {
+        let addr = env("AMQP_ADDR").replace("guest:guest@", "guest:wrong-pw@");
+        let err = AmqpTransport::connect_url(&addr).await.expect_err("wrong password").to_string();
+        assert!(!err.contains("wrong-pw"), "password shown: {err}");
+        assert!(err.contains("connect to"), "{err}");
+
+        let t = AmqpTransport::connect_url(&url(&prefix("amqp-pattern"), "")).await.expect("connect");
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let err = t.subscribe(&[Channel::Pattern("p#*".into())], tx).await.expect_err("pattern").to_string();
+        assert!(err.contains("pattern"), "{err}");
+        assert_eq!(t.server_count("x").await.expect("count"), None);
+    })
+    .await
+}
