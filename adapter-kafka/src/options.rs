@@ -1,0 +1,556 @@
+//! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use socketio_adapter_core::ClusterConfig;
+use socketio_adapter_core::codec::{Codec, NodeClusterCodec, SubscriptionMode};
+
+use crate::error::KafkaTransportError;
+
+/// Default number of partitions of a topic this transport creates.
+pub const DEFAULT_PARTITIONS: i32 = 4;
+
+/// A password that never shows in `Debug` output or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// Everything needed to connect and to build the matching codec, parsed from a URL.
+///
+/// ```text
+/// kafka://[user:password@]host[:port][,host[:port]...][?option=value&...]
+///
+///   prefix=socket.io               channel prefix of the node-cluster codec
+///   topic=<prefix>                 the one topic every message travels on (default: the prefix)
+///   partitions=4                   partitions when this transport creates the topic
+///   replication_factor=-1          replication when creating it (-1: the broker's default)
+///   create_topic=true              create the topic when it is missing
+///   client_id=socketio-cluster     Kafka client.id
+///   linger_ms=1                    producer linger (latency vs batching), 0 allowed
+///   batch_size=1000000             producer batch size in bytes
+///   batch_num_messages=10000       producer batch size in messages
+///   compression=none               none, gzip, snappy or lz4
+///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
+///   message_timeout_ms=10000       how long a publish may wait for the broker
+///   connect_timeout_ms=5000        metadata and topic creation at connect
+///   fetch_wait_max_ms=100          broker long-poll; bounds the latency on idle brokers that do not wake fetches
+///   subscription_mode=static       static, dynamic or dynamic-private (see the codec)
+///   idempotence=true               idempotent producer (no duplicates on retries, keeps order)
+///   security_protocol=plaintext    plaintext, ssl, sasl_plaintext or sasl_ssl
+///   sasl_mechanism=PLAIN           PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (user:password@)
+///   ssl_ca_location=/path/ca.pem   CA bundle for ssl / sasl_ssl
+///   librdkafka.<property>=value    any other librdkafka property, passed through
+/// ```
+///
+/// Examples: `kafka://127.0.0.1:9092`, `kafka://k1:9092,k2:9092?prefix=chat&partitions=8`,
+/// `kafka://app:secret@kafka.internal:9093?security_protocol=sasl_ssl&sasl_mechanism=SCRAM-SHA-512`.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Channel prefix of the codec.
+    pub prefix: String,
+    /// The topic (default: the prefix).
+    pub topic: String,
+    /// Partitions of the topic when this transport creates it.
+    pub partitions: i32,
+    /// Replication factor when creating the topic (`-1`: the broker's default).
+    pub replication_factor: i32,
+    /// Create the topic when it is missing.
+    pub create_topic: bool,
+    /// Kafka `client.id`.
+    pub client_id: String,
+    /// Producer `linger.ms`.
+    pub linger: Duration,
+    /// Producer `batch.size` (bytes).
+    pub batch_size: Option<u64>,
+    /// Producer `batch.num.messages`.
+    pub batch_num_messages: Option<u64>,
+    /// Producer `compression.codec`.
+    pub compression: String,
+    /// Cluster request timeout.
+    pub request_timeout: Duration,
+    /// How long one publish may wait for the broker's acknowledgement (`message.timeout.ms`).
+    pub message_timeout: Duration,
+    /// Timeout of metadata requests and topic creation.
+    pub connect_timeout: Duration,
+    /// Consumer `fetch.wait.max.ms`.
+    pub fetch_wait_max: Duration,
+    /// Which rooms get their own channel (a consumer-side filter here).
+    pub subscription_mode: SubscriptionMode,
+    /// Producer `enable.idempotence`.
+    pub idempotence: bool,
+    /// `security.protocol`.
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanism`.
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    pub username: Option<String>,
+    /// SASL password.
+    pub password: Option<Password>,
+    /// `ssl.ca.location`.
+    pub ssl_ca_location: Option<String>,
+    /// Further librdkafka properties, applied last (to the producer and the consumer).
+    pub librdkafka: Vec<(String, String)>,
+}
+
+impl KafkaOptions {
+    /// Options for these bootstrap brokers (`host:port`) with every default.
+    pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> Self {
+        KafkaOptions {
+            brokers: brokers.into_iter().map(Into::into).collect(),
+            prefix: "socket.io".to_owned(),
+            topic: "socket.io".to_owned(),
+            partitions: DEFAULT_PARTITIONS,
+            replication_factor: -1,
+            create_topic: true,
+            client_id: "socketio-cluster".to_owned(),
+            linger: Duration::from_millis(1),
+            batch_size: None,
+            batch_num_messages: None,
+            compression: "none".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            message_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            fetch_wait_max: Duration::from_millis(100),
+            subscription_mode: SubscriptionMode::Static,
+            idempotence: true,
+            security_protocol: None,
+            sasl_mechanism: None,
+            username: None,
+            password: None,
+            ssl_ca_location: None,
+            librdkafka: Vec::new(),
+        }
+    }
+
+    /// Parses the URL grammar above.
+    pub fn parse(input: &str) -> Result<Self, KafkaTransportError> {
+        let bad = |why: String| KafkaTransportError::Url(format!("{}: {why}", redact(input)));
+        let (scheme, rest) = input.split_once("://").ok_or_else(|| bad("expected kafka://".into()))?;
+        if scheme != "kafka" {
+            return Err(bad(format!("unsupported scheme {scheme:?} (expected kafka)")));
+        }
+        let (authority, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, q),
+            None => (rest, ""),
+        };
+        let authority = authority.trim_end_matches('/');
+        if authority.contains('/') {
+            return Err(bad("a Kafka URL has no path (use ?topic= for the topic)".into()));
+        }
+        let (userinfo, hosts) = match authority.rfind('@') {
+            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let mut brokers = Vec::new();
+        for host in hosts.split(',').filter(|h| !h.is_empty()) {
+            brokers.push(broker(host).map_err(bad)?);
+        }
+        if brokers.is_empty() {
+            return Err(bad("no broker".into()));
+        }
+        let mut opts = KafkaOptions::new(brokers);
+        if let Some(userinfo) = userinfo {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            if !user.is_empty() {
+                opts.username = Some(decode(user));
+            }
+            if !password.is_empty() {
+                opts.password = Some(Password(decode(password)));
+            }
+        }
+        let mut topic = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (decode(k), decode(v));
+            match k.as_str() {
+                "prefix" => {
+                    if v.is_empty() {
+                        return Err(bad("prefix is empty".into()));
+                    }
+                    opts.prefix = v;
+                }
+                "topic" => topic = Some(v),
+                "partitions" => {
+                    opts.partitions = match v.parse::<i32>() {
+                        Ok(n) if n > 0 => n,
+                        _ => return Err(bad(format!("partitions={v:?} is not a positive number"))),
+                    }
+                }
+                "replication_factor" => {
+                    opts.replication_factor = match v.parse::<i32>() {
+                        Ok(n) if n > 0 || n == -1 => n,
+                        _ => return Err(bad(format!("replication_factor={v:?} is not a positive number or -1"))),
+                    }
+                }
+                "create_topic" => opts.create_topic = parse_bool(&k, &v).map_err(bad)?,
+                "client_id" => {
+                    if v.is_empty() {
+                        return Err(bad("client_id is empty".into()));
+                    }
+                    opts.client_id = v;
+                }
+                "linger_ms" => {
+                    opts.linger = Duration::from_millis(
+                        v.parse::<u64>().map_err(|_| bad(format!("linger_ms={v:?} is not a number")))?,
+                    )
+                }
+                "batch_size" => opts.batch_size = Some(parse_positive(&k, &v).map_err(bad)?),
+                "batch_num_messages" => opts.batch_num_messages = Some(parse_positive(&k, &v).map_err(bad)?),
+                "compression" => match v.as_str() {
+                    "none" | "gzip" | "snappy" | "lz4" => opts.compression = v,
+                    other => {
+                        return Err(bad(format!("unknown compression {other:?} (expected none, gzip, snappy or lz4)")));
+                    }
+                },
+                "request_timeout_ms" => opts.request_timeout = parse_ms(&k, &v).map_err(bad)?,
+                "message_timeout_ms" => opts.message_timeout = parse_ms(&k, &v).map_err(bad)?,
+                "connect_timeout_ms" => opts.connect_timeout = parse_ms(&k, &v).map_err(bad)?,
+                "fetch_wait_max_ms" => opts.fetch_wait_max = parse_ms(&k, &v).map_err(bad)?,
+                "subscription_mode" => opts.subscription_mode = v.parse().map_err(bad)?,
+                "idempotence" => opts.idempotence = parse_bool(&k, &v).map_err(bad)?,
+                "security_protocol" => {
+                    let tls = match v.as_str() {
+                        "plaintext" | "sasl_plaintext" => false,
+                        "ssl" | "sasl_ssl" => true,
+                        other => {
+                            return Err(bad(format!(
+                                "unknown security_protocol {other:?} (expected plaintext, ssl, sasl_plaintext or sasl_ssl)"
+                            )));
+                        }
+                    };
+                    if tls && !cfg!(feature = "ssl") {
+                        return Err(bad(format!(
+                            "security_protocol={v} needs the `ssl` feature of socketio-adapter-kafka"
+                        )));
+                    }
+                    opts.security_protocol = Some(v);
+                }
+                "sasl_mechanism" => match v.as_str() {
+                    "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" => opts.sasl_mechanism = Some(v),
+                    other => {
+                        return Err(bad(format!(
+                            "unknown sasl_mechanism {other:?} (expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                        )));
+                    }
+                },
+                "ssl_ca_location" => opts.ssl_ca_location = Some(v),
+                other => match other.strip_prefix("librdkafka.") {
+                    Some(property) if !property.is_empty() => opts.librdkafka.push((property.to_owned(), v)),
+                    _ => return Err(bad(format!("unknown option {other:?}"))),
+                },
+            }
+        }
+        if opts.sasl_mechanism.as_deref().is_some_and(|m| m.starts_with("SCRAM")) && !cfg!(feature = "ssl") {
+            return Err(bad("SCRAM needs the `sasl` feature of socketio-adapter-kafka".into()));
+        }
+        opts.topic = topic.unwrap_or_else(|| opts.prefix.clone());
+        check_topic(&opts.topic).map_err(|why| {
+            bad(if query.contains("topic=") {
+                why
+            } else {
+                format!("{why} (the topic defaults to the prefix; set topic=)")
+            })
+        })?;
+        Ok(opts)
+    }
+
+    /// Sets the channel prefix, and the topic to the same name.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self.topic = self.prefix.clone();
+        self
+    }
+
+    /// Sets the topic.
+    pub fn with_topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = topic.into();
+        self
+    }
+
+    /// Sets the cluster request timeout.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the subscription mode of the codec.
+    pub fn with_subscription_mode(mut self, mode: SubscriptionMode) -> Self {
+        self.subscription_mode = mode;
+        self
+    }
+
+    /// The codec: the node-cluster envelope (`socket.io-adapter` `ClusterAdapter`) with
+    /// this prefix and subscription mode.
+    pub fn codec(&self) -> Arc<dyn Codec> {
+        Arc::new(NodeClusterCodec::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
+    }
+
+    /// The cluster configuration (request timeout) for this transport.
+    pub fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig::default().with_request_timeout(self.request_timeout)
+    }
+
+    /// The brokers and topic, for logs (never the password).
+    pub fn describe(&self) -> String {
+        format!("kafka {} topic {}", self.brokers.join(","), self.topic)
+    }
+
+    /// Properties shared by every client of this transport.
+    pub(crate) fn base_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.join(","))
+            .set("client.id", &self.client_id)
+            .set("allow.auto.create.topics", "false")
+            .set("socket.keepalive.enable", "true")
+            .set("reconnect.backoff.ms", "50")
+            .set("reconnect.backoff.max.ms", "1000")
+            .set("topic.metadata.refresh.interval.ms", "10000")
+            .set("socket.connection.setup.timeout.ms", self.connect_timeout.as_millis().to_string());
+        if let Some(p) = &self.security_protocol {
+            c.set("security.protocol", p);
+        } else if self.username.is_some() {
+            c.set("security.protocol", "sasl_plaintext");
+        }
+        if let Some(m) = &self.sasl_mechanism {
+            c.set("sasl.mechanism", m);
+        } else if self.username.is_some() {
+            c.set("sasl.mechanism", "PLAIN");
+        }
+        if let Some(u) = &self.username {
+            c.set("sasl.username", u);
+        }
+        if let Some(p) = &self.password {
+            c.set("sasl.password", &p.0);
+        }
+        if let Some(ca) = &self.ssl_ca_location {
+            c.set("ssl.ca.location", ca);
+        }
+        c
+    }
+
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("linger.ms", self.linger.as_millis().to_string())
+            .set("message.timeout.ms", self.message_timeout.as_millis().to_string())
+            .set("compression.codec", &self.compression)
+            .set("enable.idempotence", if self.idempotence { "true" } else { "false" })
+            .set("acks", "all")
+            // bounded: a full queue makes publish wait (back-pressure)
+            .set("queue.buffering.max.messages", "100000")
+            .set("queue.buffering.max.kbytes", "65536");
+        if !self.idempotence {
+            // without idempotence, one request in flight keeps retries in order
+            c.set("max.in.flight.requests.per.connection", "1");
+        }
+        if let Some(n) = self.batch_size {
+            c.set("batch.size", n.to_string());
+        }
+        if let Some(n) = self.batch_num_messages {
+            c.set("batch.num.messages", n.to_string());
+        }
+        self.extra(&mut c);
+        c
+    }
+
+    /// `group_id` is never joined (no `subscribe`, no commits): librdkafka only needs
+    /// one to accept a manual assignment.
+    pub(crate) fn consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            // an out-of-range position is reported to the transport, which re-places it
+            .set("auto.offset.reset", "error")
+            .set("fetch.wait.max.ms", self.fetch_wait_max.as_millis().to_string())
+            .set("fetch.error.backoff.ms", "100")
+            // bounded prefetch: beyond it the consumer stops fetching (back-pressure)
+            .set("queued.max.messages.kbytes", "16384")
+            .set("queued.min.messages", "10000");
+        self.extra(&mut c);
+        c
+    }
+
+    fn extra(&self, c: &mut ClientConfig) {
+        for (k, v) in &self.librdkafka {
+            c.set(k, v);
+        }
+    }
+}
+
+impl FromStr for KafkaOptions {
+    type Err = KafkaTransportError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KafkaOptions::parse(s)
+    }
+}
+
+/// `host[:port]` (IPv6 in brackets) with the default port 9092.
+fn broker(host: &str) -> Result<String, String> {
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (name, after) = rest.split_once(']').ok_or_else(|| format!("broker {host:?}: unclosed '['"))?;
+        (format!("[{name}]"), after.strip_prefix(':'))
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n.to_owned(), Some(p)),
+            None => (host.to_owned(), None),
+        }
+    };
+    if name.is_empty() || name == "[]" {
+        return Err(format!("broker {host:?} has no host name"));
+    }
+    let port: u16 = match port {
+        None => 9092,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("broker {host:?}: port {p:?} is not a number")),
+        },
+    };
+    Ok(format!("{name}:{port}"))
+}
+
+/// Kafka topic names: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn check_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
+        return Err(format!("topic {topic:?} is not a valid Kafka topic name (1 to 249 characters, not . or ..)"));
+    }
+    if let Some(c) = topic.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic {topic:?} is not a valid Kafka topic name ({c:?}: only a-z A-Z 0-9 . _ -)"));
+    }
+    Ok(())
+}
+
+fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("{k}={v:?} is not a boolean")),
+    }
+}
+
+fn parse_positive(k: &str, v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("{k}={v:?} is not a positive number")),
+        Ok(n) => Ok(n),
+    }
+}
+
+fn parse_ms(k: &str, v: &str) -> Result<Duration, String> {
+    parse_positive(k, v)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{k}={v:?} is not a positive number of milliseconds"))
+}
+
+/// Percent-decoding (and `+` as space in the query), lossy on invalid UTF-8.
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL with any password replaced, for error messages.
+pub(crate) fn redact(input: &str) -> String {
+    let authority_end = input.find('?').unwrap_or(input.len());
+    match (input.find("://"), input[..authority_end].rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &input[s + 3..at];
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            format!("{}{user}:***{}", &input[..s + 3], &input[at..])
+        }
+        _ => input.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_grammar() {
+        let o = KafkaOptions::parse("kafka://127.0.0.1:9092").unwrap();
+        assert_eq!(o.brokers, ["127.0.0.1:9092"]);
+        assert_eq!((o.prefix.as_str(), o.topic.as_str(), o.partitions), ("socket.io", "socket.io", 4));
+        assert_eq!(o.linger, Duration::from_millis(1));
+        assert_eq!(o.subscription_mode, SubscriptionMode::Static);
+
+        let o = KafkaOptions::parse(
+            "kafka://app:p%40ss@k1,k2:9093,[::1]:9094?prefix=chat&partitions=8&linger_ms=0&batch_size=65536\
+             &client_id=node-1&request_timeout_ms=250&subscription_mode=dynamic&librdkafka.socket.nagle.disable=true",
+        )
+        .unwrap();
+        assert_eq!(o.brokers, ["k1:9092", "k2:9093", "[::1]:9094"]);
+        assert_eq!((o.prefix.as_str(), o.topic.as_str(), o.partitions), ("chat", "chat", 8));
+        assert_eq!((o.linger, o.batch_size), (Duration::ZERO, Some(65536)));
+        assert_eq!(o.client_id, "node-1");
+        assert_eq!(o.request_timeout, Duration::from_millis(250));
+        assert_eq!(o.cluster_config().request_timeout(), Duration::from_millis(250));
+        assert_eq!(o.subscription_mode, SubscriptionMode::Dynamic);
+        assert_eq!(o.username.as_deref(), Some("app"));
+        assert_eq!(o.password, Some(Password("p@ss".into())));
+        assert_eq!(o.librdkafka, [("socket.nagle.disable".to_owned(), "true".to_owned())]);
+        assert!(!format!("{o:?}").contains("p@ss"));
+        assert_eq!(o.codec().dialect(), "node-cluster");
+
+        let o = KafkaOptions::parse("kafka://h?prefix=a%23b&topic=cluster-events").unwrap();
+        assert_eq!((o.prefix.as_str(), o.topic.as_str()), ("a#b", "cluster-events"));
+    }
+
+    #[test]
+    fn bad_urls_say_why_and_hide_the_password() {
+        for (url, why) in [
+            ("http://x", "unsupported scheme"),
+            ("kafka://", "no broker"),
+            ("kafka://h:x", "not a number"),
+            ("kafka://h/topic", "no path"),
+            ("kafka://h?bogus=1", "unknown option"),
+            ("kafka://h?partitions=0", "positive number"),
+            ("kafka://h?request_timeout_ms=0", "positive number"),
+            ("kafka://h?compression=brotli", "unknown compression"),
+            ("kafka://h?prefix=a%23b", "set topic="),
+            ("kafka://h?topic=a/b", "not a valid Kafka topic"),
+            ("localhost:9092", "expected kafka://"),
+        ] {
+            let err = KafkaOptions::parse(url).unwrap_err().to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        let err = KafkaOptions::parse("kafka://u:hunter2@h?x=1").unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[cfg(not(feature = "ssl"))]
+    #[test]
+    fn tls_needs_the_feature() {
+        let err = KafkaOptions::parse("kafka://h?security_protocol=ssl").unwrap_err().to_string();
+        assert!(err.contains("`ssl` feature"), "{err}");
+    }
+}
