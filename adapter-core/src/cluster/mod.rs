@@ -310,9 +310,13 @@ impl<T: Transport> ClusterCore<T> {
         self.inner.rooms_changed(changes);
     }
 
-    /// Publishes a message as this node (no local effect).
+    /// Publishes a message as this node (no local effect). A requester whose uid is
+    /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
+    /// `@socket.io/redis-emitter`.
     pub async fn publish(&self, body: Body) -> Result<(), AdapterError> {
-        let msg = Message::new(Some(self.inner.uid.clone()), self.inner.nsp.clone(), body);
+        let inner = &self.inner;
+        let uid = (inner.local.is_some() || inner.uid != EMITTER_UID).then(|| inner.uid.clone());
+        let msg = Message::new(uid, inner.nsp.clone(), body);
         self.inner.publish(&msg).await
     }
 
