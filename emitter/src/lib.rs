@@ -377,10 +377,7 @@ impl<T: Transport> Emitter<T> {
         let packet = Self::packet(event, &args)?;
         let stream = self.core()?.broadcast_with_ack(packet, self.opts.clone()).await?;
         let got = stream.collect().await;
-        Ok(Gathered {
-            value: got.value.into_iter().filter_map(|a| a.result.ok()).collect(),
-            shortfall: got.shortfall,
-        })
+        Ok(Gathered { value: got.value.into_iter().filter_map(|a| a.result.ok()).collect(), shortfall: got.shortfall })
     }
 
     /// Makes the targeted sockets join `rooms`.

@@ -70,6 +70,13 @@ pub trait Codec: Send + Sync + Debug + 'static {
     /// subscribes to. Never a channel that peers count as a server.
     fn requester_channels(&self, nsp: &str, uid: &str) -> Vec<Channel>;
 
+    /// Channels on which an observer that is not a server (`sio tail`) sees the
+    /// broadcasts of namespace `nsp`: never a request channel. In dialects whose
+    /// broadcasts share the count channel (see [`Codec::count_channel`]) a listener there
+    /// would be counted as a server where the broker counts subscribers; callers check.
+    /// Per-room channels of dynamic modes are not included.
+    fn listener_channels(&self, nsp: &str) -> Vec<Channel>;
+
     /// The channel to subscribe to while room `room` has local members, in modes
     /// that route room broadcasts to per-room channels.
     fn room_channel(&self, nsp: &str, room: &Room) -> Option<String> {

@@ -255,6 +255,10 @@ impl Codec for NodeClusterCodec {
         self.uses_room_channel(room).then(|| format!("{}#{}#{}#", self.prefix, nsp, room))
     }
 
+    fn listener_channels(&self, nsp: &str) -> Vec<Channel> {
+        vec![Channel::Exact(self.main_channel(nsp))]
+    }
+
     fn count_channel(&self, nsp: &str) -> String {
         self.main_channel(nsp)
     }

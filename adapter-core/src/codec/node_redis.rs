@@ -296,6 +296,10 @@ impl Codec for NodeRedisCodec {
         vec![Channel::Exact(self.response_channel(nsp)), Channel::Exact(self.specific_response_channel(nsp, uid))]
     }
 
+    fn listener_channels(&self, nsp: &str) -> Vec<Channel> {
+        vec![Channel::Pattern(format!("{}*", self.broadcast_channel(nsp)))]
+    }
+
     fn count_channel(&self, nsp: &str) -> String {
         self.request_channel(nsp)
     }
