@@ -441,9 +441,14 @@ async fn supervise(shared: Arc<Shared>) {
         }
         shared.reconnects.fetch_add(1, Ordering::Relaxed);
         info!(target = %shared.target, routes = lock(&shared.routes).len(), attempts = attempt, "AMQP connection restored");
-        for sink in shared.sinks() {
-            let _ = sink.send(TransportEvent::Reconnected).await;
-        }
+        // in a task of its own: a subscriber that is slow to drain must not keep the
+        // supervisor from watching the new connection
+        let sinks = shared.sinks();
+        tokio::spawn(async move {
+            for sink in sinks {
+                let _ = sink.send(TransportEvent::Reconnected).await;
+            }
+        });
     }
     let old = lock(&shared.session).take();
     if let Some(old) = old {

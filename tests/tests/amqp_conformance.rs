@@ -161,3 +161,94 @@ async fn clear_errors() {
     })
     .await
 }
+
+/// An operator deletes a node's queue: the broker cancels the consumer, the node
+/// re-establishes its queue and bindings and receives again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_deleted_by_an_operator() {
+    run(async {
+        let prefix = prefix("amqp-deleted");
+        let opts = AmqpOptions::parse(&url(&prefix, "")).expect("url");
+        let node = AmqpTransport::connect(&opts).await.expect("connect");
+        let publisher = AmqpTransport::connect(&opts).await.expect("connect");
+        let main = format!("{prefix}#/#");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        node.subscribe(&[Channel::Exact(main.clone())], tx).await.expect("subscribe");
+        let queue = node.queue_name().expect("queue");
+        let out =
+            std::process::Command::new("rabbitmqctl").args(["delete_queue", &queue]).output().expect("rabbitmqctl");
+        assert!(out.status.success(), "delete_queue: {}", String::from_utf8_lossy(&out.stderr));
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("event");
+        assert_eq!(got, TransportEvent::Reconnected);
+        assert_ne!(node.queue_name().expect("queue"), queue);
+        publisher.publish(&main, "still here".into()).await.expect("publish");
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("event");
+        assert_eq!(got, TransportEvent::Message { channel: main, payload: "still here".into() });
+    })
+    .await
+}
+
+/// A subscriber that does not drain: the process holds at most the prefetch window, the
+/// broker at most `max_queue_length` messages (oldest dropped); once it drains, the
+/// newest messages arrive and nothing beyond those bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_is_bounded() {
+    run(async {
+        let prefix = prefix("amqp-bounded");
+        let opts = AmqpOptions::parse(&url(&prefix, "&prefetch=5&max_queue_length=20")).expect("url");
+        let node = AmqpTransport::connect(&opts).await.expect("connect");
+        let publisher = AmqpTransport::connect(&opts).await.expect("connect");
+        let main = format!("{prefix}#/#");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        node.subscribe(&[Channel::Exact(main.clone())], tx).await.expect("subscribe");
+        // 0..=199, then 200 as the last one: ordered per publisher, so draining until 200
+        // arrives has seen everything that was kept
+        for i in 0..=200u32 {
+            publisher.publish(&main, i.to_string().into()).await.expect("publish");
+        }
+        let mut got = Vec::new();
+        while got.last() != Some(&200) {
+            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time") {
+                Some(TransportEvent::Message { payload, .. }) => {
+                    got.push(String::from_utf8(payload.to_vec()).expect("utf8").parse::<u32>().expect("number"))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // 1 in the sink + 5 unacked in flight + at most 20 kept by the broker
+        assert!(got.len() <= 26, "{} delivered: {got:?}", got.len());
+        assert!(got.len() >= 20, "{} delivered: {got:?}", got.len());
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+    })
+    .await
+}
+
+/// Garbage on a node's channels (not the envelope, not UTF-8, empty) is dropped by the
+/// codec with a log line; the node keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_payloads_are_dropped() {
+    run(async {
+        let prefix = prefix("amqp-garbage");
+        let opts = AmqpOptions::parse(&url(&prefix, "")).expect("url");
+        let rec = Recorder::new("A");
+        let transport = AmqpTransport::connect(&opts).await.expect("connect");
+        let adapter =
+            ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
+        adapter.init().await.expect("init");
+        adapter.add_all(&sid("a1"), &[]);
+        let other = AmqpTransport::connect(&opts).await.expect("connect");
+        let main = format!("{prefix}#/#");
+        for garbage in [&b""[..], b"{", b"\xff\xfe\x00", b"{\"type\":3}", b"\x93\x01\x02"] {
+            other.publish(&main, garbage.to_vec().into()).await.expect("publish garbage");
+        }
+        let msg = Message::new(
+            Some(EMITTER_UID.to_owned()),
+            "/",
+            Body::Broadcast { packet: EventPacket::new("fine", vec![]), opts: BroadcastOptions::all() },
+        );
+        let out = opts.codec().encode(&msg).expect("encode");
+        other.publish(&out.channel, out.payload).await.expect("publish");
+        eventually("a valid message after garbage", Duration::from_secs(5), || rec.got("fine") == ["a1"]).await;
+    })
+    .await
+}
