@@ -49,14 +49,35 @@ conformance_suite!(
     super::Amqp { name: "amqp-private", query: "&subscription_mode=dynamic-private&confirms=false&prefetch=8" }
 );
 
+/// Runs `rabbitmqctl` (the `RABBITMQCTL` command line if set, e.g. `docker compose exec -T
+/// rabbitmq rabbitmqctl`; else from `PATH` or the sbin directories) and returns its output.
+fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
+    let mut cmd = match std::env::var("RABBITMQCTL") {
+        Ok(line) => {
+            let mut words = line.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
+            cmd.args(words);
+            cmd
+        }
+        Err(_) => {
+            let found = ["/usr/sbin/rabbitmqctl", "/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists());
+            std::process::Command::new(found.unwrap_or("rabbitmqctl"))
+        }
+    };
+    let out = cmd.args(args).output().map_err(|e| format!("rabbitmqctl {args:?}: {e} (is RabbitMQ local?)"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 /// The queue names RabbitMQ has right now, from `rabbitmqctl list_queues`.
 fn broker_queues() -> Vec<String> {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["list_queues", "-q", "--no-table-headers", "name"])
-        .output()
-        .expect("run rabbitmqctl (is RabbitMQ local?)");
-    assert!(out.status.success(), "rabbitmqctl list_queues: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    let out = rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");
+    out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
 }
 
 /// A publish-only transport (an emitter) declares no queue; a node declares one on its
@@ -175,9 +196,7 @@ async fn queue_deleted_by_an_operator() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         node.subscribe(&[Channel::Exact(main.clone())], tx).await.expect("subscribe");
         let queue = node.queue_name().expect("queue");
-        let out =
-            std::process::Command::new("rabbitmqctl").args(["delete_queue", &queue]).output().expect("rabbitmqctl");
-        assert!(out.status.success(), "delete_queue: {}", String::from_utf8_lossy(&out.stderr));
+        rabbitmqctl(&["delete_queue", &queue]).expect("delete_queue");
         let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("event");
         assert_eq!(got, TransportEvent::Reconnected);
         assert_ne!(node.queue_name().expect("queue"), queue);

@@ -23,21 +23,35 @@ use socketio_cluster_tests::recorder::{Recorder, sid};
 /// Longest outage handling we accept: reconnect backoff is capped at 5 s.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("rabbitmqctl").args(args).output().map_err(|e| e.to_string())?;
+/// Runs `rabbitmqctl` (the `RABBITMQCTL` command line if set, e.g. `docker compose exec -T
+/// rabbitmq rabbitmqctl`; else from `PATH` or the sbin directories) and returns its output.
+fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
+    let mut cmd = match std::env::var("RABBITMQCTL") {
+        Ok(line) => {
+            let mut words = line.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
+            cmd.args(words);
+            cmd
+        }
+        Err(_) => {
+            let found = ["/usr/sbin/rabbitmqctl", "/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists());
+            std::process::Command::new(found.unwrap_or("rabbitmqctl"))
+        }
+    };
+    let out = cmd.args(args).output().map_err(|e| format!("rabbitmqctl {args:?}: {e} (is RabbitMQ local?)"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
     }
 }
 
+/// The queue names RabbitMQ has right now, from `rabbitmqctl list_queues`.
 fn broker_queues() -> Vec<String> {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["list_queues", "-q", "--no-table-headers", "name"])
-        .output()
-        .expect("run rabbitmqctl");
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+    let out = rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");
+    out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
 }
 
 /// Starts the broker's application again when dropped (also when the test panics).
@@ -45,7 +59,7 @@ struct RestartGuard;
 
 impl Drop for RestartGuard {
     fn drop(&mut self) {
-        if let Err(e) = rabbitmqctl(&["start_app"]) {
+        if let Err(e) = rabbitmqctl(&["start_app"]).map(drop) {
             eprintln!("could not restart RabbitMQ: {e}");
         }
         let _ = rabbitmqctl(&["await_startup"]);
@@ -137,6 +151,15 @@ async fn broker_restart_under_traffic() {
         let failed_before = failed.load(Ordering::Relaxed);
         eventually("publishes fail during the outage", WAIT, || failed.load(Ordering::Relaxed) > failed_before).await;
 
+        // keep the broker away until every node has evicted the others (no heartbeats),
+        // so that membership has to recover too
+        let deadline = tokio::time::Instant::now() + WAIT;
+        for n in nodes.iter() {
+            while n.adapter.server_count().await.expect("count") != 1 {
+                assert!(tokio::time::Instant::now() < deadline, "{} never evicted its peers", n.sockets.name);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         tokio::task::spawn_blocking(|| rabbitmqctl(&["start_app"])).await.expect("join").expect("start_app");
         std::mem::forget(guard);
         let restarted = started.elapsed();
