@@ -351,7 +351,9 @@ impl RedisTransport {
                         .set_connection_timeout(Some(opts.connect_timeout))
                         .set_response_timeout(Some(opts.command_timeout))
                         .set_number_of_retries(3)
-                        .set_max_delay(Duration::from_secs(2)),
+                        .set_max_delay(Duration::from_secs(2))
+                        // room for many pipelined publishes before callers queue
+                        .set_pipeline_buffer_size(1024),
                 )
                 .await
                 .map_err(|e| RedisTransportError::command(format!("connect to {target}"), e))?;

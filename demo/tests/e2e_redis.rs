@@ -4,37 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use socketio_cluster_tests::conformance::{prefix, run};
 use socketio_cluster_tests::env;
 use socketio_cluster_tests::node::{NodePeer, free_port};
-use tokio::process::{Child, Command};
+use socketio_cluster_tests::sio_node::SioNode;
+use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct SioNode {
-    port: u16,
-    _child: Child,
-}
-
 async fn sio_node(name: &str, url: &str) -> SioNode {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_sio-node"))
-        .args(["--port", &port.to_string(), "--id", name, "--adapter", url])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn sio-node");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    SioNode { port, _child: child }
+    SioNode::start(std::path::Path::new(env!("CARGO_BIN_EXE_sio-node")), name, url).await
 }
 
 fn strings(j: &Json) -> BTreeSet<String> {

@@ -46,6 +46,12 @@
 //! channels, as a requester: never to a channel that servers count as a server, so Node.js
 //! servers' own `fetchSockets` keep completing. Concurrent emits are pipelined on the one
 //! connection; each resolves when the broker accepted it.
+//!
+//! Order: emits awaited one after another arrive in that order. Emits started
+//! concurrently from one task (`FuturesUnordered`, `join_all`) are sent in the order they
+//! were first polled while fewer than about a thousand wait for the broker (the Redis
+//! connection's pipeline buffer); beyond that they may be reordered. `sio emit --stdin`
+//! keeps at most 512 in flight and so preserves line order.
 #![warn(missing_docs)]
 
 mod any;

@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod node;
 pub mod recorder;
+pub mod sio_node;
 pub mod wire;
 
 /// Reads a required environment variable set by `scripts/services.sh env`, with a clear

@@ -13,7 +13,6 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use socketio_adapter_core::{Body, Channel, Transport, TransportEvent};
 use socketio_emitter::{Args, ConnectOptions, Dialect, Emitter, EmitterError, Value};
 use tokio::io::AsyncBufReadExt;
-use tokio::task::JoinSet;
 
 const EXAMPLES: &str = "\
 ARG is a JSON value ('42', '{\"a\":1}', '\"text\"'), =TEXT for a plain string, or @FILE for
@@ -411,18 +410,21 @@ impl Rooms {
 const IN_FLIGHT: usize = 512;
 
 async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+
     let started = Instant::now();
     let progress = std::io::stderr().is_terminal();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut tasks: JoinSet<Result<(), (usize, EmitterError)>> = JoinSet::new();
+    // Emits run on this task, first polled in line order: the broker receives them in
+    // input order while up to IN_FLIGHT wait for their acknowledgement.
+    let mut in_flight = FuturesUnordered::new();
     let (mut sent, mut bad, mut failed, mut n) = (0usize, 0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
-    let settle = |r: Result<Result<(), (usize, EmitterError)>, tokio::task::JoinError>,
-                  sent: &mut usize,
-                  bad: &mut usize,
-                  failed: &mut usize| match r {
-        Ok(Ok(())) => *sent += 1,
-        Ok(Err((line, e))) => {
+    let mut eof = false;
+    let settle = |r: Result<(), (usize, EmitterError)>, sent: &mut usize, bad: &mut usize, failed: &mut usize| match r {
+        Ok(()) => *sent += 1,
+        Err((line, e)) => {
             eprintln!("sio: line {line}: {}", chain(&e));
             if e.is_broker_failure() {
                 *failed += 1;
@@ -430,56 +432,55 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
                 *bad += 1;
             }
         }
-        Err(e) => {
-            eprintln!("sio: an emit task failed: {e}");
-            *failed += 1;
-        }
     };
-    loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => return Err(usage(format!("cannot read standard input after line {n}: {e}"))),
-        };
-        n += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed: Line = match serde_json::from_str(&line) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("sio: line {n}: not an emit object: {e}");
-                bad += 1;
-                continue;
-            }
-        };
-        let mut e = match &parsed.nsp {
-            Some(nsp) => io.of(nsp.clone()),
-            None => io.clone(),
-        };
-        for r in parsed.to.list() {
-            e = e.to(r.as_str());
-        }
-        for r in parsed.except.list() {
-            e = e.except(r.as_str());
-        }
-        if parsed.volatile {
-            e = e.volatile();
-        }
-        while tasks.len() >= IN_FLIGHT {
-            if let Some(r) = tasks.join_next().await {
-                settle(r, &mut sent, &mut bad, &mut failed);
-            }
-        }
-        let line_no = n;
-        tasks.spawn(async move { e.emit(&parsed.event, Args(parsed.args)).await.map_err(|err| (line_no, err)) });
+    while !eof || !in_flight.is_empty() {
         if progress && last_progress.elapsed() > Duration::from_millis(200) {
             last_progress = Instant::now();
-            eprint!("\rsio: {sent} sent, {} in flight", tasks.len());
+            eprint!("\rsio: {sent} sent, {} in flight", in_flight.len());
         }
-    }
-    while let Some(r) = tasks.join_next().await {
-        settle(r, &mut sent, &mut bad, &mut failed);
+        tokio::select! {
+            biased;
+            Some(r) = in_flight.next(), if !in_flight.is_empty() => settle(r, &mut sent, &mut bad, &mut failed),
+            line = lines.next_line(), if !eof && in_flight.len() < IN_FLIGHT => {
+                let line = match line {
+                    Ok(Some(line)) => line,
+                    Ok(None) => {
+                        eof = true;
+                        continue;
+                    }
+                    Err(e) => return Err(usage(format!("cannot read standard input after line {n}: {e}"))),
+                };
+                n += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let parsed: Line = match serde_json::from_str(&line) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("sio: line {n}: not an emit object: {e}");
+                        bad += 1;
+                        continue;
+                    }
+                };
+                let mut e = match &parsed.nsp {
+                    Some(nsp) => io.of(nsp.clone()),
+                    None => io.clone(),
+                };
+                for r in parsed.to.list() {
+                    e = e.to(r.as_str());
+                }
+                for r in parsed.except.list() {
+                    e = e.except(r.as_str());
+                }
+                if parsed.volatile {
+                    e = e.volatile();
+                }
+                let line_no = n;
+                in_flight.push(async move {
+                    e.emit(&parsed.event, Args(parsed.args)).await.map_err(|err| (line_no, err))
+                });
+            }
+        }
     }
     if progress {
         eprint!("\r\x1b[K");

@@ -1,0 +1,49 @@
+//! Runs `sio-node` (crate `demo`) processes for end-to-end suites.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::node::free_port;
+
+/// A running `sio-node`, killed on drop.
+#[derive(Debug)]
+pub struct SioNode {
+    /// Its HTTP / Socket.IO port on 127.0.0.1.
+    pub port: u16,
+    _child: Child,
+}
+
+/// The path of a binary of this workspace, next to the running test's directory
+/// (`target/<profile>/<name>`). `cargo test --workspace` builds every binary first; run
+/// alone, a suite needs `cargo build -p <crate>` of the binary's crate.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build it first (cargo build -p demo)", path.display());
+    path
+}
+
+impl SioNode {
+    /// Starts `bin` (`sio-node`) as node `name` on `adapter` and waits until it listens.
+    pub async fn start(bin: &Path, name: &str, adapter: &str) -> SioNode {
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--id", name, "--adapter", adapter])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sio-node");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        SioNode { port, _child: child }
+    }
+}
