@@ -1,15 +1,19 @@
 //! RabbitMQ restarted (`rabbitmqctl stop_app` / `start_app`) in the middle of traffic
 //! under a running 3-node cluster: publishes fail with a clear error during the outage,
-//! then every node reconnects, gets a new queue with every binding (room channels too)
-//! and receives again; requests complete again; the old queues are gone.
+//! the nodes evict each other, then every node reconnects, gets a new queue with every
+//! binding (room channels too) and receives again; membership and requests recover; the
+//! old queues are gone, and dropping the nodes deletes the new ones.
 //!
-//! Its own test binary: it stops the shared broker, which must not disturb the other
-//! suites (cargo runs test binaries one after another). A guard starts the broker again
-//! even when the test fails.
+//! The broker restarted is a private RabbitMQ node on free ports, started here (about
+//! 6 s) and stopped at the end, also when the test fails: the shared broker, and whoever
+//! else uses it at the same time, is never disturbed. Needs `rabbitmq-server` on the
+//! machine (`scripts/services.sh up rabbitmq` installs it) and root (as the scripts).
 
 // the test reports its timings on stderr (visible with --nocapture)
 #![allow(clippy::print_stderr)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,52 +21,100 @@ use std::time::Duration;
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport, AmqpTransportError};
 use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Transport};
 use socketio_cluster_tests::conformance::{Node, converge, eventually, prefix};
-use socketio_cluster_tests::env;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 
 /// Longest outage handling we accept: reconnect backoff is capped at 5 s.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Runs `rabbitmqctl` (the `RABBITMQCTL` command line if set, e.g. `docker compose exec -T
-/// rabbitmq rabbitmqctl`; else from `PATH` or the sbin directories) and returns its output.
-fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
-    let mut cmd = match std::env::var("RABBITMQCTL") {
-        Ok(line) => {
-            let mut words = line.split_whitespace();
-            let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
-            cmd.args(words);
-            cmd
+fn find(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
         }
-        Err(_) => {
-            let found = ["/usr/sbin/rabbitmqctl", "/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl"]
-                .into_iter()
-                .find(|p| std::path::Path::new(p).exists());
-            std::process::Command::new(found.unwrap_or("rabbitmqctl"))
+    }
+    panic!("{name} not found: install RabbitMQ (scripts/services.sh up rabbitmq)");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A private RabbitMQ node listening on 127.0.0.1:`port`; stopped (and its directory
+/// removed) on drop.
+struct PrivateBroker {
+    name: String,
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl PrivateBroker {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sio-amqp-restart-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("rabbitmq.conf"), format!("listeners.tcp.default = 127.0.0.1:{port}\n"))
+            .expect("write config");
+        // run as root, rabbitmq-server switches to the rabbitmq user, which must own the files
+        let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq", &dir.display().to_string()]).output();
+        let d = |f: &str| dir.join(f).display().to_string();
+        let name = format!("sio-amqp-restart-{port}@localhost");
+        let child = Command::new(find("rabbitmq-server"))
+            .env("RABBITMQ_NODENAME", &name)
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
+            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", d("node.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rabbitmq-server");
+        let broker = PrivateBroker { name, port, dir, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the private RabbitMQ node did not listen within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
         }
-    };
-    let out = cmd.args(args).output().map_err(|e| format!("rabbitmqctl {args:?}: {e} (is RabbitMQ local?)"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+        broker.ctl(&["await_startup"]).expect("await_startup");
+        broker
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// `rabbitmqctl -n <this node> args...`
+    fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(find("rabbitmqctl"))
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
+    fn queues(&self) -> Vec<String> {
+        let out = self.ctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");
+        out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
     }
 }
 
-/// The queue names RabbitMQ has right now, from `rabbitmqctl list_queues`.
-fn broker_queues() -> Vec<String> {
-    let out = rabbitmqctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");
-    out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
-}
-
-/// Starts the broker's application again when dropped (also when the test panics).
-struct RestartGuard;
-
-impl Drop for RestartGuard {
+impl Drop for PrivateBroker {
     fn drop(&mut self) {
-        if let Err(e) = rabbitmqctl(&["start_app"]).map(drop) {
-            eprintln!("could not restart RabbitMQ: {e}");
+        if let Err(e) = self.ctl(&["stop"]) {
+            eprintln!("stopping the private RabbitMQ node: {e}");
         }
-        let _ = rabbitmqctl(&["await_startup"]);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -101,9 +153,10 @@ async fn reaches_everyone(nodes: &[Node<AmqpTransport>], from: usize, event: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_under_traffic() {
+    let broker = Arc::new(tokio::task::block_in_place(PrivateBroker::start));
     let case = async {
         let prefix = prefix("amqp-restart");
-        let url = format!("{}?prefix={prefix}&subscription_mode=dynamic&connect_timeout_ms=1000", env("AMQP_ADDR"));
+        let url = format!("{}?prefix={prefix}&subscription_mode=dynamic&connect_timeout_ms=1000", broker.url());
         let opts = AmqpOptions::parse(&url).expect("url");
         let mut nodes = Vec::new();
         let mut transports = Vec::new();
@@ -142,8 +195,8 @@ async fn broker_restart_under_traffic() {
         eventually("traffic flows", WAIT, || nodes.iter().all(|n| n.sockets.got("traffic").len() >= 3)).await;
 
         let started = tokio::time::Instant::now();
-        let guard = RestartGuard;
-        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"])).await.expect("join").expect("stop_app");
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || b.ctl(&["stop_app"])).await.expect("join").expect("stop_app");
         eventually("every node sees the connection lost", WAIT, || transports.iter().all(|t| !t.is_connected())).await;
         let err = transports[0].publish(&format!("{prefix}#/#"), "lost".into()).await.expect_err("broker is down");
         assert!(matches!(err, AmqpTransportError::NotConnected), "{err}");
@@ -160,8 +213,8 @@ async fn broker_restart_under_traffic() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        tokio::task::spawn_blocking(|| rabbitmqctl(&["start_app"])).await.expect("join").expect("start_app");
-        std::mem::forget(guard);
+        let b = broker.clone();
+        tokio::task::spawn_blocking(move || b.ctl(&["start_app"])).await.expect("join").expect("start_app");
         let restarted = started.elapsed();
         eventually("every node reconnected", WAIT, || {
             transports.iter().all(|t| t.is_connected() && t.stats().reconnects >= 1)
@@ -186,7 +239,7 @@ async fn broker_restart_under_traffic() {
 
         // new queues; the old ones went with the old connections
         let new_queues: Vec<String> = transports.iter().map(|t| t.queue_name().expect("queue")).collect();
-        let queues = broker_queues();
+        let queues = broker.queues();
         for (old, new) in old_queues.iter().zip(&new_queues) {
             assert_ne!(old, new);
             assert!(!queues.contains(old), "{old} survived the restart");
@@ -203,7 +256,7 @@ async fn broker_restart_under_traffic() {
         drop(nodes);
         drop(transports);
         eventually("queues deleted with their nodes", WAIT, || {
-            let queues = broker_queues();
+            let queues = broker.queues();
             new_queues.iter().all(|q| !queues.contains(q))
         })
         .await;
