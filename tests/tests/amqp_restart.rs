@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport, AmqpTransportError};
-use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Transport};
+use socketio_adapter_core::codec::EMITTER_UID;
+use socketio_adapter_core::{
+    Adapter, Body, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Message, Room, Transport,
+};
 use socketio_cluster_tests::conformance::{Node, converge, eventually, prefix};
 use socketio_cluster_tests::recorder::{Recorder, sid};
 
@@ -171,6 +174,8 @@ async fn broker_restart_under_traffic() {
         converge(&nodes, 3).await;
         reaches_everyone(&nodes, 0, "before").await;
         let old_queues: Vec<String> = transports.iter().map(|t| t.queue_name().expect("queue")).collect();
+        // a publish-only process (an emitter) on the same broker
+        let emitter = AmqpTransport::connect(&opts).await.expect("connect the emitter");
 
         // traffic from every node, all along
         let nodes = Arc::new(nodes);
@@ -216,8 +221,8 @@ async fn broker_restart_under_traffic() {
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.ctl(&["start_app"])).await.expect("join").expect("start_app");
         let restarted = started.elapsed();
-        eventually("every node reconnected", WAIT, || {
-            transports.iter().all(|t| t.is_connected() && t.stats().reconnects >= 1)
+        eventually("every node and the emitter reconnected", WAIT, || {
+            transports.iter().chain([&emitter]).all(|t| t.is_connected() && t.stats().reconnects >= 1)
         })
         .await;
         let reconnected = started.elapsed();
@@ -238,7 +243,20 @@ async fn broker_restart_under_traffic() {
         assert_eq!(got.value.len(), 3);
 
         // new queues; the old ones went with the old connections
+        // the emitter publishes again, still without a queue of its own
+        let msg = Message::new(
+            Some(EMITTER_UID.to_owned()),
+            "/",
+            Body::Broadcast { packet: EventPacket::new("from-emitter", vec![]), opts: BroadcastOptions::all() },
+        );
+        let out = opts.codec().encode(&msg).expect("encode");
+        emitter.publish(&out.channel, out.payload).await.expect("the emitter publishes after the restart");
+        eventually("the emitter's broadcast", WAIT, || nodes.iter().all(|n| !n.sockets.got("from-emitter").is_empty()))
+            .await;
+        assert_eq!(emitter.queue_name(), None, "a publish-only transport declared a queue");
+
         let new_queues: Vec<String> = transports.iter().map(|t| t.queue_name().expect("queue")).collect();
+        assert_eq!(broker.queues().len(), 3, "one queue per node and none for the emitter");
         let queues = broker.queues();
         for (old, new) in old_queues.iter().zip(&new_queues) {
             assert_ne!(old, new);
