@@ -225,8 +225,13 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
 
     fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
         let nsp = local.path().to_string();
-        let local =
-            Arc::new_cyclic(|me| LocalBridge { local, nsp: nsp.clone(), hooks: state.hooks.clone(), me: me.clone() });
+        let local = Arc::new_cyclic(|me| LocalBridge {
+            local,
+            nsp: nsp.clone(),
+            hooks: state.hooks.clone(),
+            me: me.clone(),
+            known_rooms: Mutex::new(None),
+        });
         let node: Arc<dyn LocalNode> = local.clone();
         let core =
             ClusterCore::node(state.transport.clone(), Arc::clone(&state.codec), &nsp, node, state.config.clone())
@@ -249,21 +254,19 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
                 return Ok(());
             }
             // socketioxide changes rooms without telling the adapter: poll for per-room channels
+            *self.local.known_rooms.lock().unwrap_or_else(PoisonError::into_inner) = Some(HashSet::new());
             let weak = Arc::downgrade(&self);
             let every = self.room_poll;
             tokio::spawn(async move {
-                let mut known: HashSet<String> = HashSet::new();
                 loop {
-                    tokio::time::sleep(every).await;
                     let Some(me) = weak.upgrade() else { return };
                     let Ok(core) = me.core() else { return };
-                    let now: HashSet<String> = me.local.rooms().into_iter().map(Room::into_string).collect();
-                    let created: Vec<Room> = now.difference(&known).map(|r| Room::new(r.clone())).collect();
-                    let deleted: Vec<Room> = known.difference(&now).map(|r| Room::new(r.clone())).collect();
-                    if !created.is_empty() || !deleted.is_empty() {
-                        core.rooms_changed(RoomChanges { created, deleted });
-                        known = now;
+                    let changes = me.local.room_diff();
+                    if !changes.created.is_empty() || !changes.deleted.is_empty() {
+                        core.rooms_changed(changes);
                     }
+                    drop(me);
+                    tokio::time::sleep(every).await;
                 }
             });
             Ok(())
@@ -381,9 +384,25 @@ struct LocalBridge<E: SocketEmitter> {
     hooks: Hooks,
     /// Itself, for streams that outlive a call.
     me: std::sync::Weak<LocalBridge<E>>,
+    /// Rooms already reported to the engine (dialects with per-room channels only).
+    known_rooms: Mutex<Option<HashSet<String>>>,
 }
 
 impl<E: SocketEmitter> LocalBridge<E> {
+    /// Rooms created and deleted since the last call, when rooms are tracked (the
+    /// dialect has per-room channels). socketioxide changes rooms without telling the
+    /// adapter, so the poller calls this, and so does every join/leave that goes through
+    /// the engine (then the room channel is subscribed at once, not at the next poll).
+    fn room_diff(&self) -> RoomChanges {
+        let mut guard = self.known_rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(known) = guard.as_mut() else { return RoomChanges::default() };
+        let now: HashSet<String> = LocalNode::rooms(self).into_iter().map(Room::into_string).collect();
+        let created: Vec<Room> = now.difference(known).map(|r| Room::new(r.clone())).collect();
+        let deleted: Vec<Room> = known.difference(&now).map(|r| Room::new(r.clone())).collect();
+        *known = now;
+        RoomChanges { created, deleted }
+    }
+
     fn packet(&self, packet: &EventPacket) -> Option<Packet> {
         match from_event(self.local.parser(), packet) {
             Ok(v) => Some(Packet::event(self.local.path().clone(), v)),
@@ -426,13 +445,12 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
 
     fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
         self.local.add_sockets(to_sio_opts(opts), sio_rooms(rooms));
-        // the room poller reports the created rooms
-        RoomChanges::default()
+        self.room_diff()
     }
 
     fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {
         self.local.del_sockets(to_sio_opts(opts), sio_rooms(rooms));
-        RoomChanges::default()
+        self.room_diff()
     }
 
     fn disconnect_sockets(&self, opts: &BroadcastOptions, _close: bool) {

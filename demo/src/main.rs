@@ -4,8 +4,9 @@
 //! sio-node --port 3000 [--host 127.0.0.1] [--adapter URL] [--id NAME]
 //! ```
 //!
-//! Without `--adapter` it is a single node (in-process transport); with `redis://` or
-//! `rediss://` it joins that cluster. Namespaces `/` and `/admin` answer the contract
+//! Without `--adapter` it is a single node (in-process transport); with `redis://`,
+//! `rediss://`, `kafka://` (feature `kafka`), `amqp://` or `amqps://` (feature `amqp`) it
+//! joins that cluster. Namespaces `/` and `/admin` answer the contract
 //! events described in the README (`join`, `leave`, `emit`, `emit_with_ack`,
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
 //! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
@@ -47,7 +48,7 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Cluster to join: redis://, rediss:// (kafka:// and amqp:// once their transports land).
+    /// Cluster to join: redis://, rediss://, kafka://, amqp://, amqps:// (with the transport's options).
     #[arg(long, env = "SIO_ADAPTER")]
     adapter: Option<String>,
     /// The node's name in answers and on the page (default node-<port>).
@@ -109,10 +110,26 @@ async fn run(args: Args) -> Result<(), String> {
             let config = opts.cluster_config();
             serve(args, id, transport, opts.codec(), config).await
         }
-        Some(url) if url.starts_with("kafka://") || url.starts_with("amqp://") || url.starts_with("amqps://") => {
-            Err(format!("--adapter {url}: this transport has not landed yet (only redis:// and rediss:// work)"))
+        #[cfg(feature = "kafka")]
+        Some(url) if url.starts_with("kafka://") => {
+            let opts = socketio_adapter_kafka::KafkaOptions::parse(url).map_err(|e| e.to_string())?;
+            let transport = socketio_adapter_kafka::KafkaTransport::connect(&opts).await.map_err(|e| e.to_string())?;
+            let config = opts.cluster_config();
+            serve(args, id, transport, opts.codec(), config).await
         }
-        Some(url) => Err(format!("--adapter {url}: unsupported URL scheme (expected redis://, rediss://)")),
+        #[cfg(feature = "amqp")]
+        Some(url) if url.starts_with("amqp://") || url.starts_with("amqps://") => {
+            let opts = socketio_adapter_amqp::AmqpOptions::parse(url).map_err(|e| e.to_string())?;
+            let transport = socketio_adapter_amqp::AmqpTransport::connect(&opts).await.map_err(|e| e.to_string())?;
+            let config = opts.cluster_config();
+            serve(args, id, transport, opts.codec(), config).await
+        }
+        Some(url) if url.starts_with("kafka://") || url.starts_with("amqp://") || url.starts_with("amqps://") => {
+            Err(format!("--adapter {url}: this sio-node was built without that transport (cargo features kafka, amqp)"))
+        }
+        Some(url) => Err(format!(
+            "--adapter {url}: unsupported URL scheme (expected redis://, rediss://, kafka://, amqp:// or amqps://)"
+        )),
     }
 }
 

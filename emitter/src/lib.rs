@@ -257,7 +257,54 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         }
         #[cfg(not(feature = "redis"))]
         "redis" | "rediss" => Err(bad("this build has no Redis support (cargo feature `redis`)".into())),
+        #[cfg(feature = "kafka")]
+        "kafka" => {
+            use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
+            if options.dialect == Some(Dialect::NodeRedis) {
+                return Err(EmitterError::Dialect(
+                    "the node-redis dialect needs Redis; Kafka speaks node-cluster".into(),
+                ));
+            }
+            let mut opts = KafkaOptions::parse(url).map_err(|e| bad(e.to_string()))?;
+            if let Some(p) = &options.prefix {
+                if opts.topic == opts.prefix {
+                    opts.topic = p.clone();
+                }
+                opts.prefix = p.clone();
+            }
+            if let Some(t) = options.request_timeout {
+                opts.request_timeout = t;
+            }
+            let transport = KafkaTransport::connect(&opts)
+                .await
+                .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
+            let config = EmitterConfig { codec: opts.codec(), cluster: opts.cluster_config() };
+            Ok((AnyTransport::Kafka(transport), config))
+        }
+        #[cfg(not(feature = "kafka"))]
         "kafka" => Err(bad("this build has no Kafka support (cargo feature `kafka`)".into())),
+        #[cfg(feature = "amqp")]
+        "amqp" | "amqps" => {
+            use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
+            if options.dialect == Some(Dialect::NodeRedis) {
+                return Err(EmitterError::Dialect(
+                    "the node-redis dialect needs Redis; AMQP speaks node-cluster".into(),
+                ));
+            }
+            let mut opts = AmqpOptions::parse(url).map_err(|e| bad(e.to_string()))?;
+            if let Some(p) = &options.prefix {
+                opts.prefix = p.clone();
+            }
+            if let Some(t) = options.request_timeout {
+                opts.request_timeout = t;
+            }
+            let transport = AmqpTransport::connect(&opts)
+                .await
+                .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
+            let config = EmitterConfig { codec: opts.codec(), cluster: opts.cluster_config() };
+            Ok((AnyTransport::Amqp(transport), config))
+        }
+        #[cfg(not(feature = "amqp"))]
         "amqp" | "amqps" => Err(bad("this build has no AMQP support (cargo feature `amqp`)".into())),
         "" => Err(bad("expected scheme://host (redis://, rediss://, kafka://, amqp://, amqps://)".into())),
         other => Err(bad(format!(

@@ -27,6 +27,14 @@ enum Servers {
     NodeSharded,
     NodeClusterSharded,
     SioClassic,
+    SioKafka,
+    SioAmqp,
+}
+
+impl Servers {
+    fn sio(self) -> bool {
+        matches!(self, Servers::SioClassic | Servers::SioKafka | Servers::SioAmqp)
+    }
 }
 
 /// The servers, their clients and the URL an emitter uses.
@@ -43,13 +51,17 @@ impl Cluster {
     async fn start(kind: Servers) -> Cluster {
         let prefix = prefix("emitter");
         let sharded = matches!(kind, Servers::NodeSharded | Servers::NodeClusterSharded);
-        let base = if kind == Servers::NodeClusterSharded { redis_cluster_url() } else { env("REDIS_URL") };
-        let url = format!("{base}?prefix={prefix}{}", if sharded { "&mode=sharded" } else { "" });
+        let url = match kind {
+            Servers::NodeClusterSharded => format!("{}?prefix={prefix}&mode=sharded", redis_cluster_url()),
+            Servers::SioKafka => format!("kafka://{}?prefix={prefix}", env("KAFKA_BROKERS")),
+            Servers::SioAmqp => format!("{}?prefix={prefix}", env("AMQP_ADDR")),
+            _ => format!("{}?prefix={prefix}{}", env("REDIS_URL"), if sharded { "&mode=sharded" } else { "" }),
+        };
         let mut node_servers = Vec::new();
         let mut sio = Vec::new();
         let mut ports = Vec::new();
         match kind {
-            Servers::SioClassic => {
+            Servers::SioClassic | Servers::SioKafka | Servers::SioAmqp => {
                 let bin = workspace_bin("sio-node");
                 for name in ["S0", "S1"] {
                     let n = SioNode::start(&bin, name, &url).await;
@@ -86,7 +98,7 @@ impl Cluster {
                 ]}),
             )
             .await;
-        if kind == Servers::SioClassic {
+        if kind.sio() {
             // sio-node clients join through the contract
             for (name, rooms) in [("a", json!(["red"])), ("b", json!(["red", "blue"])), ("c", json!(["blue"]))] {
                 let r = clients.call("call", json!({"name": name, "event": "join", "data": rooms})).await;
@@ -121,7 +133,7 @@ impl Cluster {
 
     /// The server-side events server `i` received: (event, args).
     async fn server_events(&mut self, i: usize) -> Vec<(String, Json)> {
-        let events = if self.kind == Servers::SioClassic {
+        let events = if self.kind.sio() {
             let client = ["a", "c"][i];
             let r = self.clients.call("call", json!({"name": client, "event": "server_events", "data": {}})).await;
             r["events"].clone()
@@ -468,7 +480,7 @@ async fn scenario(kind: Servers, cli: bool) {
     let answers = via.server_emit_ack("ping").await;
     assert_eq!(answers.len(), 2, "{answers:?}");
     let text: Vec<String> = answers.iter().map(Json::to_string).collect();
-    let (s0, s1) = if kind == Servers::SioClassic { ("\"S0\"", "\"S1\"") } else { ("pong from S0", "pong from S1") };
+    let (s0, s1) = if kind.sio() { ("\"S0\"", "\"S1\"") } else { ("pong from S0", "pong from S1") };
     assert!(text.iter().any(|t| t.contains(s0)) && text.iter().any(|t| t.contains(s1)), "{text:?}");
 
     // a Node.js server's own requests still complete while an emitter is connected
@@ -515,6 +527,26 @@ async fn library_node_sharded_on_redis_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_sio_node() {
     run(scenario(Servers::SioClassic, false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_sio_node_kafka() {
+    run(scenario(Servers::SioKafka, false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_sio_node_amqp() {
+    run(scenario(Servers::SioAmqp, false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sio_node_kafka() {
+    run(scenario(Servers::SioKafka, true)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_sio_node_amqp() {
+    run(scenario(Servers::SioAmqp, true)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
