@@ -375,6 +375,11 @@ impl KafkaOptions {
             .set("auto.offset.reset", "error")
             .set("fetch.wait.max.ms", self.fetch_wait_max.as_millis().to_string())
             .set("fetch.error.backoff.ms", "100")
+            // Reconnect the consumer more slowly than the producer: after an outage the
+            // transport stops fetching (see the transport module) before the consumer
+            // is back, and the producer's markers decide when it fetches again.
+            .set("reconnect.backoff.ms", "500")
+            .set("reconnect.backoff.max.ms", "2000")
             // bounded prefetch: beyond it the consumer stops fetching (back-pressure)
             .set("queued.max.messages.kbytes", "16384")
             .set("queued.min.messages", "10000");

@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -90,10 +90,14 @@ impl Drop for Inner {
 struct Core {
     opts: KafkaOptions,
     id: String,
-    producer: FutureProducer<Ctx>,
+    /// Replaced by a fresh one after an outage (a broker that lost its state fences the
+    /// old idempotent producer) and after publishes that timed out.
+    producer: RwLock<FutureProducer<Ctx>>,
+    /// When the producer was last replaced.
+    producer_since: Mutex<Instant>,
     sub: Arc<SubState>,
-    /// The consumer, once the first subscription started it; the lock serializes the start.
-    consumer: tokio::sync::Mutex<Option<Arc<StreamConsumer<Ctx>>>>,
+    /// Whether the first subscription started the consumer; the lock serializes the start.
+    consuming: tokio::sync::Mutex<bool>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -103,6 +107,8 @@ struct SubState {
     next: Mutex<Vec<i64>>,
     /// Wakes the supervisor: the consumer must be re-placed.
     kick: Notify,
+    /// Reasons to re-place seen so far (the supervisor skips wake-ups it already handled).
+    kicks: AtomicU64,
     delivered: AtomicU64,
     replays_dropped: AtomicU64,
     foreign_dropped: AtomicU64,
@@ -140,7 +146,7 @@ impl ClientContext for Ctx {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             warn!(role = self.role, "every Kafka broker is down; the consumer is re-placed once one answers");
             if let Some(state) = self.state.upgrade() {
-                state.kick.notify_one();
+                state.wake();
             }
         } else {
             debug!(role = self.role, error = %error, "librdkafka: {reason}");
@@ -189,6 +195,12 @@ impl Record {
 }
 
 impl SubState {
+    /// Asks the supervisor to re-place the consumer.
+    fn wake(&self) {
+        self.kicks.fetch_add(1, Ordering::AcqRel);
+        self.kick.notify_one();
+    }
+
     fn sinks(&self) -> Vec<EventSender> {
         let registry = lock(&self.registry);
         let mut sinks: Vec<EventSender> = Vec::new();
@@ -281,7 +293,7 @@ impl SubState {
         );
         if replace {
             warn!(error = %error, "Kafka consumer position lost; re-placing the consumer");
-            self.kick.notify_one();
+            self.wake();
         } else if n.is_power_of_two() || n == 0 {
             warn!(error = %error, errors = n + 1, "Kafka consumer error");
         }
@@ -296,6 +308,10 @@ fn routing_key<'c>(prefix: &str, channel: &'c str) -> &'c str {
         .and_then(|rest| rest.strip_prefix('#'))
         .map(|rest| rest.split('#').next().unwrap_or(rest))
         .unwrap_or(channel)
+}
+
+fn is_stuck(e: &KafkaError) -> bool {
+    matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::Fatal))
 }
 
 fn is_unknown_topic(e: &KafkaError) -> bool {
@@ -314,9 +330,36 @@ impl Core {
         Ctx { role, state: Arc::downgrade(&self.sub) }
     }
 
+    fn producer(&self) -> FutureProducer<Ctx> {
+        self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the producer by a fresh one (new producer id). The old one is dropped
+    /// off the runtime: dropping purges and joins its thread.
+    fn renew_producer(&self) -> Result<(), KafkaTransportError> {
+        let fresh: FutureProducer<Ctx> = self
+            .opts
+            .producer_config()
+            .create_with_context(self.ctx("producer"))
+            .map_err(|e| KafkaTransportError::kafka("create producer", e))?;
+        let old = std::mem::replace(&mut *self.producer.write().unwrap_or_else(PoisonError::into_inner), fresh);
+        *lock(&self.producer_since) = Instant::now();
+        tokio::task::spawn_blocking(move || drop(old));
+        Ok(())
+    }
+
+    fn new_consumer(&self) -> Result<Arc<StreamConsumer<Ctx>>, KafkaTransportError> {
+        let consumer: StreamConsumer<Ctx> = self
+            .opts
+            .consumer_config(&format!("{}-{}", self.opts.client_id, self.id))
+            .create_with_context(self.ctx("consumer"))
+            .map_err(|e| KafkaTransportError::kafka("create consumer", e))?;
+        Ok(Arc::new(consumer))
+    }
+
     /// The topic's partition count from the broker's metadata, `None` if it is missing.
     async fn topic_partitions(&self) -> Result<Option<i32>, KafkaTransportError> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let topic = self.opts.topic.clone();
         let timeout = self.opts.connect_timeout;
         let result = tokio::task::spawn_blocking(move || {
@@ -388,11 +431,12 @@ impl Core {
     async fn place_markers(&self, partitions: i32) -> Result<Vec<i64>, KafkaTransportError> {
         let topic = &self.opts.topic;
         let empty: &[u8] = &[];
+        let producer = self.producer();
         let mut futures = Vec::new();
         for p in 0..partitions {
             let headers = OwnedHeaders::new().insert(Header { key: MARKER_HEADER, value: Some(self.id.as_bytes()) });
             let record = FutureRecord::<[u8], [u8]>::to(topic).partition(p).payload(empty).headers(headers);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(f) => futures.push(f),
                 Err((e, _)) => return Err(KafkaTransportError::kafka(format!("produce a marker to {topic}/{p}"), e)),
             }
@@ -450,8 +494,18 @@ impl Core {
         loop {
             let headers = OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(channel) });
             let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
-            match self.producer.send(record, Timeout::After(self.opts.message_timeout)).await {
+            match self.producer().send(record, Timeout::After(self.opts.message_timeout)).await {
                 Ok(_) => return Ok(()),
+                Err((e, _)) if is_stuck(&e) => {
+                    // a broker that lost its state (restart without persistence) fences the
+                    // idempotent producer for good: start over with a fresh one
+                    let renew = lock(&self.producer_since).elapsed() >= self.opts.message_timeout;
+                    if renew {
+                        warn!(topic = %topic, error = %e, "publish timed out; replacing the producer");
+                        self.renew_producer()?;
+                    }
+                    return Err(KafkaTransportError::kafka(format!("publish on {channel} to {topic}"), e));
+                }
                 Err((e, _)) if !retried && is_unknown_topic(&e) => {
                     // re-created after a broker restart without persistence, or never created
                     warn!(topic = %topic, error = %e, "publish found no topic; creating it");
@@ -479,6 +533,7 @@ impl KafkaTransport {
             registry: Mutex::new(HashMap::new()),
             next: Mutex::new(Vec::new()),
             kick: Notify::new(),
+            kicks: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             replays_dropped: AtomicU64::new(0),
             foreign_dropped: AtomicU64::new(0),
@@ -493,9 +548,10 @@ impl KafkaTransport {
         let core = Arc::new(Core {
             opts: opts.clone(),
             id: format!("{:016x}", fastrand::u64(..)),
-            producer,
+            producer: RwLock::new(producer),
+            producer_since: Mutex::new(Instant::now()),
             sub,
-            consumer: tokio::sync::Mutex::new(None),
+            consuming: tokio::sync::Mutex::new(false),
             shutdown: shutdown_rx,
         });
         let partitions = core.ensure_topic().await?;
@@ -515,7 +571,7 @@ impl KafkaTransport {
 
     /// Whether the consumer runs (it starts with the first subscription).
     pub async fn is_consuming(&self) -> bool {
-        self.inner.core.consumer.lock().await.is_some()
+        *self.inner.core.consuming.lock().await
     }
 
     /// Counters.
@@ -533,19 +589,16 @@ impl KafkaTransport {
     /// the supervisor.
     async fn ensure_consumer(&self) -> Result<(), KafkaTransportError> {
         let core = &self.inner.core;
-        let mut guard = core.consumer.lock().await;
-        if guard.is_some() {
+        let mut consuming = core.consuming.lock().await;
+        if *consuming {
             return Ok(());
         }
-        let consumer: StreamConsumer<Ctx> = core
-            .opts
-            .consumer_config(&format!("{}-{}", core.opts.client_id, core.id))
-            .create_with_context(core.ctx("consumer"))
-            .map_err(|e| KafkaTransportError::kafka("create consumer", e))?;
-        let consumer = Arc::new(consumer);
-        core.place(&consumer, true).await?;
-        *guard = Some(Arc::clone(&consumer));
-        tokio::spawn(consume(Arc::clone(core), Arc::clone(&consumer), core.shutdown.clone()));
+        let consumer = core.new_consumer()?;
+        if let Err(e) = core.place(&consumer, true).await {
+            tokio::task::spawn_blocking(move || drop(consumer));
+            return Err(e);
+        }
+        *consuming = true;
         tokio::spawn(supervise(Arc::clone(core), consumer, core.shutdown.clone()));
         info!(topic = %core.opts.topic, id = %core.id, partitions = lock(&core.sub.next).len(),
               "Kafka consumer assigned");
@@ -570,24 +623,67 @@ async fn consume(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdo
     }
 }
 
-/// Re-places the consumer when woken (outage, lost position, `resubscribe`), with
-/// backoff until it works, then tells every subscriber.
+/// Stops a consumer's reading task, then drops the consumer off the runtime (closing a
+/// librdkafka consumer blocks).
+async fn retire(consumer: Arc<StreamConsumer<Ctx>>, reader: tokio::task::JoinHandle<()>) {
+    let _ = consumer.unassign();
+    reader.abort();
+    let _ = reader.await;
+    tokio::task::spawn_blocking(move || drop(consumer));
+}
+
+/// Runs the reading task of the current consumer; when woken (every broker down, a lost
+/// position, `resubscribe`) retires it and places a fresh producer and consumer, with
+/// backoff until that works, then tells every subscriber.
+///
+/// Fresh clients, not the old ones reconnected: after a broker restart without
+/// persistence the old consumer's metadata points at a vanished topic, and librdkafka
+/// 2.12 crashes (NULL topic name in its Fetch leader-discovery path) on the answers
+/// tansu gives to such fetches; the old idempotent producer is fenced for good.
 async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdown: watch::Receiver<bool>) {
+    let mut consumer = consumer;
+    let mut reader = tokio::spawn(consume(Arc::clone(&core), Arc::clone(&consumer), core.shutdown.clone()));
+    let mut handled = 0;
     loop {
         tokio::select! {
             _ = core.sub.kick.notified() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                retire(consumer, reader).await;
+                return;
+            }
+        }
+        if core.sub.kicks.load(Ordering::Acquire) == handled {
+            // raised while the last re-placement ran, which covered it
+            continue;
+        }
+        // stop fetching at once, before librdkafka reconnects to a restarted broker
+        let _ = consumer.unassign();
+        retire(consumer, reader).await;
+        if let Err(e) = core.renew_producer() {
+            warn!(error = %e, "Kafka producer not replaced");
         }
         let mut delay = Duration::from_millis(100);
         let mut attempt = 0u32;
-        loop {
+        let fresh = loop {
             attempt += 1;
-            let placed = tokio::select! {
-                r = core.place(&consumer, false) => r,
-                _ = shutdown.changed() => return,
+            let placed = match core.new_consumer() {
+                Ok(fresh) => {
+                    let placed = tokio::select! {
+                        r = core.place(&fresh, false) => r,
+                        _ = shutdown.changed() => return,
+                    };
+                    match placed {
+                        Ok(()) => Ok(fresh),
+                        Err(e) => {
+                            tokio::task::spawn_blocking(move || drop(fresh));
+                            Err(e)
+                        }
+                    }
+                }
+                Err(e) => Err(e),
             };
             match placed {
-                Ok(()) => break,
+                Ok(fresh) => break fresh,
                 Err(e) => warn!(topic = %core.opts.topic, attempt, error = %e, retry_in = ?delay,
                                 "Kafka consumer not re-placed yet"),
             }
@@ -596,7 +692,10 @@ async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shut
                 _ = shutdown.changed() => return,
             }
             delay = (delay * 2).min(Duration::from_secs(2));
-        }
+        };
+        handled = core.sub.kicks.load(Ordering::Acquire);
+        consumer = fresh;
+        reader = tokio::spawn(consume(Arc::clone(&core), Arc::clone(&consumer), core.shutdown.clone()));
         core.sub.recoveries.fetch_add(1, Ordering::Relaxed);
         info!(topic = %core.opts.topic, attempts = attempt, "Kafka consumer re-placed");
         for sink in core.sub.sinks() {
@@ -646,8 +745,8 @@ impl Transport for KafkaTransport {
     }
 
     async fn resubscribe(&self) -> Result<(), KafkaTransportError> {
-        if self.inner.core.consumer.lock().await.is_some() {
-            self.inner.core.sub.kick.notify_one();
+        if *self.inner.core.consuming.lock().await {
+            self.inner.core.sub.wake();
         }
         Ok(())
     }

@@ -1,0 +1,166 @@
+//! A broker restart under a running cluster: a private tansu (memory storage, so the
+//! restart also loses every topic and offset) on a free port, two nodes, tansu killed
+//! and started again on the same port; broadcasts flow again both ways, the nodes count
+//! each other again, and nothing is delivered twice.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::{Adapter, BroadcastOptions, EventPacket};
+use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
+use socketio_cluster_tests::conformance::{Backend, converge, eventually, node, prefix, run};
+use socketio_cluster_tests::recorder::sid;
+use tokio::process::{Child, Command};
+
+/// The tansu binary `scripts/services.sh` installs (or `$TANSU_BIN`).
+fn tansu_bin() -> PathBuf {
+    std::env::var_os("TANSU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/bin/tansu"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Starts tansu on `port` and waits until it accepts connections.
+async fn start_tansu(port: u16) -> Child {
+    let bin = tansu_bin();
+    assert!(bin.exists(), "{} is missing: run scripts/services.sh up kafka", bin.display());
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(&bin)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start tansu");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "tansu does not listen on {port} after 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
+/// The private broker; short timeouts so that an outage is noticed and bridged quickly.
+struct Private {
+    port: u16,
+}
+
+impl Private {
+    fn url(&self, prefix: &str) -> String {
+        format!(
+            "kafka://127.0.0.1:{}?prefix={prefix}&request_timeout_ms=2000&message_timeout_ms=5000&connect_timeout_ms=2000{}",
+            self.port,
+            std::env::var("KAFKA_EXTRA").unwrap_or_default()
+        )
+    }
+}
+
+impl Backend for Private {
+    type T = KafkaTransport;
+
+    fn name(&self) -> String {
+        "kafka-private".into()
+    }
+
+    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
+        KafkaOptions::parse(&self.url(prefix)).expect("url").codec()
+    }
+
+    async fn connect(&self, prefix: &str) -> KafkaTransport {
+        KafkaTransport::connect_url(&self.url(prefix)).await.expect("connect to the private tansu")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_flow_again_after_a_broker_restart() {
+    run(async {
+        let backend = Private { port: free_port() };
+        let mut broker = start_tansu(backend.port).await;
+        let prefix = prefix("restart");
+        let nodes = [node(&backend, &prefix, "/", "A").await, node(&backend, &prefix, "/", "B").await];
+        nodes[0].adapter.add_all(&sid("a1"), &[]);
+        nodes[1].adapter.add_all(&sid("b1"), &[]);
+        converge(&nodes, 2).await;
+        nodes[0]
+            .adapter
+            .broadcast(EventPacket::new("before", vec![]), BroadcastOptions::all())
+            .await
+            .expect("broadcast");
+        eventually("broadcast before the restart", Duration::from_secs(5), || nodes[1].sockets.got("before") == ["b1"])
+            .await;
+
+        broker.kill().await.expect("kill tansu");
+        let down = tokio::time::Instant::now();
+        broker = start_tansu(backend.port).await;
+        eprintln!("tansu restarted after {:?}", down.elapsed());
+
+        // publish from both sides until each side receives the other's broadcast
+        let started = tokio::time::Instant::now();
+        let mut round = 0;
+        loop {
+            assert!(started.elapsed() < Duration::from_secs(40), "broadcasts did not flow again within 40 s");
+            round += 1;
+            let (ea, eb) = (format!("from-a-{round}"), format!("from-b-{round}"));
+            for (n, ev) in [(&nodes[0], &ea), (&nodes[1], &eb)] {
+                // a publish waits for the broker up to message_timeout_ms (5 s)
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(6),
+                    n.adapter.broadcast(EventPacket::new(ev, vec![]), BroadcastOptions::all()),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    eprintln!("round {round}: broadcast from {} not accepted yet: {sent:?}", n.sockets.name);
+                }
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < deadline {
+                if nodes[1].sockets.got(&ea) == ["b1"] && nodes[0].sockets.got(&eb) == ["a1"] {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if nodes[1].sockets.got(&ea) == ["b1"] && nodes[0].sockets.got(&eb) == ["a1"] {
+                break;
+            }
+        }
+        eprintln!("broadcasts flow again {:?} after the restart (round {round})", down.elapsed());
+        for n in &nodes {
+            let stats = n.adapter.core().transport().stats();
+            eprintln!("{}: {stats:?}", n.sockets.name);
+            assert!(stats.recoveries >= 1, "{}: the consumer was never re-placed", n.sockets.name);
+        }
+        converge(&nodes, 2).await;
+
+        // steady again: one more broadcast each way arrives exactly once
+        nodes[0]
+            .adapter
+            .broadcast(EventPacket::new("after", vec![]), BroadcastOptions::all())
+            .await
+            .expect("broadcast");
+        nodes[1]
+            .adapter
+            .broadcast(EventPacket::new("after", vec![]), BroadcastOptions::all())
+            .await
+            .expect("broadcast");
+        eventually("broadcasts after recovery", Duration::from_secs(5), || {
+            nodes[0].sockets.got("after") == ["a1"] && nodes[1].sockets.got("after") == ["b1"]
+        })
+        .await;
+        for r in 1..=round {
+            assert!(nodes[1].sockets.got(&format!("from-a-{r}")).len() <= 1, "from-a-{r} delivered twice");
+            assert!(nodes[0].sockets.got(&format!("from-b-{r}")).len() <= 1, "from-b-{r} delivered twice");
+        }
+        drop(nodes);
+        broker.kill().await.expect("kill tansu");
+    })
+    .await
+}
