@@ -55,6 +55,13 @@
 //!   that owns its channel, and in `dynamic` mode room broadcasts reach only nodes with
 //!   members in the room. Needs Redis 7; talks to `createShardedAdapter` servers.
 //!
+//! ## Connections
+//!
+//! Standalone Redis: one publisher connection (opened by [`RedisTransport::connect`]) and
+//! one RESP3 subscriber connection, opened by the first subscription, so a publish-only
+//! user such as an emitter holds a single connection. Redis Cluster: one cluster client
+//! for both. Clones share them.
+//!
 //! ## Reconnection
 //!
 //! The publisher reconnects on its own. The subscriber's channels live in a registry of

@@ -58,6 +58,8 @@ struct Inner {
     mode: Mode,
     publisher: Publisher,
     sub: Arc<SubState>,
+    /// Opens the standalone subscriber connection (lazily, then on every repair).
+    connector: Arc<Connector>,
     command_timeout: Duration,
     shutdown: watch::Sender<bool>,
 }
@@ -342,7 +344,7 @@ impl RedisTransport {
                 .get_async_connection()
                 .await
                 .map_err(|e| RedisTransportError::command(format!("connect to {target}"), e))?;
-            (Publisher::Cluster(conn.clone()), SubConn::Cluster(conn), Connector::Cluster)
+            (Publisher::Cluster(conn.clone()), Some(SubConn::Cluster(conn)), Connector::Cluster)
         } else {
             let pub_client = client(first.clone(), opts)?;
             let manager = pub_client
@@ -367,18 +369,17 @@ impl RedisTransport {
                     .set_response_timeout(Some(command_timeout))
                     .set_push_sender(push_sender(&sub_for_config, tx.clone(), Some(generation)))
             };
-            let conn = sub_client
-                .get_multiplexed_async_connection_with_config(&config(0))
-                .await
-                .map_err(|e| RedisTransportError::command(format!("connect subscriber to {target}"), e))?;
+            // the subscriber connection opens on the first subscribe: a publish-only user
+            // (an emitter) holds one connection
             let connector = Connector::Single { client: Box::new(sub_client), config: Box::new(config) };
-            (Publisher::Single(manager), SubConn::Single(conn), connector)
+            (Publisher::Single(manager), None, connector)
         };
         drop(push_tx);
-        *sub.conn.lock().await = Some(sub_conn);
+        *sub.conn.lock().await = sub_conn;
+        let connector = Arc::new(connector);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(dispatch(Arc::clone(&sub), push_rx, shutdown_rx.clone()));
-        tokio::spawn(supervise(Arc::clone(&sub), connector, shutdown_rx, target.clone()));
+        tokio::spawn(supervise(Arc::clone(&sub), Arc::clone(&connector), shutdown_rx, target.clone()));
         info!(target = %target, "Redis transport connected");
         Ok(RedisTransport {
             inner: Arc::new(Inner {
@@ -386,6 +387,7 @@ impl RedisTransport {
                 mode: opts.mode,
                 publisher,
                 sub,
+                connector,
                 command_timeout: opts.command_timeout,
                 shutdown,
             }),
@@ -472,7 +474,12 @@ async fn dispatch(state: Arc<SubState>, mut rx: mpsc::Receiver<PushInfo>, mut sh
 
 /// Waits for a reason to repair (disconnect, lost shard channel, health check), then
 /// restores the subscriptions with backoff until it works.
-async fn supervise(state: Arc<SubState>, connector: Connector, mut shutdown: watch::Receiver<bool>, target: String) {
+async fn supervise(
+    state: Arc<SubState>,
+    connector: Arc<Connector>,
+    mut shutdown: watch::Receiver<bool>,
+    target: String,
+) {
     loop {
         tokio::select! {
             _ = state.kick.notified() => {}
@@ -577,6 +584,19 @@ impl Transport for RedisTransport {
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), RedisTransportError> {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
+        if guard.is_none()
+            && lock(&state.registry).is_empty()
+            && let Connector::Single { client, config } = &*self.inner.connector
+        {
+            // the first subscription: connect now (with channels registered, a missing
+            // connection is the supervisor's to restore)
+            let generation = state.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&config(generation))
+                .await
+                .map_err(|e| RedisTransportError::command(format!("connect subscriber to {}", self.inner.target), e))?;
+            *guard = Some(SubConn::Single(conn));
+        }
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
         for channel in channels {
             let fresh = lock(&state.registry).get(channel).is_none_or(Vec::is_empty);
