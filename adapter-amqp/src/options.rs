@@ -1,5 +1,6 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
+use socketio_adapter_core::transport::redact_url;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,7 @@ pub struct AmqpOptions {
 impl AmqpOptions {
     /// Parses the URL grammar above (no I/O).
     pub fn parse(input: &str) -> Result<Self, AmqpTransportError> {
-        let bad = |why: String| AmqpTransportError::Url(format!("{}: {why}", redact(input)));
+        let bad = |why: String| AmqpTransportError::Url(format!("{}: {why}", redact_url(input)));
         let (scheme, _) = input.split_once("://").ok_or_else(|| bad("expected amqp:// or amqps://".into()))?;
         let scheme = match scheme {
             "amqp" => AMQPScheme::AMQP,
@@ -298,18 +299,6 @@ fn decode(s: &str) -> Result<String, String> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| format!("{s:?} is not UTF-8 once percent-decoded"))
-}
-
-/// The URL with any password replaced, for error messages.
-pub(crate) fn redact(input: &str) -> String {
-    match (input.find("://"), input.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &input[s + 3..at];
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            format!("{}{user}:***{}", &input[..s + 3], &input[at..])
-        }
-        _ => input.to_owned(),
-    }
 }
 
 #[cfg(test)]

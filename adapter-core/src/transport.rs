@@ -87,6 +87,20 @@ pub trait Transport: Clone + Send + Sync + 'static {
     fn resubscribe(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
+/// `url` with the password of its user info replaced by `***` (the user name kept), for
+/// error messages and logs. An `@` after the query start is not user info.
+pub fn redact_url(url: &str) -> String {
+    let authority_end = url.find('?').unwrap_or(url.len());
+    match (url.find("://"), url[..authority_end].rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Matches a Redis glob pattern (`*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\x`) against `s`.
 pub fn glob_match(pattern: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
@@ -174,7 +188,15 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, redact_url};
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact_url("redis://:s3cret@h:6379/2"), "redis://:***@h:6379/2");
+        assert_eq!(redact_url("amqp://guest:guest@h/%2f"), "amqp://guest:***@h/%2f");
+        assert_eq!(redact_url("kafka://h:9092?x=a@b"), "kafka://h:9092?x=a@b");
+        assert_eq!(redact_url("redis://h"), "redis://h");
+    }
 
     #[test]
     fn globs_match_like_redis() {

@@ -1,5 +1,6 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
+use socketio_adapter_core::transport::redact_url;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -111,7 +112,7 @@ impl RedisOptions {
 
     /// Parses the URL grammar above.
     pub fn parse(input: &str) -> Result<Self, RedisTransportError> {
-        let bad = |why: String| RedisTransportError::Url(format!("{}: {why}", redact(input)));
+        let bad = |why: String| RedisTransportError::Url(format!("{}: {why}", redact_url(input)));
         let (scheme, rest) = input.split_once("://").ok_or_else(|| bad("expected redis:// or rediss://".into()))?;
         let tls = match scheme {
             "redis" => false,
@@ -297,18 +298,6 @@ fn decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.to_owned())
-}
-
-/// The URL with any password replaced, for error messages.
-pub(crate) fn redact(input: &str) -> String {
-    match (input.find("://"), input.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &input[s + 3..at];
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            format!("{}{user}:***{}", &input[..s + 3], &input[at..])
-        }
-        _ => input.to_owned(),
-    }
 }
 
 #[cfg(test)]

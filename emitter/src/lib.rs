@@ -58,6 +58,7 @@ mod any;
 mod args;
 mod error;
 
+use socketio_adapter_core::transport::redact_url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -219,17 +220,9 @@ impl Emitter<AnyTransport> {
     }
 }
 
-fn redact(url: &str) -> String {
-    // keep scheme, host and path; hide user info
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
 async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTransport, EmitterConfig), EmitterError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
-    let bad = |reason: String| EmitterError::Url { url: redact(url), reason };
+    let bad = |reason: String| EmitterError::Url { url: redact_url(url), reason };
     if options.dialect == Some(Dialect::Python) {
         return Err(python_unavailable());
     }
