@@ -717,3 +717,46 @@ async fn bad_input_and_a_10_mb_argument() {
     })
     .await
 }
+
+/// An ack that never comes: the library returns what arrived plus the shortfall, the CLI
+/// prints what arrived and exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_that_time_out_return_what_arrived() {
+    use socketio_adapter_core::{Adapter, ClusterAdapter};
+    use socketio_adapter_redis::{RedisOptions, RedisTransport};
+    use socketio_cluster_tests::recorder::{Recorder, lock, sid};
+    run(async {
+        let url = format!("{}?prefix={}&request_timeout_ms=3000", env("REDIS_URL"), prefix("ack-timeout"));
+        let opts = RedisOptions::parse(&url).unwrap();
+        let mut nodes = Vec::new();
+        for (name, socket) in [("A", "s1"), ("B", "s2")] {
+            let rec = Recorder::new(name);
+            let transport = RedisTransport::connect(&opts).await.unwrap();
+            let adapter =
+                ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).unwrap();
+            adapter.init().await.unwrap();
+            adapter.add_all(&sid(socket), &[]);
+            nodes.push((adapter, rec));
+        }
+        lock(&nodes[1].1.silent).insert(sid("s2"));
+        let io = Emitter::connect(&url).await.unwrap();
+        let got = io.timeout(Duration::from_millis(500)).emit_with_ack("q", ()).await.unwrap();
+        assert_eq!(got.value, vec![Value::from("ack:s1")]);
+        let shortfall = got.shortfall.expect("a shortfall");
+        assert_eq!((shortfall.expected, shortfall.received), (2, 1), "{shortfall}");
+
+        let out = Command::new(env!("CARGO_BIN_EXE_sio"))
+            .args(["--url", &url, "--timeout", "500", "emit", "--ack", "q"])
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stdout.trim(), "\"ack:s1\"");
+        assert!(stderr.contains("1 of 2"), "{stderr}");
+        for (a, _) in nodes {
+            a.close().await.unwrap();
+        }
+    })
+    .await
+}
