@@ -42,7 +42,7 @@ impl fmt::Debug for Password {
 ///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
 ///   message_timeout_ms=10000       how long a publish may wait for the broker
 ///   connect_timeout_ms=5000        metadata and topic creation at connect
-///   fetch_wait_max_ms=100          broker long-poll; bounds the latency on idle brokers that do not wake fetches
+///   fetch_wait_max_ms=20           consumer long poll (bounds the latency on brokers that do not answer it early)
 ///   subscription_mode=static       static, dynamic or dynamic-private (see the codec)
 ///   idempotence=true               idempotent producer (no duplicates on retries, keeps order)
 ///   security_protocol=plaintext    plaintext, ssl, sasl_plaintext or sasl_ssl
@@ -121,7 +121,7 @@ impl KafkaOptions {
             request_timeout: Duration::from_secs(5),
             message_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
-            fetch_wait_max: Duration::from_millis(100),
+            fetch_wait_max: Duration::from_millis(20),
             subscription_mode: SubscriptionMode::Static,
             idempotence: true,
             security_protocol: None,

@@ -574,6 +574,11 @@ impl KafkaTransport {
         *self.inner.core.consuming.lock().await
     }
 
+    /// The number of partitions the consumer reads (0 before the first subscription).
+    pub fn assigned_partitions(&self) -> usize {
+        lock(&self.inner.core.sub.next).len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> KafkaStats {
         let s = &self.inner.core.sub;

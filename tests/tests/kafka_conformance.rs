@@ -158,7 +158,70 @@ async fn missing_topics_are_created_or_named() {
         assert_eq!(t.topic(), prefix);
         let (tx, _rx) = mpsc::channel(8);
         t.subscribe(&[Channel::Exact(format!("{prefix}#/#"))], tx).await.expect("subscribe");
+        assert_eq!(t.assigned_partitions(), 3);
         KafkaTransport::connect_url(&url(&prefix, "&create_topic=false")).await.expect("exists now");
+    })
+    .await
+}
+
+/// `resubscribe` re-places the consumer: the subscriber hears `Reconnected`, and the
+/// stream goes on with nothing lost and nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_replaces_the_consumer_without_gaps_or_duplicates() {
+    run(async {
+        let prefix = prefix("resub");
+        let channel = format!("{prefix}#/#");
+        let node = KafkaTransport::connect_url(&url(&prefix, "")).await.expect("connect");
+        let (tx, mut rx) = mpsc::channel(1024);
+        node.subscribe(&[Channel::Exact(channel.clone())], tx).await.expect("subscribe");
+        let emitter = KafkaTransport::connect_url(&url(&prefix, "&linger_ms=5")).await.expect("connect");
+        publish_batch(&emitter, &channel, (0..50).map(|i| format!("m-{i:03}"))).await;
+        node.resubscribe().await.expect("resubscribe");
+        publish_batch(&emitter, &channel, (50..100).map(|i| format!("m-{i:03}"))).await;
+        let mut got = Vec::new();
+        let mut reconnected = false;
+        eventually("100 messages and Reconnected", Duration::from_secs(10), || {
+            while let Ok(e) = rx.try_recv() {
+                reconnected |= e == TransportEvent::Reconnected;
+                got.push(e);
+            }
+            reconnected && texts(&got).len() >= 100
+        })
+        .await;
+        emitter.publish(&channel, b"final".to_vec().into()).await.expect("publish");
+        let next = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("final").expect("open");
+        got.push(next);
+        let mut texts = texts(&got);
+        assert_eq!(texts.pop().as_deref(), Some("final"));
+        texts.sort();
+        assert_eq!(texts, (0..100).map(|i| format!("m-{i:03}")).collect::<Vec<_>>());
+        assert_eq!(node.stats().recoveries, 1);
+    })
+    .await
+}
+
+/// One message at a time on an idle cluster arrives quickly (linger 1 ms; tansu answers
+/// the consumer's long poll only after `fetch_wait_max_ms`, 20 ms); prints the median.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_latency_is_low() {
+    run(async {
+        let prefix = prefix("latency");
+        let channel = format!("{prefix}#/#");
+        let node = KafkaTransport::connect_url(&url(&prefix, "")).await.expect("connect");
+        let (tx, mut rx) = mpsc::channel(64);
+        node.subscribe(&[Channel::Exact(channel.clone())], tx).await.expect("subscribe");
+        let emitter = KafkaTransport::connect_url(&url(&prefix, "")).await.expect("connect");
+        let mut times = Vec::new();
+        for i in 0..20 {
+            let started = tokio::time::Instant::now();
+            emitter.publish(&channel, i.to_string().into_bytes().into()).await.expect("publish");
+            let e = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("open");
+            assert_eq!(texts(&[e]), [i.to_string()]);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        eprintln!("publish-to-delivery: median {:?}, max {:?}", times[10], times[19]);
+        assert!(times[10] < Duration::from_millis(200), "median {:?}", times[10]);
     })
     .await
 }

@@ -57,9 +57,8 @@ struct Private {
 impl Private {
     fn url(&self, prefix: &str) -> String {
         format!(
-            "kafka://127.0.0.1:{}?prefix={prefix}&request_timeout_ms=2000&message_timeout_ms=5000&connect_timeout_ms=2000{}",
-            self.port,
-            std::env::var("KAFKA_EXTRA").unwrap_or_default()
+            "kafka://127.0.0.1:{}?prefix={prefix}&request_timeout_ms=2000&message_timeout_ms=5000&connect_timeout_ms=2000",
+            self.port
         )
     }
 }
