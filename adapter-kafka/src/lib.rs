@@ -87,7 +87,8 @@
 //! - nothing is delivered twice: per partition the transport keeps the next offset it may
 //!   deliver and drops anything below it (re-fetches after a re-assignment, replays).
 //!
-//! Subscriptions after the first are a filter change only, effective at once.
+//! Subscriptions after the first are a filter change only, effective at once. The
+//! consumer reads until the transport is dropped, even when nothing is subscribed.
 //!
 //! Deliveries go to the subscribers' bounded queues; a full queue makes the consumer wait
 //! (back-pressure), and librdkafka's prefetch is bounded (16 MB per consumer), so memory
@@ -100,8 +101,8 @@
 //! is lost, or the cluster engine's health check calls `resubscribe`), a supervisor:
 //!
 //! 1. stops fetching at once and retires the consumer;
-//! 2. replaces the producer by a fresh one (a broker that lost its state fences the old
-//!    idempotent producer);
+//! 2. after an outage, replaces the producer by a fresh one (a broker that lost its state
+//!    fences the old idempotent producer; publishes still queued in the old one fail);
 //! 3. once a broker answers: re-creates the topic if it vanished (a broker without
 //!    persistence), produces fresh markers, and assigns a fresh consumer from each
 //!    partition's next deliverable offset — or from just after the new marker if the

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use socketio_adapter_core::ClusterConfig;
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec, SubscriptionMode};
+use socketio_adapter_core::transport::redact_url;
 
 use crate::error::KafkaTransportError;
 
@@ -135,7 +136,7 @@ impl KafkaOptions {
 
     /// Parses the URL grammar above.
     pub fn parse(input: &str) -> Result<Self, KafkaTransportError> {
-        let bad = |why: String| KafkaTransportError::Url(format!("{}: {why}", redact(input)));
+        let bad = |why: String| KafkaTransportError::Url(format!("{}: {why}", redact_url(input)));
         let (scheme, rest) = input.split_once("://").ok_or_else(|| bad("expected kafka://".into()))?;
         if scheme != "kafka" {
             return Err(bad(format!("unsupported scheme {scheme:?} (expected kafka)")));
@@ -481,19 +482,6 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The URL with any password replaced, for error messages.
-pub(crate) fn redact(input: &str) -> String {
-    let authority_end = input.find('?').unwrap_or(input.len());
-    match (input.find("://"), input[..authority_end].rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &input[s + 3..at];
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            format!("{}{user}:***{}", &input[..s + 3], &input[at..])
-        }
-        _ => input.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 //! [`TransportEvent::Reconnected`] to every subscriber.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,8 @@ struct SubState {
     kick: Notify,
     /// Reasons to re-place seen so far (the supervisor skips wake-ups it already handled).
     kicks: AtomicU64,
+    /// Every broker was reported down since the last re-placement.
+    outage: AtomicBool,
     delivered: AtomicU64,
     replays_dropped: AtomicU64,
     foreign_dropped: AtomicU64,
@@ -146,6 +148,7 @@ impl ClientContext for Ctx {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             warn!(role = self.role, "every Kafka broker is down; the consumer is re-placed once one answers");
             if let Some(state) = self.state.upgrade() {
+                state.outage.store(true, Ordering::Release);
                 state.wake();
             }
         } else {
@@ -534,6 +537,7 @@ impl KafkaTransport {
             next: Mutex::new(Vec::new()),
             kick: Notify::new(),
             kicks: AtomicU64::new(0),
+            outage: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             replays_dropped: AtomicU64::new(0),
             foreign_dropped: AtomicU64::new(0),
@@ -612,7 +616,12 @@ impl KafkaTransport {
 }
 
 /// Reads the topic and hands records to the subscribers (awaiting full queues).
-async fn consume(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdown: watch::Receiver<bool>) {
+async fn consume(
+    core: Arc<Core>,
+    consumer: Arc<StreamConsumer<Ctx>>,
+    mut shutdown: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let record = tokio::select! {
             r = consumer.recv() => match r {
@@ -623,6 +632,7 @@ async fn consume(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdo
                 }
             },
             _ = shutdown.changed() => return,
+            _ = stop.changed() => return,
         };
         core.sub.handle(record).await;
     }
@@ -630,11 +640,30 @@ async fn consume(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdo
 
 /// Stops a consumer's reading task, then drops the consumer off the runtime (closing a
 /// librdkafka consumer blocks).
-async fn retire(consumer: Arc<StreamConsumer<Ctx>>, reader: tokio::task::JoinHandle<()>) {
+async fn retire(consumer: Arc<StreamConsumer<Ctx>>, reader: Reader) {
     let _ = consumer.unassign();
-    reader.abort();
-    let _ = reader.await;
+    // let it finish the record in hand (a subscriber may be applying back-pressure)
+    let _ = reader.stop.send(true);
+    let mut task = reader.task;
+    if tokio::time::timeout(Duration::from_secs(1), &mut task).await.is_err() {
+        task.abort();
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || drop(consumer));
+}
+
+/// The reading task of one consumer.
+struct Reader {
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Reader {
+    fn spawn(core: &Arc<Core>, consumer: &Arc<StreamConsumer<Ctx>>) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(consume(Arc::clone(core), Arc::clone(consumer), core.shutdown.clone(), stop_rx));
+        Reader { task, stop }
+    }
 }
 
 /// Runs the reading task of the current consumer; when woken (every broker down, a lost
@@ -647,7 +676,7 @@ async fn retire(consumer: Arc<StreamConsumer<Ctx>>, reader: tokio::task::JoinHan
 /// tansu gives to such fetches; the old idempotent producer is fenced for good.
 async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shutdown: watch::Receiver<bool>) {
     let mut consumer = consumer;
-    let mut reader = tokio::spawn(consume(Arc::clone(&core), Arc::clone(&consumer), core.shutdown.clone()));
+    let mut reader = Reader::spawn(&core, &consumer);
     let mut handled = 0;
     loop {
         tokio::select! {
@@ -664,7 +693,9 @@ async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shut
         // stop fetching at once, before librdkafka reconnects to a restarted broker
         let _ = consumer.unassign();
         retire(consumer, reader).await;
-        if let Err(e) = core.renew_producer() {
+        if core.sub.outage.swap(false, Ordering::AcqRel)
+            && let Err(e) = core.renew_producer()
+        {
             warn!(error = %e, "Kafka producer not replaced");
         }
         let mut delay = Duration::from_millis(100);
@@ -700,7 +731,7 @@ async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shut
         };
         handled = core.sub.kicks.load(Ordering::Acquire);
         consumer = fresh;
-        reader = tokio::spawn(consume(Arc::clone(&core), Arc::clone(&consumer), core.shutdown.clone()));
+        reader = Reader::spawn(&core, &consumer);
         core.sub.recoveries.fetch_add(1, Ordering::Relaxed);
         info!(topic = %core.opts.topic, attempts = attempt, "Kafka consumer re-placed");
         for sink in core.sub.sinks() {

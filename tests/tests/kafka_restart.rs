@@ -79,8 +79,19 @@ impl Backend for Private {
     }
 }
 
+/// Killed and at once started again (the new broker listens ~20 ms later).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcasts_flow_again_after_a_broker_restart() {
+async fn broadcasts_flow_again_after_a_quick_broker_restart() {
+    restart(Duration::ZERO).await
+}
+
+/// Down for a second: publishes fail meanwhile, then the cluster recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_flow_again_after_a_broker_outage() {
+    restart(Duration::from_secs(1)).await
+}
+
+async fn restart(downtime: Duration) {
     run(async {
         let backend = Private { port: free_port() };
         let mut broker = start_tansu(backend.port).await;
@@ -99,6 +110,8 @@ async fn broadcasts_flow_again_after_a_broker_restart() {
 
         broker.kill().await.expect("kill tansu");
         let down = tokio::time::Instant::now();
+        // the outage itself (not a wait for a result)
+        tokio::time::sleep(downtime).await;
         broker = start_tansu(backend.port).await;
         eprintln!("tansu restarted after {:?}", down.elapsed());
 
