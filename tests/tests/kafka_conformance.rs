@@ -2,6 +2,7 @@
 //! Kafka-protocol broker, in the static (default) and dynamic subscription modes, plus
 //! the join guarantees of the Kafka transport: a node never delivers a record published
 //! before it joined, never one twice, and a publish-only transport never consumes.
+#![allow(clippy::print_stderr)] // progress lines for the test log
 
 use std::sync::Arc;
 use std::time::Duration;

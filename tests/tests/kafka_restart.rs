@@ -2,6 +2,7 @@
 //! restart also loses every topic and offset) on a free port, two nodes, tansu killed
 //! and started again on the same port; broadcasts flow again both ways, the nodes count
 //! each other again, and nothing is delivered twice.
+#![allow(clippy::print_stderr)] // progress lines for the test log
 
 use std::net::TcpListener;
 use std::path::PathBuf;
