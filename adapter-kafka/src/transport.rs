@@ -92,7 +92,7 @@ struct Core {
     id: String,
     /// Replaced by a fresh one after an outage (a broker that lost its state fences the
     /// old idempotent producer) and after publishes that timed out.
-    producer: RwLock<FutureProducer<Ctx>>,
+    producer: RwLock<(FutureProducer<Ctx>, Arc<AtomicBool>)>,
     /// When the producer was last replaced.
     producer_since: Mutex<Instant>,
     sub: Arc<SubState>,
@@ -111,6 +111,8 @@ struct SubState {
     kicks: AtomicU64,
     /// Every broker was reported down since the last re-placement.
     outage: AtomicBool,
+    /// When "every broker down" was last logged at warn level.
+    last_outage_log: Mutex<Option<Instant>>,
     delivered: AtomicU64,
     replays_dropped: AtomicU64,
     foreign_dropped: AtomicU64,
@@ -127,6 +129,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Ctx {
     role: &'static str,
     state: Weak<SubState>,
+    /// Cleared when the client is retired: its last words must not wake the supervisor.
+    active: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    fn new(role: &'static str, state: Weak<SubState>) -> Self {
+        Ctx { role, state, active: Arc::new(AtomicBool::new(true)) }
+    }
 }
 
 impl ClientContext for Ctx {
@@ -145,14 +155,23 @@ impl ClientContext for Ctx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            warn!(role = self.role, "every Kafka broker is down; the consumer is re-placed once one answers");
-            if let Some(state) = self.state.upgrade() {
-                state.outage.store(true, Ordering::Release);
-                state.wake();
-            }
-        } else {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
             debug!(role = self.role, error = %error, "librdkafka: {reason}");
+            return;
+        }
+        // reported again on every failed reconnect round: log the first of a burst only
+        let Some(state) = self.state.upgrade() else { return };
+        let now = Instant::now();
+        let quiet = lock(&state.last_outage_log).is_some_and(|t| now.duration_since(t) < Duration::from_secs(10));
+        if quiet {
+            debug!(role = self.role, "every Kafka broker is still down");
+        } else {
+            *lock(&state.last_outage_log) = Some(now);
+            warn!(role = self.role, "every Kafka broker is down; reconnecting, then re-placing the consumer");
+        }
+        if self.active.load(Ordering::Acquire) {
+            state.outage.store(true, Ordering::Release);
+            state.wake();
         }
     }
 }
@@ -313,6 +332,20 @@ fn routing_key<'c>(prefix: &str, channel: &'c str) -> &'c str {
         .unwrap_or(channel)
 }
 
+/// A producer and the switch that silences its callbacks once it is replaced.
+fn new_producer(
+    opts: &KafkaOptions,
+    sub: &Arc<SubState>,
+) -> Result<(FutureProducer<Ctx>, Arc<AtomicBool>), KafkaTransportError> {
+    let ctx = Ctx::new("producer", Arc::downgrade(sub));
+    let active = Arc::clone(&ctx.active);
+    let producer: FutureProducer<Ctx> = opts
+        .producer_config()
+        .create_with_context(ctx)
+        .map_err(|e| KafkaTransportError::kafka("create producer", e))?;
+    Ok((producer, active))
+}
+
 fn is_stuck(e: &KafkaError) -> bool {
     matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::Fatal))
 }
@@ -330,22 +363,20 @@ fn is_unknown_topic(e: &KafkaError) -> bool {
 
 impl Core {
     fn ctx(&self, role: &'static str) -> Ctx {
-        Ctx { role, state: Arc::downgrade(&self.sub) }
+        Ctx::new(role, Arc::downgrade(&self.sub))
     }
 
     fn producer(&self) -> FutureProducer<Ctx> {
-        self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.producer.read().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
 
     /// Replaces the producer by a fresh one (new producer id). The old one is dropped
     /// off the runtime: dropping purges and joins its thread.
     fn renew_producer(&self) -> Result<(), KafkaTransportError> {
-        let fresh: FutureProducer<Ctx> = self
-            .opts
-            .producer_config()
-            .create_with_context(self.ctx("producer"))
-            .map_err(|e| KafkaTransportError::kafka("create producer", e))?;
-        let old = std::mem::replace(&mut *self.producer.write().unwrap_or_else(PoisonError::into_inner), fresh);
+        let fresh = new_producer(&self.opts, &self.sub)?;
+        let (old, active) =
+            std::mem::replace(&mut *self.producer.write().unwrap_or_else(PoisonError::into_inner), fresh);
+        active.store(false, Ordering::Release);
         *lock(&self.producer_since) = Instant::now();
         tokio::task::spawn_blocking(move || drop(old));
         Ok(())
@@ -392,7 +423,8 @@ impl Core {
         let admin: AdminClient<Ctx> = self
             .opts
             .base_config()
-            .create_with_context(self.ctx("admin"))
+            // a short-lived client: its connection errors are not the node's outage
+            .create_with_context(Ctx::new("admin", Weak::new()))
             .map_err(|e| KafkaTransportError::kafka("create admin client", e))?;
         let new = NewTopic::new(topic, self.opts.partitions, TopicReplication::Fixed(self.opts.replication_factor));
         let admin_opts = AdminOptions::new()
@@ -506,6 +538,10 @@ impl Core {
                     if renew {
                         warn!(topic = %topic, error = %e, "publish timed out; replacing the producer");
                         self.renew_producer()?;
+                        // the broker may have lost the topic too (no persistence)
+                        if let Err(e) = self.ensure_topic().await {
+                            warn!(topic = %topic, error = %e, "topic check after a timed-out publish failed");
+                        }
                     }
                     return Err(KafkaTransportError::kafka(format!("publish on {channel} to {topic}"), e));
                 }
@@ -538,16 +574,14 @@ impl KafkaTransport {
             kick: Notify::new(),
             kicks: AtomicU64::new(0),
             outage: AtomicBool::new(false),
+            last_outage_log: Mutex::new(None),
             delivered: AtomicU64::new(0),
             replays_dropped: AtomicU64::new(0),
             foreign_dropped: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
         });
-        let producer: FutureProducer<Ctx> = opts
-            .producer_config()
-            .create_with_context(Ctx { role: "producer", state: Arc::downgrade(&sub) })
-            .map_err(|e| KafkaTransportError::kafka("create producer", e))?;
+        let producer = new_producer(opts, &sub)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let core = Arc::new(Core {
             opts: opts.clone(),
@@ -641,6 +675,7 @@ async fn consume(
 /// Stops a consumer's reading task, then drops the consumer off the runtime (closing a
 /// librdkafka consumer blocks).
 async fn retire(consumer: Arc<StreamConsumer<Ctx>>, reader: Reader) {
+    consumer.context().active.store(false, Ordering::Release);
     let _ = consumer.unassign();
     // let it finish the record in hand (a subscriber may be applying back-pressure)
     let _ = reader.stop.send(true);

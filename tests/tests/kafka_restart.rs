@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketio_adapter_core::codec::Codec;
-use socketio_adapter_core::{Adapter, BroadcastOptions, EventPacket};
+use socketio_adapter_core::{Adapter, BroadcastOptions, Channel, EventPacket, Transport, TransportEvent};
 use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
 use socketio_cluster_tests::conformance::{Backend, converge, eventually, node, prefix, run};
 use socketio_cluster_tests::recorder::sid;
@@ -109,6 +109,14 @@ async fn restart(downtime: Duration) {
         eventually("broadcast before the restart", Duration::from_secs(5), || nodes[1].sockets.got("before") == ["b1"])
             .await;
 
+        // a publish-only emitter, heard through an extra subscription on A's transport
+        let emitter = backend.connect(&prefix).await;
+        let probe = format!("{prefix}#/probe#");
+        let (tx, mut heard) = tokio::sync::mpsc::channel(64);
+        nodes[0].adapter.core().transport().subscribe(&[Channel::Exact(probe.clone())], tx).await.expect("subscribe");
+        emitter.publish(&probe, b"e-0".to_vec().into()).await.expect("publish");
+        assert_eq!(next_message(&mut heard).await, "e-0");
+
         broker.kill().await.expect("kill tansu");
         let down = tokio::time::Instant::now();
         // the outage itself (not a wait for a result)
@@ -153,27 +161,52 @@ async fn restart(downtime: Duration) {
         }
         converge(&nodes, 2).await;
 
-        // steady again: one more broadcast each way arrives exactly once
-        nodes[0]
-            .adapter
-            .broadcast(EventPacket::new("after", vec![]), BroadcastOptions::all())
-            .await
-            .expect("broadcast");
-        nodes[1]
-            .adapter
-            .broadcast(EventPacket::new("after", vec![]), BroadcastOptions::all())
-            .await
-            .expect("broadcast");
+        // steady again: one more broadcast each way arrives, once (a barrier published
+        // behind them has arrived when they are checked again)
+        for (n, event) in [(&nodes[0], "after-a"), (&nodes[1], "after-b"), (&nodes[0], "barrier")] {
+            n.adapter.broadcast(EventPacket::new(event, vec![]), BroadcastOptions::all()).await.expect("broadcast");
+        }
         eventually("broadcasts after recovery", Duration::from_secs(5), || {
-            nodes[0].sockets.got("after") == ["a1"] && nodes[1].sockets.got("after") == ["b1"]
+            nodes.iter().all(|n| n.sockets.got("barrier").len() == 1)
         })
         .await;
+        for event in ["after-a", "after-b"] {
+            assert_eq!(nodes[0].sockets.got(event), ["a1"], "{event}");
+            assert_eq!(nodes[1].sockets.got(event), ["b1"], "{event}");
+        }
         for r in 1..=round {
             assert!(nodes[1].sockets.got(&format!("from-a-{r}")).len() <= 1, "from-a-{r} delivered twice");
             assert!(nodes[0].sockets.got(&format!("from-b-{r}")).len() <= 1, "from-b-{r} delivered twice");
         }
+
+        // the emitter recovers too (its fenced producer is replaced after a timed-out publish)
+        let mut i = 0;
+        loop {
+            assert!(started.elapsed() < Duration::from_secs(50), "the emitter did not recover");
+            i += 1;
+            let text = format!("e-{i}");
+            let sent =
+                tokio::time::timeout(Duration::from_secs(6), emitter.publish(&probe, text.clone().into_bytes().into()))
+                    .await;
+            if matches!(sent, Ok(Ok(()))) && next_message(&mut heard).await == text {
+                break;
+            }
+            eprintln!("emitter publish {i}: {sent:?}");
+        }
+        eprintln!("the emitter publishes again {:?} after the restart", down.elapsed());
+        assert!(!emitter.is_consuming().await, "a publish-only transport started a consumer");
         drop(nodes);
         broker.kill().await.expect("kill tansu");
     })
     .await
+}
+
+/// The next message on `rx` (skipping `Reconnected`), as text.
+async fn next_message(rx: &mut tokio::sync::mpsc::Receiver<TransportEvent>) -> String {
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("open");
+        if let TransportEvent::Message { payload, .. } = event {
+            return String::from_utf8_lossy(&payload).into_owned();
+        }
+    }
 }
