@@ -1,8 +1,9 @@
 //! The [`Transport`] over one Kafka topic, read by every node with manual partition
 //! assignment (no consumer group).
 //!
-//! Per transport: one idempotent producer (created at connect) and, from the first
-//! `subscribe` on, one consumer assigned to every partition of the topic. Before it
+//! Per transport: one idempotent producer (created at connect, replaced after an outage)
+//! and, from the first `subscribe` on, one consumer assigned to every partition of the
+//! topic (replaced by a fresh one at every re-placement). Before it
 //! assigns, the transport produces a *marker* record of its own to each partition and
 //! reads the marker's offset from the delivery report; it then reads each partition from
 //! just after its marker and keeps, per partition, the next offset it may deliver. So it
