@@ -502,6 +502,8 @@ up_kafka() {
     if kafka_ok; then
         if is_marked kafka && ! pid_alive "$(kafka_pidfile)" tansu; then unmark kafka; fi
         log "kafka: reusing $HOST:$KAFKA_PORT ($(owner_text kafka))"
+        # the restart tests run private brokers from this binary
+        ensure_tansu
         return 0
     fi
     unmark kafka
@@ -740,6 +742,7 @@ print_env() {
     env_line REDIS_CLUSTER_URLS "$urls"
     env_line AMQP_ADDR "amqp://guest:guest@$HOST:$AMQP_PORT/%2f"
     env_line KAFKA_BROKERS "$HOST:$KAFKA_PORT"
+    env_line TANSU_BIN "$TANSU_BIN"
     env_line SIO_NODE_MODULES "$NODE_DIR/node_modules"
     env_line SIO_PYTHON "$VENV/bin/python"
     env_line SIO_PYTHON_513 "$VENV_513/bin/python"
