@@ -4,12 +4,14 @@
 //! |---|---|---|
 //! | `node-redis` | `@socket.io/redis-adapter` 8.x `createAdapter`, `@socket.io/redis-emitter` 5.x | [`node_redis`] |
 //! | `node-cluster` | `socket.io-adapter` `ClusterAdapter` (sharded Redis adapter, our Kafka and AMQP transports) | [`node_cluster`] |
+//! | `python` | python-socketio / Flask-SocketIO message queues (emits, joins, disconnects) | [`python`] |
 //!
 //! A codec does no I/O and never panics on input: every decoder returns a
 //! [`CodecError`] for bytes it does not understand.
 
 pub mod node_cluster;
 pub mod node_redis;
+pub mod python;
 
 use std::fmt::Debug;
 
@@ -24,6 +26,7 @@ use crate::{json, msgpack};
 
 pub use node_cluster::{NodeClusterCodec, SubscriptionMode};
 pub use node_redis::NodeRedisCodec;
+pub use python::PythonCodec;
 
 /// The uid emitters use in the Node.js protocols. Messages from it are processed but
 /// its sender is never counted as a server.
