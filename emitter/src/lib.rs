@@ -34,7 +34,13 @@
 //! |---|---|---|
 //! | [`Dialect::NodeRedis`] | `@socket.io/redis-adapter` `createAdapter` servers (what `@socket.io/redis-emitter` sends) | `redis://` |
 //! | [`Dialect::NodeCluster`] | `createShardedAdapter` servers and the Kafka / AMQP transports | `redis://..?mode=sharded`, `kafka://`, `amqp://` |
-//! | [`Dialect::Python`] | python-socketio message queues | (not available yet) |
+//! | [`Dialect::Python`] | python-socketio / Flask-SocketIO `RedisManager` (channel `socketio`, or [`ConnectOptions::channel`]) | never by default |
+//!
+//! The python dialect carries emits (rooms; `except` entries are socket ids, python's
+//! `skip_sid`), and joins, leaves and disconnects of one socket id; python-socketio has
+//! no requests, so acks across servers, `fetch_sockets` and `all_rooms` are refused
+//! ([`EmitterError::Cluster`] with the protocol's reason). `server_count` counts the
+//! servers subscribed to the channel.
 //!
 //! ## Connections and what the emitter subscribes to
 //!
@@ -65,7 +71,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::ser::SerializeTuple;
-use socketio_adapter_core::codec::{Codec, EMITTER_UID, NodeClusterCodec, NodeRedisCodec};
+use socketio_adapter_core::codec::{Codec, EMITTER_UID, NodeClusterCodec, NodeRedisCodec, PythonCodec};
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
 pub use any::{AnyTransport, AnyTransportError};
@@ -104,18 +110,21 @@ impl std::str::FromStr for Dialect {
 }
 
 impl Dialect {
-    /// The codec of this dialect with channel prefix `prefix`.
-    pub fn codec(self, prefix: &str) -> Result<Arc<dyn Codec>, EmitterError> {
+    /// The codec of this dialect on `name`: the channel prefix of the Node.js dialects,
+    /// the manager channel of the python one.
+    pub fn codec(self, name: &str) -> Arc<dyn Codec> {
         match self {
-            Dialect::NodeRedis => Ok(Arc::new(NodeRedisCodec::new(prefix))),
-            Dialect::NodeCluster => Ok(Arc::new(NodeClusterCodec::new(prefix))),
-            Dialect::Python => Err(python_unavailable()),
+            Dialect::NodeRedis => Arc::new(NodeRedisCodec::new(name)),
+            Dialect::NodeCluster => Arc::new(NodeClusterCodec::new(name)),
+            Dialect::Python => Arc::new(PythonCodec::new(name)),
         }
     }
 }
 
-fn python_unavailable() -> EmitterError {
-    EmitterError::Dialect("the python dialect is not available yet (it lands with python-socketio interop)".into())
+fn python_needs_redis(broker: &str) -> EmitterError {
+    EmitterError::Dialect(format!(
+        "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
+    ))
 }
 
 /// How an emitter talks to the cluster: the dialect (as a codec) and the request settings.
@@ -151,6 +160,9 @@ pub struct ConnectOptions {
     pub prefix: Option<String>,
     /// The request timeout (default: the URL's `request_timeout_ms`, else 5 s).
     pub request_timeout: Option<Duration>,
+    /// The python dialect's manager channel (default `socketio`; Flask-SocketIO uses
+    /// `flask-socketio`).
+    pub channel: Option<String>,
 }
 
 impl ConnectOptions {
@@ -169,6 +181,12 @@ impl ConnectOptions {
     /// Sets the request timeout.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the python dialect's manager channel.
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = Some(channel.into());
         self
     }
 }
@@ -223,9 +241,6 @@ impl Emitter<AnyTransport> {
 async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTransport, EmitterConfig), EmitterError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
     let bad = |reason: String| EmitterError::Url { url: redact_url(url), reason };
-    if options.dialect == Some(Dialect::Python) {
-        return Err(python_unavailable());
-    }
     match scheme.as_str() {
         #[cfg(feature = "redis")]
         "redis" | "rediss" => {
@@ -245,7 +260,12 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
             let transport = RedisTransport::connect(&opts)
                 .await
                 .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
-            let config = EmitterConfig { codec: opts.codec(), cluster: opts.cluster_config() };
+            let codec = match options.dialect {
+                Some(Dialect::Python) => Dialect::Python
+                    .codec(options.channel.as_deref().unwrap_or(socketio_adapter_core::codec::python::DEFAULT_CHANNEL)),
+                _ => opts.codec(),
+            };
+            let config = EmitterConfig { codec, cluster: opts.cluster_config() };
             Ok((AnyTransport::Redis(transport), config))
         }
         #[cfg(not(feature = "redis"))]
@@ -253,10 +273,14 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         #[cfg(feature = "kafka")]
         "kafka" => {
             use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
-            if options.dialect == Some(Dialect::NodeRedis) {
-                return Err(EmitterError::Dialect(
-                    "the node-redis dialect needs Redis; Kafka speaks node-cluster".into(),
-                ));
+            match options.dialect {
+                Some(Dialect::NodeRedis) => {
+                    return Err(EmitterError::Dialect(
+                        "the node-redis dialect needs Redis; Kafka speaks node-cluster".into(),
+                    ));
+                }
+                Some(Dialect::Python) => return Err(python_needs_redis("kafka")),
+                _ => {}
             }
             let mut opts = KafkaOptions::parse(url).map_err(|e| bad(e.to_string()))?;
             if let Some(p) = &options.prefix {
@@ -279,10 +303,14 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         #[cfg(feature = "amqp")]
         "amqp" | "amqps" => {
             use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
-            if options.dialect == Some(Dialect::NodeRedis) {
-                return Err(EmitterError::Dialect(
-                    "the node-redis dialect needs Redis; AMQP speaks node-cluster".into(),
-                ));
+            match options.dialect {
+                Some(Dialect::NodeRedis) => {
+                    return Err(EmitterError::Dialect(
+                        "the node-redis dialect needs Redis; AMQP speaks node-cluster".into(),
+                    ));
+                }
+                Some(Dialect::Python) => return Err(python_needs_redis("amqp")),
+                _ => {}
             }
             let mut opts = AmqpOptions::parse(url).map_err(|e| bad(e.to_string()))?;
             if let Some(p) = &options.prefix {
@@ -428,15 +456,30 @@ impl<T: Transport> Emitter<T> {
 
     /// Makes the targeted sockets join `rooms`.
     pub async fn sockets_join<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Result<(), EmitterError> {
-        let rooms = rooms.into_iter().map(Into::into).collect();
-        self.core()?.add_sockets(self.opts.clone(), rooms).await?;
+        let core = self.core()?;
+        for rooms in self.room_batches(rooms) {
+            core.add_sockets(self.opts.clone(), rooms).await?;
+        }
         Ok(())
+    }
+
+    /// All rooms in one message, or one room per message where the dialect says so
+    /// (python-socketio's `enter_room` / `leave_room`).
+    fn room_batches<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Vec<Vec<Room>> {
+        let rooms: Vec<Room> = rooms.into_iter().map(Into::into).collect();
+        if self.shared.config.codec.dialect() == "python" {
+            rooms.into_iter().map(|r| vec![r]).collect()
+        } else {
+            vec![rooms]
+        }
     }
 
     /// Makes the targeted sockets leave `rooms`.
     pub async fn sockets_leave<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Result<(), EmitterError> {
-        let rooms = rooms.into_iter().map(Into::into).collect();
-        self.core()?.del_sockets(self.opts.clone(), rooms).await?;
+        let core = self.core()?;
+        for rooms in self.room_batches(rooms) {
+            core.del_sockets(self.opts.clone(), rooms).await?;
+        }
         Ok(())
     }
 

@@ -209,10 +209,7 @@ fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
         d => opts = opts.dialect(d.parse::<Dialect>().map_err(|e| usage(format!("--dialect: {e}")))?),
     }
     if opts.dialect == Some(Dialect::Python) {
-        return Err(usage(format!(
-            "--dialect python (channel {:?}): not available yet; it lands with python-socketio interop",
-            cli.channel
-        )));
+        opts = opts.channel(cli.channel.clone());
     }
     if let Some(p) = &cli.prefix {
         opts = opts.prefix(p.clone());

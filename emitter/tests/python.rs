@@ -1,0 +1,141 @@
+//! The python dialect against 2 real python-socketio servers (`AsyncRedisManager`) with
+//! real `socket.io-client` clients: the library and `sio --dialect python` deliver to
+//! exactly the right clients; what python-socketio cannot do is a clear error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use socketio_cluster_tests::conformance::{prefix, run};
+use socketio_cluster_tests::env;
+use socketio_cluster_tests::node::{NodePeer, free_port};
+use socketio_emitter::{ConnectOptions, Dialect, Emitter};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn python_server(port: u16, channel: &str, name: &str) -> Child {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/server.py");
+    let child = Command::new(env("SIO_PYTHON"))
+        .arg(script)
+        .args([&port.to_string(), &env("REDIS_URL"), channel, name])
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the python-socketio server");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "python server {name} did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+async fn wait_got(c: &mut NodePeer, event: &str, want: &[&str]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let g = c.got(event).await;
+        if g.len() >= want.len() {
+            assert_eq!(g, want, "{event}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emits_reach_python_socketio_servers() {
+    run(async {
+        let channel = prefix("python");
+        let (p0, p1) = (free_port(), free_port());
+        let _servers = [python_server(p0, &channel, "P0").await, python_server(p1, &channel, "P1").await];
+        let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
+        let ids = c
+            .call(
+                "clients",
+                json!({"clients": [
+                    {"name": "a", "port": p0, "rooms": ["red"]},
+                    {"name": "b", "port": p0, "rooms": ["red", "blue"]},
+                    {"name": "c", "port": p1, "rooms": ["blue"]},
+                    {"name": "d", "port": p1, "rooms": []},
+                    {"name": "x", "port": p1, "nsp": "/admin", "rooms": []},
+                ]}),
+            )
+            .await;
+        let id = |n: &str| ids[n].as_str().unwrap().to_owned();
+        let io = Emitter::connect_with(
+            &env("REDIS_URL"),
+            ConnectOptions::default().dialect(Dialect::Python).channel(&channel),
+        )
+        .await
+        .unwrap();
+        assert_eq!(io.server_count().await.unwrap(), 2, "python servers subscribed to the channel");
+
+        io.emit("e_all", ("text", 42, json!({"k": [true, null]}))).await.unwrap();
+        wait_got(&mut c, "e_all", &["a", "b", "c", "d"]).await;
+        let got = c.received("e_all").await;
+        assert_eq!(got[0].1, vec![json!("text"), json!(42), json!({"k": [true, null]})], "arguments");
+        io.emit("e_bin", (bytes::Bytes::from_static(&[1, 2, 255]),)).await.unwrap();
+        io.to("red").emit("e_red", ()).await.unwrap();
+        io.to("red").to("blue").emit("e_two", ()).await.unwrap();
+        io.except(id("a")).emit("e_skip", ()).await.unwrap();
+        io.of("/admin").emit("e_admin", "adm").await.unwrap();
+        wait_got(&mut c, "e_bin", &["a", "b", "c", "d"]).await;
+        let got = c.received("e_bin").await;
+        assert_eq!(got[0].1, vec![json!({"$bin": "AQL/"})], "binary argument");
+        wait_got(&mut c, "e_red", &["a", "b"]).await;
+        wait_got(&mut c, "e_two", &["a", "b", "c"]).await;
+        wait_got(&mut c, "e_skip", &["b", "c", "d"]).await;
+        wait_got(&mut c, "e_admin", &["x"]).await;
+
+        // one socket id into / out of rooms, then a disconnect
+        // python-socketio handles the channel's messages in order: no wait needed
+        io.to(id("d")).sockets_join(["green", "pink"]).await.unwrap();
+        io.to("pink").emit("e_pink", ()).await.unwrap();
+        wait_got(&mut c, "e_pink", &["d"]).await;
+        io.to("green").emit("e_green", ()).await.unwrap();
+        wait_got(&mut c, "e_green", &["d"]).await;
+        io.to(id("d")).sockets_leave(["green"]).await.unwrap();
+        io.to("green").emit("e_green2", ()).await.unwrap();
+        io.emit("zz", ()).await.unwrap();
+        wait_got(&mut c, "zz", &["a", "b", "c", "d"]).await;
+        assert!(c.got("e_green2").await.is_empty(), "d left green");
+
+        // the CLI speaks it too
+        let out = Command::new(env!("CARGO_BIN_EXE_sio"))
+            .args(["--url", &env("REDIS_URL"), "--dialect", "python", "--channel", &channel])
+            .args(["emit", "--to", "blue", "e_cli", "1", "=two"])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        wait_got(&mut c, "e_cli", &["b", "c"]).await;
+        assert_eq!(c.received("e_cli").await[0].1, vec![json!(1), json!("two")]);
+
+        // what python-socketio cannot do
+        let e = io.fetch_sockets().await.unwrap_err();
+        assert!(e.to_string().contains("python"), "{e}");
+        let e = io.emit_with_ack("q", ()).await.unwrap_err();
+        assert!(e.to_string().contains("python"), "{e}");
+        let e = io.disconnect_sockets(false).await.unwrap_err();
+        assert!(e.to_string().contains("one socket id"), "{e}");
+        let e = io.to(id("a")).to(id("b")).sockets_join(["r"]).await.unwrap_err();
+        assert!(e.to_string().contains("one socket id"), "{e}");
+
+        io.to(id("d")).disconnect_sockets(false).await.unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let d = c.call("disconnected", json!({})).await;
+            if d["d"] == json!(true) {
+                assert_eq!((d["a"].clone(), d["c"].clone()), (json!(false), json!(false)));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "disconnect: {d}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        c.stop().await;
+    })
+    .await
+}
