@@ -88,6 +88,6 @@ pub use local::{
     AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, ServerSideAck, SocketDetails,
 };
 pub use message::{Body, Message};
-pub use transport::{Channel, EventSender, Transport, TransportEvent};
+pub use transport::{Channel, EventSender, Subscribers, Transport, TransportEvent};
 pub use types::{BroadcastFlags, BroadcastOptions, EventPacket, Handshake, NodeId, Room, SocketId, SocketInfo};
 pub use value::{Map, Timestamp, Value};

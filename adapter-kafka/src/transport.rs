@@ -16,7 +16,6 @@
 //! unknown-partition error, and on [`Transport::resubscribe`]; then it sends
 //! [`TransportEvent::Reconnected`] to every subscriber.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -31,8 +30,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message as _, OwnedHead
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
-use socketio_adapter_core::transport::glob_match;
-use socketio_adapter_core::{Channel, EventSender, Transport, TransportEvent};
+use socketio_adapter_core::{Channel, EventSender, Subscribers, Transport};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
@@ -103,7 +101,7 @@ struct Core {
 }
 
 struct SubState {
-    registry: Mutex<HashMap<Channel, Vec<EventSender>>>,
+    subscribers: Subscribers,
     /// Per partition, the lowest offset that may still be delivered.
     next: Mutex<Vec<i64>>,
     /// Wakes the supervisor: the consumer must be re-placed.
@@ -224,37 +222,6 @@ impl SubState {
         self.kick.notify_one();
     }
 
-    fn sinks(&self) -> Vec<EventSender> {
-        let registry = lock(&self.registry);
-        let mut sinks: Vec<EventSender> = Vec::new();
-        for sink in registry.values().flatten() {
-            if !sinks.iter().any(|s| s.same_channel(sink)) {
-                sinks.push(sink.clone());
-            }
-        }
-        sinks
-    }
-
-    /// The subscribers of `channel` (exact and pattern subscriptions, each sink once).
-    fn matching(&self, channel: &str) -> Vec<EventSender> {
-        let registry = lock(&self.registry);
-        let mut sinks: Vec<EventSender> = Vec::new();
-        for (key, list) in registry.iter() {
-            let hit = match key {
-                Channel::Exact(c) => c == channel,
-                Channel::Pattern(p) => glob_match(p, channel),
-            };
-            if hit {
-                for sink in list {
-                    if !sinks.iter().any(|s| s.same_channel(sink)) {
-                        sinks.push(sink.clone());
-                    }
-                }
-            }
-        }
-        sinks
-    }
-
     /// Delivers one record unless it is a replay, a marker or foreign.
     async fn handle(&self, record: Record) {
         {
@@ -287,19 +254,8 @@ impl SubState {
                 return;
             }
         };
-        for sink in self.matching(&channel) {
-            let event = TransportEvent::Message { channel: channel.clone(), payload: record.payload.clone() };
-            if sink.send(event).await.is_err() {
-                // the subscriber is gone: forget it
-                let mut registry = lock(&self.registry);
-                for list in registry.values_mut() {
-                    list.retain(|s| !s.same_channel(&sink));
-                }
-                registry.retain(|_, list| !list.is_empty());
-            } else {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let n = self.subscribers.deliver(&channel, &record.payload).await;
+        self.delivered.fetch_add(n, Ordering::Relaxed);
     }
 
     fn on_consumer_error(&self, error: &KafkaError) {
@@ -570,7 +526,7 @@ impl KafkaTransport {
     /// never reads the topic.
     pub async fn connect(opts: &KafkaOptions) -> Result<Self, KafkaTransportError> {
         let sub = Arc::new(SubState {
-            registry: Mutex::new(HashMap::new()),
+            subscribers: Subscribers::new(),
             next: Mutex::new(Vec::new()),
             kick: Notify::new(),
             kicks: AtomicU64::new(0),
@@ -770,9 +726,7 @@ async fn supervise(core: Arc<Core>, consumer: Arc<StreamConsumer<Ctx>>, mut shut
         reader = Reader::spawn(&core, &consumer);
         core.sub.recoveries.fetch_add(1, Ordering::Relaxed);
         info!(topic = %core.opts.topic, attempts = attempt, "Kafka consumer re-placed");
-        for sink in core.sub.sinks() {
-            let _ = sink.send(TransportEvent::Reconnected).await;
-        }
+        core.sub.subscribers.reconnected().await;
     }
 }
 
@@ -789,25 +743,15 @@ impl Transport for KafkaTransport {
 
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), KafkaTransportError> {
         self.ensure_consumer().await?;
-        let mut registry = lock(&self.inner.core.sub.registry);
         for channel in channels {
-            let list = registry.entry(channel.clone()).or_default();
-            if !list.iter().any(|s| s.same_channel(&sink)) {
-                list.push(sink.clone());
-            }
+            self.inner.core.sub.subscribers.add(channel, &sink);
         }
         Ok(())
     }
 
     async fn unsubscribe(&self, channels: &[Channel], sink: &EventSender) -> Result<(), KafkaTransportError> {
-        let mut registry = lock(&self.inner.core.sub.registry);
         for channel in channels {
-            if let Some(list) = registry.get_mut(channel) {
-                list.retain(|s| !s.same_channel(sink));
-                if list.is_empty() {
-                    registry.remove(channel);
-                }
-            }
+            self.inner.core.sub.subscribers.remove(channel, sink);
         }
         Ok(())
     }

@@ -9,9 +9,8 @@
 //! and re-issues every subscription from that registry (one channel per SSUBSCRIBE), then
 //! tells each subscriber with [`TransportEvent::Reconnected`].
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
-use socketio_adapter_core::{Channel, EventSender, Transport, TransportEvent};
+use socketio_adapter_core::{Channel, EventSender, Subscribers, Transport};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
@@ -91,7 +90,7 @@ enum Connector {
 struct SubState {
     mode: Mode,
     cluster: bool,
-    registry: Mutex<HashMap<Channel, Vec<EventSender>>>,
+    subscribers: Subscribers,
     conn: tokio::sync::Mutex<Option<SubConn>>,
     /// Generation of the standalone subscriber connection: pushes of older ones are ignored.
     generation: AtomicU64,
@@ -101,10 +100,6 @@ struct SubState {
     dropped: AtomicU64,
     resubscriptions: AtomicU64,
     delivered: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,8 +148,7 @@ impl SubState {
 
     /// Re-issues every registered subscription on `conn`.
     async fn restore(&self, conn: &mut SubConn, force: bool) -> Result<(), RedisTransportError> {
-        let channels: Vec<Channel> = lock(&self.registry).keys().cloned().collect();
-        for channel in &channels {
+        for channel in &self.subscribers.channels() {
             if force {
                 let _ = self.issue(conn, channel, Verb::Unsub).await;
             }
@@ -163,31 +157,9 @@ impl SubState {
         Ok(())
     }
 
-    fn sinks(&self) -> Vec<EventSender> {
-        let registry = lock(&self.registry);
-        let mut sinks: Vec<EventSender> = Vec::new();
-        for sink in registry.values().flatten() {
-            if !sinks.iter().any(|s| s.same_channel(sink)) {
-                sinks.push(sink.clone());
-            }
-        }
-        sinks
-    }
-
     async fn deliver(&self, key: &Channel, channel: String, payload: Bytes) {
-        let sinks: Vec<EventSender> = lock(&self.registry).get(key).cloned().unwrap_or_default();
-        for sink in sinks {
-            let event = TransportEvent::Message { channel: channel.clone(), payload: payload.clone() };
-            if sink.send(event).await.is_err() {
-                // the subscriber is gone: forget it
-                let mut registry = lock(&self.registry);
-                if let Some(list) = registry.get_mut(key) {
-                    list.retain(|s| !s.same_channel(&sink));
-                }
-            } else {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let n = self.subscribers.deliver_to(key, &channel, &payload).await;
+        self.delivered.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Handles one push from the connection.
@@ -211,7 +183,7 @@ impl SubState {
             PushKind::SUnsubscribe if self.cluster => {
                 // the server dropped a shard channel we still want (its slot moved): repair
                 if let Some(ch) = data.into_iter().next().and_then(text)
-                    && lock(&self.registry).contains_key(&Channel::Exact(ch.clone()))
+                    && self.subscribers.contains(&Channel::Exact(ch.clone()))
                 {
                     warn!(channel = %ch, "Redis unsubscribed a shard channel (slot moved?); resubscribing");
                     self.kick.notify_one();
@@ -312,7 +284,7 @@ impl RedisTransport {
         let sub = Arc::new(SubState {
             mode: opts.mode,
             cluster: opts.cluster,
-            registry: Mutex::new(HashMap::new()),
+            subscribers: Subscribers::new(),
             conn: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             kick: Notify::new(),
@@ -434,8 +406,7 @@ impl RedisTransport {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
-        let channels: Vec<Channel> = lock(&state.registry).keys().cloned().collect();
-        for channel in &channels {
+        for channel in &state.subscribers.channels() {
             state.issue(conn, channel, Verb::Unsub).await?;
         }
         Ok(())
@@ -510,10 +481,8 @@ async fn supervise(
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         state.resubscriptions.fetch_add(1, Ordering::Relaxed);
-        info!(target = %target, channels = lock(&state.registry).len(), "Redis subscriptions restored");
-        for sink in state.sinks() {
-            let _ = sink.send(TransportEvent::Reconnected).await;
-        }
+        info!(target = %target, channels = state.subscribers.len(), "Redis subscriptions restored");
+        state.subscribers.reconnected().await;
     }
 }
 
@@ -585,7 +554,7 @@ impl Transport for RedisTransport {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
         if guard.is_none()
-            && lock(&state.registry).is_empty()
+            && state.subscribers.is_empty()
             && let Connector::Single { client, config } = &*self.inner.connector
         {
             // the first subscription: connect now (with channels registered, a missing
@@ -599,15 +568,11 @@ impl Transport for RedisTransport {
         }
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
         for channel in channels {
-            let fresh = lock(&state.registry).get(channel).is_none_or(Vec::is_empty);
-            if fresh {
+            // registered only once the broker confirmed it, so a failure is retried whole
+            if !state.subscribers.contains(channel) {
                 state.issue(conn, channel, Verb::Sub).await?;
             }
-            let mut registry = lock(&state.registry);
-            let list = registry.entry(channel.clone()).or_default();
-            if !list.iter().any(|s| s.same_channel(&sink)) {
-                list.push(sink.clone());
-            }
+            state.subscribers.add(channel, &sink);
         }
         Ok(())
     }
@@ -617,21 +582,7 @@ impl Transport for RedisTransport {
         let mut guard = state.conn.lock().await;
         let mut first_error = None;
         for channel in channels {
-            let now_empty = {
-                let mut registry = lock(&state.registry);
-                match registry.get_mut(channel) {
-                    Some(list) => {
-                        list.retain(|s| !s.same_channel(sink));
-                        if list.is_empty() {
-                            registry.remove(channel);
-                            true
-                        } else {
-                            false
-                        }
-                    }
-                    None => false,
-                }
-            };
+            let now_empty = state.subscribers.remove(channel, sink);
             if now_empty && let Some(conn) = guard.as_mut() {
                 // forgotten either way: a failed unsubscribe only costs unwanted messages
                 // until the next reconnect, which does not restore it
