@@ -121,6 +121,7 @@ impl Dialect {
     }
 }
 
+#[cfg(any(feature = "kafka", feature = "amqp"))]
 fn python_needs_redis(broker: &str) -> EmitterError {
     EmitterError::Dialect(format!(
         "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
