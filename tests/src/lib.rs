@@ -5,6 +5,7 @@
 
 pub mod conformance;
 pub mod node;
+pub mod rabbitmq;
 pub mod recorder;
 pub mod sio_node;
 pub mod wire;

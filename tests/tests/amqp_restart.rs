@@ -12,8 +12,6 @@
 // the test reports its timings on stderr (visible with --nocapture)
 #![allow(clippy::print_stderr)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,102 +22,11 @@ use socketio_adapter_core::{
     Adapter, Body, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Message, Room, Transport,
 };
 use socketio_cluster_tests::conformance::{Node, converge, eventually, prefix};
+use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 
 /// Longest outage handling we accept: reconnect backoff is capped at 5 s.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn find(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found: install RabbitMQ (scripts/services.sh up rabbitmq)");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A private RabbitMQ node listening on 127.0.0.1:`port`; stopped (and its directory
-/// removed) on drop.
-struct PrivateBroker {
-    name: String,
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl PrivateBroker {
-    fn start() -> Self {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("sio-amqp-restart-{port}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        std::fs::write(dir.join("rabbitmq.conf"), format!("listeners.tcp.default = 127.0.0.1:{port}\n"))
-            .expect("write config");
-        // run as root, rabbitmq-server switches to the rabbitmq user, which must own the files
-        let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq", &dir.display().to_string()]).output();
-        let d = |f: &str| dir.join(f).display().to_string();
-        let name = format!("sio-amqp-restart-{port}@localhost");
-        let child = Command::new(find("rabbitmq-server"))
-            .env("RABBITMQ_NODENAME", &name)
-            .env("RABBITMQ_NODE_PORT", port.to_string())
-            .env("RABBITMQ_DIST_PORT", free_port().to_string())
-            .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
-            .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-            .env("RABBITMQ_LOG_BASE", d("log"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
-            .env("RABBITMQ_PID_FILE", d("node.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rabbitmq-server");
-        let broker = PrivateBroker { name, port, dir, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the private RabbitMQ node did not listen within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        broker.ctl(&["await_startup"]).expect("await_startup");
-        broker
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// `rabbitmqctl -n <this node> args...`
-    fn ctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(find("rabbitmqctl"))
-            .args(["-n", &self.name])
-            .args(args)
-            .output()
-            .map_err(|e| format!("rabbitmqctl {args:?}: {e}"))?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    }
-
-    fn queues(&self) -> Vec<String> {
-        let out = self.ctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");
-        out.lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        if let Err(e) = self.ctl(&["stop"]) {
-            eprintln!("stopping the private RabbitMQ node: {e}");
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn node(opts: &AmqpOptions, name: &str) -> (Node<AmqpTransport>, AmqpTransport) {
     let transport = AmqpTransport::connect(opts).await.expect("connect");
@@ -156,7 +63,7 @@ async fn reaches_everyone(nodes: &[Node<AmqpTransport>], from: usize, event: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_under_traffic() {
-    let broker = Arc::new(tokio::task::block_in_place(PrivateBroker::start));
+    let broker = Arc::new(tokio::task::block_in_place(|| PrivateRabbitMq::start_plain("amqp-restart")));
     let case = async {
         let prefix = prefix("amqp-restart");
         let url = format!("{}?prefix={prefix}&subscription_mode=dynamic&connect_timeout_ms=1000", broker.url());

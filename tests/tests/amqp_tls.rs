@@ -3,52 +3,23 @@
 //! message, and without the CA fails with a certificate error. Needs `rabbitmq-server`
 //! and `openssl` on the machine (`scripts/services.sh up rabbitmq` installs RabbitMQ);
 //! the node runs on free ports and is stopped at the end, also when the test fails.
-#![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
 use socketio_adapter_core::{Channel, Transport, TransportEvent};
-
-fn find(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found: install RabbitMQ (scripts/services.sh up rabbitmq) and openssl");
-}
+use socketio_cluster_tests::rabbitmq::{PrivateRabbitMq, find};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A private RabbitMQ node; stopped (and its directory removed) on drop.
-struct PrivateNode {
-    name: String,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Drop for PrivateNode {
-    fn drop(&mut self) {
-        let _ = Command::new(find("rabbitmqctl")).args(["-n", &self.name, "stop"]).output();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_tls_node(dir: &Path, port: u16) -> PrivateNode {
+/// Makes a CA and a server certificate in `dir`; the config of a TLS-only listener.
+fn tls_config(dir: &Path, port: u16) -> String {
     let openssl = find("openssl");
     let d = |f: &str| dir.join(f).display().to_string();
     run(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]).args([
@@ -78,56 +49,27 @@ fn start_tls_node(dir: &Path, port: u16) -> PrivateNode {
         "-extfile",
         &d("ext.cnf"),
     ]));
-    std::fs::write(
-        dir.join("rabbitmq.conf"),
-        format!(
-            "listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{port}\nssl_options.cacertfile = {}\n\
-             ssl_options.certfile = {}\nssl_options.keyfile = {}\nssl_options.verify = verify_none\n\
-             ssl_options.fail_if_no_peer_cert = false\n",
-            d("ca.pem"),
-            d("server.pem"),
-            d("server.key")
-        ),
+    format!(
+        "listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{port}\nssl_options.cacertfile = {}\n\
+         ssl_options.certfile = {}\nssl_options.keyfile = {}\nssl_options.verify = verify_none\n\
+         ssl_options.fail_if_no_peer_cert = false\n",
+        d("ca.pem"),
+        d("server.pem"),
+        d("server.key")
     )
-    .unwrap();
-    // run as root, rabbitmq-server switches to the rabbitmq user, which must own the files
-    let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq", &dir.display().to_string()]).output();
-    let name = format!("sio-amqps-{port}@localhost");
-    let child = Command::new(find("rabbitmq-server"))
-        .env("RABBITMQ_NODENAME", &name)
-        .env("RABBITMQ_NODE_PORT", free_port().to_string())
-        .env("RABBITMQ_DIST_PORT", free_port().to_string())
-        .env("RABBITMQ_CONFIG_FILE", d("rabbitmq"))
-        .env("RABBITMQ_MNESIA_BASE", d("mnesia"))
-        .env("RABBITMQ_LOG_BASE", d("log"))
-        .env("RABBITMQ_ENABLED_PLUGINS_FILE", d("enabled_plugins"))
-        .env("RABBITMQ_PID_FILE", d("node.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rabbitmq-server");
-    let node = PrivateNode { name, dir: dir.to_owned(), child };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the private RabbitMQ node did not listen on {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    node
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqps_with_a_private_ca() {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("sio-amqps-{port}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _node = tokio::task::block_in_place(|| start_tls_node(&dir, port));
-    let ca = dir.join("ca.pem").display().to_string();
+    let node = tokio::task::block_in_place(|| PrivateRabbitMq::start("amqps", tls_config));
+    let port = node.port;
+    let ca = node.dir.join("ca.pem").display().to_string();
 
     let url = format!("amqps://guest:guest@localhost:{port}/%2f?prefix=tls&tls_ca_file={ca}");
     let opts = AmqpOptions::parse(&url).expect("url");
     // the TLS listener may accept TCP before the broker is ready for AMQP
     let deadline = Instant::now() + Duration::from_secs(30);
-    let node = loop {
+    let transport = loop {
         match AmqpTransport::connect(&opts).await {
             Ok(t) => break t,
             Err(e) => assert!(Instant::now() < deadline, "amqps connect: {e}"),
@@ -136,7 +78,7 @@ async fn amqps_with_a_private_ca() {
     };
     let publisher = AmqpTransport::connect(&opts).await.expect("second amqps connection");
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    node.subscribe(&[Channel::Exact("tls#/#".into())], tx).await.expect("subscribe");
+    transport.subscribe(&[Channel::Exact("tls#/#".into())], tx).await.expect("subscribe");
     publisher.publish("tls#/#", "over TLS".into()).await.expect("publish");
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("event");
     assert_eq!(got, TransportEvent::Message { channel: "tls#/#".into(), payload: "over TLS".into() });
