@@ -28,7 +28,12 @@ examples:
 
 /// Emit into a Socket.IO cluster and inspect it.
 #[derive(Parser, Debug)]
-#[command(name = "sio", version, about, after_help = EXAMPLES)]
+#[command(
+    name = "sio",
+    version,
+    about = "Emit into a Socket.IO cluster (Node.js, Rust or Python servers) and inspect it: rooms, sockets, servers, traffic",
+    after_help = EXAMPLES
+)]
 struct Cli {
     /// Broker URL: redis://, rediss://, kafka://, amqp://, amqps:// (with the servers' options).
     #[arg(long, env = "SIO_URL", default_value = "redis://127.0.0.1:6379", global = true)]
