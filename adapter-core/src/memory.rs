@@ -158,7 +158,9 @@ impl Transport for MemoryTransport {
         if !self.count_subscribers {
             return Ok(None);
         }
-        let subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        // a subscriber whose receiver is gone is a closed connection: the broker forgets it
+        subs.retain(|s| !s.sink.is_closed());
         let mut conns: Vec<u64> =
             subs.iter().filter(|s| matches!(&s.channel, Channel::Exact(c) if c == channel)).map(|s| s.conn).collect();
         conns.sort_unstable();

@@ -1,5 +1,8 @@
-//! A stand-in for a Socket.IO server's sockets that records what the adapter delivered,
-//! shared by this crate's cluster tests and the broker suites (feature `test-util`).
+//! Test helpers shared by this crate's cluster tests and the broker suites (feature
+//! `test-util`): a stand-in for a Socket.IO server's sockets that records what the
+//! adapter delivered, and the [`conformance`] suite every transport runs.
+
+pub mod conformance;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -1,6 +1,9 @@
-//! Three in-process nodes over the memory transport, every cluster operation, in both
-//! ways of counting servers (broker count with the classic dialect, heartbeats with the
-//! ClusterAdapter dialect), with paused time for every timeout.
+//! Three in-process nodes over the memory transport, in both ways of counting servers
+//! (broker count with the classic dialect, heartbeats with the ClusterAdapter dialect),
+//! with paused time for every timeout: failures (nodes dying mid-request, silent nodes,
+//! deaf subscriptions, bounded request maps, undecodable input) and modes. The cases every
+//! transport shares (each cluster operation across 3 nodes) are the conformance suite,
+//! run in-process by `conformance_memory.rs`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,12 +11,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 use socketio_adapter_core::testing::Recorder;
 use socketio_adapter_core::{
-    Adapter, AdapterError, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore, EventPacket, Room, Transport,
+    Adapter, AdapterError, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore, EventPacket, Transport,
     TransportEvent, Value,
 };
 use tokio::sync::mpsc;
@@ -89,176 +91,7 @@ fn ev(name: &str) -> EventPacket {
     EventPacket::new(name, vec![Value::from("x"), Value::Int(1)])
 }
 
-fn everyone_got(nodes: &[Node], event: &str) -> Vec<String> {
-    let mut v: Vec<String> = nodes.iter().flat_map(|n| n.sockets.got(event)).collect();
-    v.sort();
-    v
-}
-
 const FLAVORS: [Flavor; 2] = [Flavor::Broker, Flavor::Heartbeat];
-
-#[tokio::test(start_paused = true)]
-async fn broadcasts_reach_exactly_the_matching_sockets() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        let a = &nodes[0].adapter;
-        a.broadcast(ev("all"), all()).await.expect("broadcast");
-        a.broadcast(ev("r1"), all().to("r1")).await.expect("broadcast");
-        a.broadcast(ev("r1r2"), all().to("r1").to("r2")).await.expect("broadcast");
-        a.broadcast(ev("not_r1"), all().except("r1")).await.expect("broadcast");
-        a.broadcast(ev("r2_not_r3"), all().to("r2").except("b2").except("c1")).await.expect("broadcast");
-        a.broadcast(ev("sid"), all().to("c1").to("a2")).await.expect("broadcast");
-        a.broadcast(ev("local"), all().local()).await.expect("broadcast");
-        nodes[1].adapter.broadcast(ev("volatile"), all().to("r3").volatile()).await.expect("broadcast");
-        settle().await;
-        assert_eq!(everyone_got(&nodes, "all"), ["a1", "a2", "b1", "b2", "c1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "r1"), ["a1", "b1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "r1r2"), ["a1", "b1", "c1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "not_r1"), ["a2", "b2", "c1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "r2_not_r3"), ["b1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "sid"), ["a2", "c1"], "{flavor:?}");
-        assert_eq!(everyone_got(&nodes, "local"), ["a1", "a2"], "{flavor:?}");
-        let vol =
-            nodes[1].sockets.delivered.lock().unwrap().iter().any(|(s, p, v)| s == "b2" && p.event == "volatile" && *v);
-        assert!(vol, "volatile flag reaches the server");
-        // arguments arrive intact
-        assert_eq!(nodes[2].sockets.packets("all")[0].args, vec![Value::from("x"), Value::Int(1)]);
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn acks_are_collected_across_nodes() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        let stream = nodes[0]
-            .adapter
-            .broadcast_with_ack(ev("q"), all().timeout(Duration::from_secs(2)))
-            .await
-            .expect("broadcast with ack");
-        let gathered = stream.collect().await;
-        assert!(gathered.is_complete(), "{flavor:?}: {:?}", gathered.shortfall);
-        let mut values: Vec<String> =
-            gathered.value.iter().map(|a| a.result.clone().expect("ok").as_str().expect("str").to_owned()).collect();
-        values.sort();
-        assert_eq!(values, ["ack:a1", "ack:a2", "ack:b1", "ack:b2", "ack:c1"], "{flavor:?}");
-        // local acks name their socket, remote ones their node where the protocol says
-        assert!(gathered.value.iter().any(|a| a.socket.as_deref() == Some("a1")));
-        if flavor == Flavor::Heartbeat {
-            let b = nodes[1].adapter.node_id().to_owned();
-            assert!(gathered.value.iter().any(|a| a.node.as_deref() == Some(b.as_str())));
-        }
-
-        // a room with members on one remote node only; count first, then acks
-        let mut stream = nodes[2].adapter.broadcast_with_ack(ev("q2"), all().to("r3")).await.expect("ack");
-        let first = stream.next().await.expect("one ack");
-        assert_eq!(stream.expected_clients(), 1);
-        assert_eq!(first.result, Ok(Value::from("ack:b2")));
-        assert!(stream.next().await.is_none());
-        assert!(stream.shortfall().is_none());
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn ack_timeouts_complete_with_what_arrived() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        nodes[1].sockets.silent.lock().unwrap().insert("b1".into());
-        let started = tokio::time::Instant::now();
-        let gathered = nodes[0]
-            .adapter
-            .broadcast_with_ack(ev("q"), all().to("r1").timeout(Duration::from_secs(3)))
-            .await
-            .expect("ack")
-            .collect()
-            .await;
-        let elapsed = started.elapsed();
-        assert!(elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(4), "{elapsed:?}");
-        let s = gathered.shortfall.expect("incomplete");
-        assert_eq!((s.expected, s.received), (2, 1), "{flavor:?}");
-        assert_eq!(gathered.value.len(), 1);
-        assert_eq!(gathered.value[0].result, Ok(Value::from("ack:a1")));
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn fetch_sockets_and_all_rooms_cover_the_cluster() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        let got = nodes[2].adapter.fetch_sockets(all().to("r1").to("r3")).await.expect("fetch");
-        assert!(got.is_complete());
-        let mut ids: Vec<_> = got.value.iter().map(|s| s.id.clone()).collect();
-        ids.sort();
-        assert_eq!(ids, ["a1", "b1", "b2"], "{flavor:?}");
-        let b1 = got.value.iter().find(|s| s.id == "b1").expect("b1");
-        assert_eq!(b1.rooms, vec![Room::from("b1"), Room::from("r1"), Room::from("r2")]);
-        assert_eq!(b1.data.get("node"), Some(&Value::from("B")));
-
-        let everyone = nodes[0].adapter.fetch_sockets(all().except("r2")).await.expect("fetch").into_result();
-        let mut ids: Vec<_> = everyone.expect("complete").into_iter().map(|s| s.id).collect();
-        ids.sort();
-        assert_eq!(ids, ["a1", "a2", "b2"]);
-
-        let rooms = nodes[1].adapter.all_rooms().await.expect("rooms").into_result().expect("complete");
-        let names: Vec<&str> = rooms.iter().map(Room::as_str).collect();
-        assert_eq!(names, ["a1", "a2", "b1", "b2", "c1", "r1", "r2", "r3"], "{flavor:?}");
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn sockets_join_leave_and_disconnect_everywhere() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        let a = &nodes[0].adapter;
-        a.add_sockets(all().to("r2"), vec!["vip".into(), "r9".into()]).await.expect("join");
-        settle().await;
-        assert_eq!(
-            nodes[1].adapter.socket_rooms("b1").map(|mut r| {
-                r.sort();
-                r
-            }),
-            Some(vec!["b1".into(), "r1".into(), "r2".into(), "r9".into(), "vip".into()])
-        );
-        assert!(nodes[2].adapter.socket_rooms("c1").expect("c1").contains(&Room::from("vip")));
-        assert!(!nodes[0].adapter.socket_rooms("a1").expect("a1").contains(&Room::from("vip")));
-
-        nodes[2].adapter.del_sockets(all().except("c1"), vec!["vip".into()]).await.expect("leave");
-        settle().await;
-        assert!(!nodes[1].adapter.socket_rooms("b1").expect("b1").contains(&Room::from("vip")));
-        assert!(nodes[2].adapter.socket_rooms("c1").expect("c1").contains(&Room::from("vip")));
-        assert_eq!(nodes[1].adapter.local_sockets(&["r9".into()]), vec!["b1".to_owned()]);
-
-        nodes[1].adapter.disconnect_sockets(all().to("r1"), true).await.expect("disconnect");
-        settle().await;
-        assert_eq!(*nodes[0].sockets.disconnected.lock().unwrap(), vec![("a1".to_owned(), true)], "{flavor:?}");
-        assert_eq!(*nodes[1].sockets.disconnected.lock().unwrap(), vec![("b1".to_owned(), true)]);
-        assert!(nodes[2].sockets.disconnected.lock().unwrap().is_empty());
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn server_side_emit_with_and_without_ack() {
-    for flavor in FLAVORS {
-        let (_hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
-        nodes[0].adapter.server_side_emit(EventPacket::new("hello", vec![1.into()])).await.expect("emit");
-        settle().await;
-        assert!(nodes[0].sockets.server_events.lock().unwrap().is_empty(), "not delivered to the sender");
-        for n in &nodes[1..] {
-            let events = n.sockets.server_events.lock().unwrap();
-            assert_eq!(events.len(), 1, "{flavor:?}");
-            assert_eq!(events[0].args, vec![Value::Int(1)]);
-        }
-        let answers = nodes[1]
-            .adapter
-            .server_side_emit_with_ack(EventPacket::new("ping", vec![]), None)
-            .await
-            .expect("emit with ack")
-            .into_result()
-            .expect("complete");
-        let mut answers: Vec<String> = answers.iter().map(|v| v.as_str().expect("str").to_owned()).collect();
-        answers.sort();
-        assert_eq!(answers, ["pong from A", "pong from C"], "{flavor:?}");
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_node_dying_mid_request_is_named_and_does_not_hang_the_cluster() {

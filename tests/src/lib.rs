@@ -10,6 +10,8 @@ pub mod recorder;
 pub mod sio_node;
 pub mod wire;
 
+pub use socketio_adapter_core::conformance_suite;
+
 /// Reads a required environment variable set by `scripts/services.sh env`, with a clear
 /// message when the suite is run without the services.
 pub fn env(name: &str) -> String {
