@@ -72,7 +72,7 @@ pub mod transport;
 mod types;
 mod value;
 
-#[cfg(feature = "test-util")]
+#[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "test-util")]
 pub mod testing;
