@@ -655,6 +655,17 @@ async fn emit_stdin_pipelines_and_reports_bad_lines() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         c.wait_got("bulk_admin", &["x"]).await;
+
+        // on a terminal (a pty from util-linux `script`) a progress line shows on stderr
+        let input = std::env::temp_dir().join(format!("sio-progress-{:08x}.ndjson", fastrand::u32(..)));
+        std::fs::write(&input, "{\"event\":\"tty\"}\n".repeat(50)).unwrap();
+        let cmd = format!("{} --url '{}' emit --stdin < {}", env!("CARGO_BIN_EXE_sio"), c.url, input.display());
+        let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().await.expect("script");
+        let _ = std::fs::remove_file(&input);
+        let tty = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{tty}");
+        assert!(tty.contains("\rsio: ") && tty.contains("in flight"), "progress line: {tty:?}");
+        assert!(tty.contains("sent 50 events"), "{tty:?}");
         c.stop().await;
     })
     .await

@@ -436,7 +436,8 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
         }
     };
     while !eof || !in_flight.is_empty() {
-        if progress && last_progress.elapsed() > Duration::from_millis(200) {
+        // on a terminal: a progress line as soon as the first line is read, then every 200 ms
+        if progress && ((n == 1 && sent == 0) || last_progress.elapsed() > Duration::from_millis(200)) {
             last_progress = Instant::now();
             eprint!("\rsio: {sent} sent, {} in flight", in_flight.len());
         }
