@@ -17,10 +17,16 @@ const path = require("node:path");
   try {
     const a = await ctx.newPage();
     const b = await ctx.newPage();
+    // the page's console and errors end up in the test output when something fails
+    for (const [name, p] of [["A", a], ["B", b]]) {
+      p.on("console", (m) => console.error(`[page ${name}] ${m.type()}: ${m.text()}`));
+      p.on("pageerror", (e) => console.error(`[page ${name}] error: ${e.message}`));
+    }
     await a.goto(`http://127.0.0.1:${portA}/`);
     await b.goto(`http://127.0.0.1:${portB}/`);
     for (const p of [a, b]) {
-      await p.waitForFunction(() => document.getElementById("me").textContent !== "…", null, { timeout: 10000 });
+      // a cold Chromium on a busy 2-core machine can take a while to load and connect
+      await p.waitForFunction(() => document.getElementById("me").textContent !== "…", null, { timeout: 30000 });
       await p.click("#join");
       await p.waitForSelector("text=joined lobby", { timeout: 10000 });
     }
