@@ -1,6 +1,5 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
-use socketio_adapter_core::transport::redact_url;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +7,7 @@ use std::time::Duration;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use socketio_adapter_core::ClusterConfig;
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec, SubscriptionMode};
+use socketio_adapter_core::transport::redact_url;
 use url::Url;
 
 use crate::error::AmqpTransportError;

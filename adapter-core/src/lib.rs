@@ -90,4 +90,4 @@ pub use local::{
 pub use message::{Body, Message};
 pub use transport::{Channel, EventSender, Subscribers, Transport, TransportEvent};
 pub use types::{BroadcastFlags, BroadcastOptions, EventPacket, Handshake, NodeId, Room, SocketId, SocketInfo};
-pub use value::{Map, Timestamp, Value};
+pub use value::{Args, Map, Timestamp, Value};

@@ -35,8 +35,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, Fuse};
 use serde::de::{SeqAccess, Visitor};
-use serde::ser::SerializeTuple;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use socketioxide_core::adapter::errors::{AdapterError as SioAdapterError, BroadcastError};
 use socketioxide_core::adapter::{
     AckStreamItem, BroadcastFlags as SioFlags, BroadcastOptions as SioOpts, CoreAdapter, CoreLocalAdapter,
@@ -55,7 +54,7 @@ use crate::message::Body;
 use crate::rooms::RoomChanges;
 use crate::transport::Transport;
 use crate::types::{BroadcastFlags, BroadcastOptions, EventPacket, Room, SocketInfo};
-use crate::value::Value;
+use crate::value::{Args, Value};
 
 /// Answers server-side events from other nodes: `(namespace, event, ack)`.
 pub type ServerSideHandler = Arc<dyn Fn(&str, EventPacket, Option<ServerSideAck>) + Send + Sync>;
@@ -565,7 +564,7 @@ pub fn to_event(parser: impl Parse, packet: &Packet) -> Option<EventPacket> {
 
 /// Our event as socketioxide's packet value, with the server's parser.
 pub fn from_event(parser: impl Parse, packet: &EventPacket) -> Result<socketioxide_core::Value, String> {
-    parser.encode_value(&Args(&packet.args), Some(&packet.event)).map_err(|e| e.to_string())
+    parser.encode_value(&Args(packet.args.as_slice()), Some(&packet.event)).map_err(|e| e.to_string())
 }
 
 fn encode_ack(parser: impl Parse, v: &Value) -> Option<socketioxide_core::Value> {
@@ -591,19 +590,6 @@ fn ack_error<A: serde::de::DeserializeOwned>(e: &AckError) -> Option<A> {
         _ => return None,
     };
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
-}
-
-/// Arguments serialized as a tuple, so that the parser spreads them after the event.
-struct Args<'a>(&'a [Value]);
-
-impl Serialize for Args<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(self.0.len())?;
-        for v in self.0 {
-            t.serialize_element(v)?;
-        }
-        t.end()
-    }
 }
 
 /// Arguments read as a tuple of any length (every element after the event).

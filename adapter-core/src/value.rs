@@ -457,6 +457,24 @@ impl From<serde_json::Value> for Value {
     }
 }
 
+/// Event arguments built at run time (owned `Vec<Value>` or a borrowed slice), serialized
+/// as a tuple: Socket.IO serializers spread a tuple after the event name, so each value is
+/// one argument (a `Vec` would be a single array argument).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Args<V: AsRef<[Value]> = Vec<Value>>(pub V);
+
+impl<V: AsRef<[Value]>> Serialize for Args<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let values = self.0.as_ref();
+        let mut t = s.serialize_tuple(values.len())?;
+        for v in values {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

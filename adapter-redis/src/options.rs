@@ -1,6 +1,5 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
-use socketio_adapter_core::transport::redact_url;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -9,6 +8,7 @@ use std::time::Duration;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
 use socketio_adapter_core::ClusterConfig;
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::transport::redact_url;
 use url::Url;
 
 use crate::error::RedisTransportError;

@@ -26,12 +26,12 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use clap::Parser;
 use futures_util::StreamExt;
-use serde::Serialize;
-use serde::ser::SerializeTuple;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
 use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState};
-use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value};
+use socketio_adapter_core::{
+    Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value,
+};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
@@ -227,19 +227,6 @@ async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
     axum::Json(json!({"node": app.id, "servers": servers}))
 }
 
-/// Arguments spread after the event name.
-struct Spread(Vec<Value>);
-
-impl Serialize for Spread {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(self.0.len())?;
-        for v in &self.0 {
-            t.serialize_element(v)?;
-        }
-        t.end()
-    }
-}
-
 fn strings(v: &Json) -> Vec<String> {
     match v {
         Json::String(s) => vec![s.clone()],
@@ -344,7 +331,7 @@ async fn handle<T: Transport>(
             if d["volatile"].as_bool() == Some(true) {
                 o = o.volatile();
             }
-            o.emit(&name, &Spread(args)).await.map_err(|e| e.to_string())?;
+            o.emit(&name, &EventArgs(args)).await.map_err(|e| e.to_string())?;
             Ok(ok)
         }
         "emit_with_ack" => {
@@ -353,7 +340,7 @@ async fn handle<T: Transport>(
             let timeout = Duration::from_millis(d["timeout_ms"].as_u64().unwrap_or(2000));
             let stream = target(&d)?
                 .timeout(timeout)
-                .emit_with_ack::<_, Value>(&name, &Spread(args))
+                .emit_with_ack::<_, Value>(&name, &EventArgs(args))
                 .await
                 .map_err(|e| e.to_string())?;
             let responses: Vec<Value> = stream.filter_map(|(_, r)| async move { r.ok() }).collect().await;

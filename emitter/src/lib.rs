@@ -64,19 +64,18 @@ mod any;
 mod args;
 mod error;
 
-use socketio_adapter_core::transport::redact_url;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde::ser::SerializeTuple;
 use socketio_adapter_core::codec::{Codec, EMITTER_UID, NodeClusterCodec, NodeRedisCodec, PythonCodec};
+use socketio_adapter_core::transport::redact_url;
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
 pub use any::{AnyTransport, AnyTransportError};
 pub use error::EmitterError;
-pub use socketio_adapter_core::{Gathered, Shortfall, SocketInfo, Value};
+pub use socketio_adapter_core::{Args, Gathered, Shortfall, SocketInfo, Value};
 
 /// Event names Socket.IO reserves (the same list as `@socket.io/redis-emitter`).
 pub const RESERVED_EVENTS: [&str; 6] =
@@ -531,19 +530,5 @@ impl<T: Transport> Emitter<T> {
             core.close().await?;
         }
         Ok(())
-    }
-}
-
-/// Arguments built at run time: serializes as a tuple, so each value is one argument.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Args(pub Vec<Value>);
-
-impl Serialize for Args {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(self.0.len())?;
-        for v in &self.0 {
-            t.serialize_element(v)?;
-        }
-        t.end()
     }
 }
