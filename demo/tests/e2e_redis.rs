@@ -23,19 +23,6 @@ fn strings(j: &Json) -> BTreeSet<String> {
     j.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
 }
 
-async fn wait_got(clients: &mut NodePeer, event: &str, want: &[&str]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let g = clients.got(event).await;
-        if g.len() >= want.len() {
-            assert_eq!(g, want, "{event}");
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn call(clients: &mut NodePeer, name: &str, event: &str, data: Json) -> Json {
     let r = clients.call("call", json!({"name": name, "event": event, "data": data})).await;
     assert!(r.get("error").is_none(), "{name} {event}: {r}");
@@ -87,13 +74,13 @@ async fn three_nodes(query: &str) {
         .await;
     call(&mut c, "b1", "emit", json!({"to": ["blue"], "event": "e_vol", "args": [], "volatile": true})).await;
     call(&mut c, "x1", "emit", json!({"event": "e_admin", "args": ["adm"]})).await;
-    wait_got(&mut c, "e_all", &["a1", "a2", "b1", "c1"]).await;
-    wait_got(&mut c, "e_red", &["a1", "b1"]).await;
-    wait_got(&mut c, "e_except", &["a1"]).await;
-    wait_got(&mut c, "e_admin", &["x1"]).await;
+    c.wait_got("e_all", &["a1", "a2", "b1", "c1"], WAIT).await;
+    c.wait_got("e_red", &["a1", "b1"], WAIT).await;
+    c.wait_got("e_except", &["a1"], WAIT).await;
+    c.wait_got("e_admin", &["x1"], WAIT).await;
     // barrier, then nothing extra arrived
     call(&mut c, "a1", "emit", json!({"event": "zz", "args": []})).await;
-    wait_got(&mut c, "zz", &["a1", "a2", "b1", "c1"]).await;
+    c.wait_got("zz", &["a1", "a2", "b1", "c1"], WAIT).await;
     assert_eq!(c.got("e_all").await, ["a1", "a2", "b1", "c1"]);
     assert_eq!(c.got("e_red").await, ["a1", "b1"]);
     assert_eq!(c.got("e_except").await, ["a1"]);
@@ -106,7 +93,7 @@ async fn three_nodes(query: &str) {
     // binary attachments (top level and nested) cross nodes as binary
     let bin_args = json!([{"$bin": "AQID"}, {"nested": [{"$bin": "/wA="}, "s"]}, 7]);
     call(&mut c, "b1", "emit", json!({"event": "e_bin", "args": bin_args})).await;
-    wait_got(&mut c, "e_bin", &["a1", "a2", "b1", "c1"]).await;
+    c.wait_got("e_bin", &["a1", "a2", "b1", "c1"], WAIT).await;
     let rec = c.call("received", json!({"event": "e_bin"})).await;
     for n in ["a1", "c1"] {
         assert_eq!(rec[n][0]["args"], bin_args, "binary arguments at {n}");
@@ -163,7 +150,7 @@ async fn three_nodes(query: &str) {
     call(&mut c, "a2", "sockets_join", json!({"to": ["blue"], "rooms": ["green"]})).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // per-room subscription of the new room
     call(&mut c, "a2", "emit", json!({"to": ["green"], "event": "e_green", "args": []})).await;
-    wait_got(&mut c, "e_green", &["b1", "c1"]).await;
+    c.wait_got("e_green", &["b1", "c1"], WAIT).await;
     call(&mut c, "a2", "sockets_leave", json!({"to": ["green"], "rooms": ["green"]})).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -178,9 +165,9 @@ async fn three_nodes(query: &str) {
     // leave: a1 leaves red, a broadcast to red no longer reaches it
     assert_eq!(call(&mut c, "a1", "leave", json!("red")).await, json!({"ok": true}));
     call(&mut c, "c1", "emit", json!({"to": ["red"], "event": "e_after_leave", "args": []})).await;
-    wait_got(&mut c, "e_after_leave", &["b1"]).await;
+    c.wait_got("e_after_leave", &["b1"], WAIT).await;
     call(&mut c, "c1", "emit", json!({"event": "zz2", "args": []})).await;
-    wait_got(&mut c, "zz2", &["a1", "a2", "b1", "c1"]).await;
+    c.wait_got("zz2", &["a1", "a2", "b1", "c1"], WAIT).await;
     assert_eq!(c.got("e_after_leave").await, ["b1"], "a1 left red");
 
     // GET /health on each node
@@ -258,8 +245,8 @@ async fn mixed_with_nodejs_servers() {
         // sio-node -> everyone, and to red
         call(&mut c, "b1", "emit", json!({"event": "m_all", "args": ["hi", 1]})).await;
         call(&mut c, "b1", "emit", json!({"to": ["red"], "event": "m_red", "args": []})).await;
-        wait_got(&mut c, "m_all", &["a1", "b1"]).await;
-        wait_got(&mut c, "m_red", &["a1"]).await;
+        c.wait_got("m_all", &["a1", "b1"], WAIT).await;
+        c.wait_got("m_red", &["a1"], WAIT).await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let (g1, g2) = (
@@ -277,7 +264,7 @@ async fn mixed_with_nodejs_servers() {
         }
         // Node.js -> sio-node clients in red
         n2.call("broadcast", json!({"to": ["red"], "event": "n_red", "args": [{"k": "v"}]})).await;
-        wait_got(&mut c, "n_red", &["a1"]).await;
+        c.wait_got("n_red", &["a1"], WAIT).await;
 
         // fetch sockets from sio-node includes Node.js sockets, and the other way round
         let r = call(&mut c, "b1", "fetch_sockets", json!({"to": ["red"]})).await;

@@ -114,16 +114,7 @@ impl Cluster {
 
     /// Waits until exactly `want` clients received `event` (then checks nothing else did).
     async fn wait_got(&mut self, event: &str, want: &[&str]) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let g = self.clients.got(event).await;
-            if g.len() >= want.len() {
-                assert_eq!(g, want, "{event}");
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+        self.clients.wait_got(event, want, WAIT).await
     }
 
     async fn args_of(&mut self, event: &str, client: &str) -> Json {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use socketio_cluster_tests::conformance::{prefix, run};
 use socketio_cluster_tests::env;
-use socketio_cluster_tests::node::{NodePeer, free_port};
+use socketio_cluster_tests::node::{NodePeer, free_port, wait_for_port};
 use socketio_emitter::{ConnectOptions, Dialect, Emitter};
 use tokio::process::{Child, Command};
 
@@ -24,25 +24,8 @@ async fn python_server(port: u16, channel: &str, name: &str) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start the python-socketio server");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "python server {name} did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_port(port, Duration::from_secs(20), &format!("python server {name}")).await;
     child
-}
-
-async fn wait_got(c: &mut NodePeer, event: &str, want: &[&str]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let g = c.got(event).await;
-        if g.len() >= want.len() {
-            assert_eq!(g, want, "{event}");
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +57,7 @@ async fn emits_reach_python_socketio_servers() {
         assert_eq!(io.server_count().await.unwrap(), 2, "python servers subscribed to the channel");
 
         io.emit("e_all", ("text", 42, json!({"k": [true, null]}))).await.unwrap();
-        wait_got(&mut c, "e_all", &["a", "b", "c", "d"]).await;
+        c.wait_got("e_all", &["a", "b", "c", "d"], WAIT).await;
         let got = c.received("e_all").await;
         assert_eq!(got[0].1, vec![json!("text"), json!(42), json!({"k": [true, null]})], "arguments");
         io.emit("e_bin", (bytes::Bytes::from_static(&[1, 2, 255]),)).await.unwrap();
@@ -82,25 +65,25 @@ async fn emits_reach_python_socketio_servers() {
         io.to("red").to("blue").emit("e_two", ()).await.unwrap();
         io.except(id("a")).emit("e_skip", ()).await.unwrap();
         io.of("/admin").emit("e_admin", "adm").await.unwrap();
-        wait_got(&mut c, "e_bin", &["a", "b", "c", "d"]).await;
+        c.wait_got("e_bin", &["a", "b", "c", "d"], WAIT).await;
         let got = c.received("e_bin").await;
         assert_eq!(got[0].1, vec![json!({"$bin": "AQL/"})], "binary argument");
-        wait_got(&mut c, "e_red", &["a", "b"]).await;
-        wait_got(&mut c, "e_two", &["a", "b", "c"]).await;
-        wait_got(&mut c, "e_skip", &["b", "c", "d"]).await;
-        wait_got(&mut c, "e_admin", &["x"]).await;
+        c.wait_got("e_red", &["a", "b"], WAIT).await;
+        c.wait_got("e_two", &["a", "b", "c"], WAIT).await;
+        c.wait_got("e_skip", &["b", "c", "d"], WAIT).await;
+        c.wait_got("e_admin", &["x"], WAIT).await;
 
         // one socket id into / out of rooms, then a disconnect
         // python-socketio handles the channel's messages in order: no wait needed
         io.to(id("d")).sockets_join(["green", "pink"]).await.unwrap();
         io.to("pink").emit("e_pink", ()).await.unwrap();
-        wait_got(&mut c, "e_pink", &["d"]).await;
+        c.wait_got("e_pink", &["d"], WAIT).await;
         io.to("green").emit("e_green", ()).await.unwrap();
-        wait_got(&mut c, "e_green", &["d"]).await;
+        c.wait_got("e_green", &["d"], WAIT).await;
         io.to(id("d")).sockets_leave(["green"]).await.unwrap();
         io.to("green").emit("e_green2", ()).await.unwrap();
         io.emit("zz", ()).await.unwrap();
-        wait_got(&mut c, "zz", &["a", "b", "c", "d"]).await;
+        c.wait_got("zz", &["a", "b", "c", "d"], WAIT).await;
         assert!(c.got("e_green2").await.is_empty(), "d left green");
 
         // the CLI speaks it too
@@ -111,7 +94,7 @@ async fn emits_reach_python_socketio_servers() {
             .await
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        wait_got(&mut c, "e_cli", &["b", "c"]).await;
+        c.wait_got("e_cli", &["b", "c"], WAIT).await;
         assert_eq!(c.received("e_cli").await[0].1, vec![json!(1), json!("two")]);
 
         // what python-socketio cannot do

@@ -126,10 +126,34 @@ impl NodePeer {
         names
     }
 
+    /// Waits (up to `within`) until `event` made as many deliveries as `want` names, then
+    /// asserts they went to exactly `want` (sorted client names, one per delivery).
+    pub async fn wait_got(&mut self, event: &str, want: &[&str], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let g = self.got(event).await;
+            if g.len() >= want.len() {
+                assert_eq!(g, want, "{event}");
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{event}: only {g:?} of {want:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
     /// Stops the peer.
     pub async fn stop(mut self) {
         let _ = self.call("close", Json::Null).await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Waits (up to `within`) until something accepts TCP connections on 127.0.0.1:`port`.
+pub async fn wait_for_port(port: u16, within: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not listen on {port} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

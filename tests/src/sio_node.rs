@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::node::free_port;
+use crate::node::{free_port, wait_for_port};
 
 /// A running `sio-node`, killed on drop.
 #[derive(Debug)]
@@ -39,11 +39,7 @@ impl SioNode {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn sio-node");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen on {port}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
         SioNode { port, _child: child }
     }
 }

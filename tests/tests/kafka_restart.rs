@@ -4,7 +4,6 @@
 //! each other again, and nothing is delivered twice.
 #![allow(clippy::print_stderr)] // progress lines for the test log
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use socketio_adapter_core::codec::Codec;
 use socketio_adapter_core::{Adapter, BroadcastOptions, Channel, EventPacket, Transport, TransportEvent};
 use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
 use socketio_cluster_tests::conformance::{Backend, converge, eventually, node, prefix, run};
+use socketio_cluster_tests::node::{free_port, wait_for_port};
 use socketio_cluster_tests::recorder::sid;
 use tokio::process::{Child, Command};
 
@@ -22,10 +22,6 @@ fn tansu_bin() -> PathBuf {
     std::env::var_os("TANSU_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/bin/tansu"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Starts tansu on `port` and waits until it accepts connections.
@@ -42,11 +38,7 @@ async fn start_tansu(port: u16) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start tansu");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "tansu does not listen on {port} after 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_port(port, Duration::from_secs(30), "tansu").await;
     child
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room};
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::{eventually, run};
-use socketio_cluster_tests::node::free_port;
+use socketio_cluster_tests::node::{free_port, wait_for_port};
 use socketio_cluster_tests::recorder::{Recorder, sid};
 use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
@@ -144,11 +144,7 @@ impl PrivateRedis {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server (Debian package redis-server)");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_port(port, WAIT, "redis-server").await;
         PrivateRedis { port, child: Some(child) }
     }
 
