@@ -282,6 +282,14 @@ fn print_line(j: &serde_json::Value) {
     let _ = writeln!(out, "{j}");
 }
 
+/// Each ack as a JSON line, then a failure if some were missing.
+fn print_acks(what: &str, got: &socketio_emitter::Gathered<Vec<Value>>) -> Result<(), Failure> {
+    for v in &got.value {
+        print_line(&to_json(v));
+    }
+    incomplete(what, got.shortfall.as_ref())
+}
+
 fn incomplete(what: &str, shortfall: Option<&socketio_emitter::Shortfall>) -> Result<(), Failure> {
     match shortfall {
         None => Ok(()),
@@ -315,11 +323,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 e = e.compress(false);
             }
             if *ack {
-                let got = e.timeout(timeout).emit_with_ack(event, Args(parsed)).await?;
-                for v in &got.value {
-                    print_line(&to_json(v));
-                }
-                incomplete("emit with ack", got.shortfall.as_ref())
+                print_acks("emit with ack", &e.timeout(timeout).emit_with_ack(event, Args(parsed)).await?)
             } else {
                 e.emit(event, Args(parsed)).await?;
                 Ok(())
@@ -333,10 +337,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ServerEmit { ack, event, .. } => {
             if *ack {
                 let got = io.timeout(timeout).server_side_emit_with_ack(event, Args(parsed)).await?;
-                for v in &got.value {
-                    print_line(&to_json(v));
-                }
-                incomplete("server-side emit with ack", got.shortfall.as_ref())
+                print_acks("server-side emit with ack", &got)
             } else {
                 Ok(io.server_side_emit(event, Args(parsed)).await?)
             }
