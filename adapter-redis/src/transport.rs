@@ -87,6 +87,24 @@ enum Connector {
     Cluster,
 }
 
+impl Connector {
+    /// A fresh standalone subscriber connection (`None` on Redis Cluster, whose client
+    /// connection is kept); pushes of older connections are ignored from here on.
+    async fn open_single(
+        &self,
+        state: &SubState,
+        op: impl FnOnce() -> String,
+    ) -> Result<Option<SubConn>, RedisTransportError> {
+        let Connector::Single { client, config } = self else { return Ok(None) };
+        let generation = state.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config(generation))
+            .await
+            .map_err(|e| RedisTransportError::command(op(), e))?;
+        Ok(Some(SubConn::Single(conn)))
+    }
+}
+
 struct SubState {
     mode: Mode,
     cluster: bool,
@@ -494,15 +512,12 @@ fn fastrand_ms(delay: Duration) -> u64 {
 async fn repair(state: &SubState, connector: &Connector, force: bool) -> Result<(), RedisTransportError> {
     let mut guard = state.conn.lock().await;
     match connector {
-        Connector::Single { client, config } => {
-            // a fresh connection; pushes of the old one are ignored from here on
-            let generation = state.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        Connector::Single { .. } => {
             *guard = None;
-            let conn = client
-                .get_multiplexed_async_connection_with_config(&config(generation))
-                .await
-                .map_err(|e| RedisTransportError::command("reconnect subscriber", e))?;
-            let mut conn = SubConn::Single(conn);
+            let mut conn = connector
+                .open_single(state, || "reconnect subscriber".to_owned())
+                .await?
+                .ok_or(RedisTransportError::Closed)?;
             state.restore(&mut conn, false).await?;
             *guard = Some(conn);
         }
@@ -553,18 +568,11 @@ impl Transport for RedisTransport {
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), RedisTransportError> {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
-        if guard.is_none()
-            && state.subscribers.is_empty()
-            && let Connector::Single { client, config } = &*self.inner.connector
-        {
+        if guard.is_none() && state.subscribers.is_empty() {
             // the first subscription: connect now (with channels registered, a missing
             // connection is the supervisor's to restore)
-            let generation = state.generation.fetch_add(1, Ordering::AcqRel) + 1;
-            let conn = client
-                .get_multiplexed_async_connection_with_config(&config(generation))
-                .await
-                .map_err(|e| RedisTransportError::command(format!("connect subscriber to {}", self.inner.target), e))?;
-            *guard = Some(SubConn::Single(conn));
+            let target = &self.inner.target;
+            *guard = self.inner.connector.open_single(state, || format!("connect subscriber to {target}")).await?;
         }
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
         for channel in channels {
