@@ -463,11 +463,11 @@ impl<T: Transport> Emitter<T> {
         Ok(())
     }
 
-    /// All rooms in one message, or one room per message where the dialect says so
+    /// All rooms in one message, or one room per message where the dialect carries one
     /// (python-socketio's `enter_room` / `leave_room`).
     fn room_batches<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Vec<Vec<Room>> {
         let rooms: Vec<Room> = rooms.into_iter().map(Into::into).collect();
-        if self.shared.config.codec.dialect() == "python" {
+        if !self.shared.config.codec.capabilities().multi_room_joins {
             rooms.into_iter().map(|r| vec![r]).collect()
         } else {
             vec![rooms]

@@ -53,6 +53,9 @@ pub struct Capabilities {
     /// Room broadcasts travel on per-room channels ([`Codec::room_channel`]), so local
     /// room creations and deletions change the subscriptions.
     pub room_channels: bool,
+    /// One sockets-join or sockets-leave message carries several rooms (otherwise send
+    /// one message per room).
+    pub multi_room_joins: bool,
 }
 
 /// A wire dialect.

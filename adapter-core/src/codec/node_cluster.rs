@@ -236,6 +236,7 @@ impl Codec for NodeClusterCodec {
             all_rooms: false,
             identified_responses: true,
             room_channels: self.mode != SubscriptionMode::Static,
+            multi_room_joins: true,
         }
     }
 

@@ -276,7 +276,13 @@ impl Codec for NodeRedisCodec {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { heartbeats: false, all_rooms: true, identified_responses: false, room_channels: false }
+        Capabilities {
+            heartbeats: false,
+            all_rooms: true,
+            identified_responses: false,
+            room_channels: false,
+            multi_room_joins: true,
+        }
     }
 
     fn new_node_id(&self) -> String {

@@ -139,7 +139,13 @@ impl Codec for PythonCodec {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { heartbeats: false, all_rooms: false, identified_responses: false, room_channels: false }
+        Capabilities {
+            heartbeats: false,
+            all_rooms: false,
+            identified_responses: false,
+            room_channels: false,
+            multi_room_joins: false,
+        }
     }
 
     fn new_node_id(&self) -> NodeId {
