@@ -254,11 +254,16 @@ async fn parse_args(args: &[String]) -> Result<Vec<Value>, Failure> {
 }
 
 fn target(e: &Emitter, t: &Target) -> Emitter {
+    rooms(e, &t.to, &t.except)
+}
+
+/// `e` to every room of `to`, except those of `except`.
+fn rooms(e: &Emitter, to: &[String], except: &[String]) -> Emitter {
     let mut e = e.clone();
-    for r in &t.to {
+    for r in to {
         e = e.to(r.as_str());
     }
-    for r in &t.except {
+    for r in except {
         e = e.except(r.as_str());
     }
     e
@@ -466,16 +471,11 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
                         continue;
                     }
                 };
-                let mut e = match &parsed.nsp {
+                let nsp = match &parsed.nsp {
                     Some(nsp) => io.of(nsp.clone()),
                     None => io.clone(),
                 };
-                for r in parsed.to.list() {
-                    e = e.to(r.as_str());
-                }
-                for r in parsed.except.list() {
-                    e = e.except(r.as_str());
-                }
+                let mut e = rooms(&nsp, parsed.to.list(), parsed.except.list());
                 if parsed.volatile {
                     e = e.volatile();
                 }
