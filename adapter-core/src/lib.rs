@@ -68,6 +68,7 @@ mod local;
 pub mod message;
 pub mod msgpack;
 pub mod rooms;
+mod throttle;
 pub mod transport;
 mod types;
 mod value;
@@ -85,7 +86,8 @@ pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats}
 pub use codec::Codec;
 pub use error::{AdapterError, CodecError, DecodeError, Shortfall, ValueError};
 pub use local::{
-    AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, ServerSideAck, SocketDetails,
+    AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
+    SocketDetails,
 };
 pub use message::{Body, Message};
 pub use transport::{Channel, EventSender, Subscribers, Transport, TransportEvent};

@@ -8,8 +8,10 @@
 //!   [`LocalSockets`].
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -56,6 +58,38 @@ impl ServerSideAck {
     /// Sends the answer (the first argument of the Node.js callback).
     pub fn send(self, value: impl Into<Value>) {
         let _ = self.0.send(value.into());
+    }
+}
+
+/// The rest of a broadcast that some local sockets could not take at once (their send
+/// buffers were full). The engine awaits it before it handles the next message from the
+/// cluster, so that a burst slows the node down (back-pressure) instead of being dropped.
+/// It resolves to the number of deliveries finally dropped under the server's
+/// slow-socket policy, which the engine counts ([`Stats::dropped_deliveries`](crate::Stats)).
+pub struct PendingDelivery(Pin<Box<dyn Future<Output = u64> + Send>>);
+
+impl PendingDelivery {
+    /// The rest of a delivery, resolving to how many deliveries it dropped.
+    pub fn new(fut: impl Future<Output = u64> + Send + 'static) -> Self {
+        PendingDelivery(Box::pin(fut))
+    }
+
+    /// A delivery that is over, having dropped `dropped` deliveries.
+    pub fn dropped(dropped: u64) -> Self {
+        PendingDelivery::new(std::future::ready(dropped))
+    }
+}
+
+impl fmt::Debug for PendingDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingDelivery")
+    }
+}
+
+impl Future for PendingDelivery {
+    type Output = u64;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        self.0.as_mut().poll(cx)
     }
 }
 
@@ -106,8 +140,9 @@ pub trait LocalSockets: Send + Sync + 'static {
 /// another node. Membership changes report the rooms they created or deleted, for
 /// transports that subscribe per room.
 pub trait LocalNode: Send + Sync + 'static {
-    /// Delivers a broadcast to the matching local sockets.
-    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions);
+    /// Delivers a broadcast to the matching local sockets. Returns the rest of the
+    /// delivery when some sockets could not take it at once (see [`PendingDelivery`]).
+    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) -> Option<PendingDelivery>;
 
     /// Delivers a broadcast that asks for acks; returns the acks and how many
     /// clients were asked.
@@ -183,16 +218,17 @@ impl LocalAdapter {
 }
 
 impl LocalNode for LocalAdapter {
-    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) {
+    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) -> Option<PendingDelivery> {
         let sids = self.read().matching(opts);
         if sids.is_empty() {
-            return;
+            return None;
         }
         if opts.flags.volatile {
             self.sockets.send_volatile(&sids, packet, &opts.flags);
         } else {
             self.sockets.send(&sids, packet, &opts.flags);
         }
+        None
     }
 
     fn broadcast_with_ack(

@@ -1,13 +1,75 @@
 //! The bridge into [socketioxide](https://docs.rs/socketioxide): [`SioAdapter`] implements
 //! socketioxide's `CoreAdapter` over the one [`ClusterCore`], for every transport.
 //!
-//! ```ignore
-//! let state = SioState::new(transport, opts.codec(), ClusterConfig::default());
-//! let handle = state.handle();
-//! let (layer, io) = SocketIo::builder().with_adapter::<SioAdapter<_, RedisTransport>>(state).build_layer();
-//! io.ns("/", on_connect).await?;                 // subscribes the namespace's channels
-//! let core = handle.namespace("/").unwrap();     // server-side emit with acks, rich fetch
+//! ```no_run
+//! use std::convert::Infallible;
+//! use std::sync::Arc;
+//!
+//! use socketio_adapter_core::codec::NodeClusterCodec;
+//! use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
+//! use socketio_adapter_core::sio::{SioAdapter, SioState};
+//! use socketio_adapter_core::ClusterConfig;
+//! use socketioxide::adapter::Emitter;
+//! use socketioxide::extract::{AckSender, Data, SocketRef};
+//! use socketioxide::handler::ConnectHandler;
+//! use socketioxide::SocketIo;
+//!
+//! // Any transport: `RedisTransport`, `KafkaTransport`, `AmqpTransport`, ...
+//! type Adapter = SioAdapter<Emitter, MemoryTransport>;
+//!
+//! /// Runs as a connect middleware: before the client is told it is connected.
+//! async fn handlers(s: SocketRef<Adapter>) -> Result<(), Infallible> {
+//!     s.join(s.id.to_string()); // so that other nodes can address this socket
+//!     s.on("join", |s: SocketRef<Adapter>, Data(room): Data<String>, ack: AckSender<Adapter>| async move {
+//!         s.join(room);
+//!         let _ = ack.send("ok");
+//!     });
+//!     Ok(())
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let transport = MemoryHub::new().transport();
+//! let state = SioState::new(transport, Arc::new(NodeClusterCodec::default()), ClusterConfig::default());
+//! let cluster = state.handle();
+//! let (layer, io) = SocketIo::builder().max_buffer_size(1024).with_adapter::<Adapter>(state).build_layer();
+//! io.ns("/", (async || {}).with(handlers)).await?; // subscribes the namespace's channels
+//! let core = cluster.namespace("/").expect("joined"); // server-side emit with acks, rich fetch
+//! # let _ = (layer, core);
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! # Register event handlers in a connect middleware
+//!
+//! socketioxide (0.18.9) sends CONNECT to the client first and then spawns the connect
+//! handler. A client that emits from its `connect` listener (to join a room, authenticate,
+//! subscribe: most do) can get its first event to the server before the spawned handler
+//! has called `socket.on(..)`; socketioxide finds no handler and drops the event without a
+//! word. Measured here: about 1 in 100 connections of `socket.io-client` clients, with or
+//! without a cluster. Connect middlewares (`handler.with(middleware)`) are awaited
+//! *before* CONNECT is sent, so handlers registered there are always in place: put
+//! `socket.on(..)` and the joins every socket needs in a middleware, as above, and keep
+//! the connect handler for work that may come late. (Node.js runs its `connection`
+//! listener in the same tick as the CONNECT write, so the same code is safe there.) The
+//! reproduction and a proposed fix for socketioxide are in the repository under
+//! `docs/upstream/socketioxide-connect-race`.
+//!
+//! # Delivery to local sockets
+//!
+//! socketioxide gives each socket a bounded send buffer (`max_buffer_size`, 128 packets by
+//! default) and fails a send when it is full. The bridge never drops a non-volatile
+//! packet silently: a broadcast that finds a socket's buffer full waits for room, which
+//! slows the node's inbound queue and, behind it, the broker subscription (back-pressure,
+//! the same as a slow network). A socket that stays full for
+//! [`SioState::with_slow_socket`]'s timeout (default 5 s) has stopped reading; the
+//! [`SlowSocketPolicy`] then drops its deliveries (the default, without waiting for it
+//! again until it takes packets again) or disconnects it. Either way the drops are counted
+//! per namespace in [`Stats::dropped_deliveries`](crate::cluster::Stats) and logged at
+//! warn level, at most once per 10 s. Volatile packets are dropped by socketioxide when a
+//! socket is not ready, by design. A larger `max_buffer_size` (1024 in `sio-node`) absorbs
+//! bursts without waiting.
+//!
+//! # Notes
 //!
 //! - Events cross the bridge exactly: socketioxide's packet value (JSON text with binary
 //!   placeholders, or MessagePack) is decoded with the server's own parser into
@@ -36,7 +98,7 @@ use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, Fuse};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use socketioxide_core::adapter::errors::{AdapterError as SioAdapterError, BroadcastError};
+use socketioxide_core::adapter::errors::{AdapterError as SioAdapterError, BroadcastError, SocketError};
 use socketioxide_core::adapter::{
     AckStreamItem, BroadcastFlags as SioFlags, BroadcastOptions as SioOpts, CoreAdapter, CoreLocalAdapter,
     RemoteSocketData, Room as SioRoom, RoomParam, SocketEmitter, Spawnable,
@@ -49,9 +111,10 @@ use tracing::{debug, warn};
 use crate::cluster::{ClusterConfig, ClusterCore};
 use crate::codec::Codec;
 use crate::error::AdapterError;
-use crate::local::{AckError, LocalAckStream, LocalNode, ServerSideAck, SocketDetails};
+use crate::local::{AckError, LocalAckStream, LocalNode, PendingDelivery, ServerSideAck, SocketDetails};
 use crate::message::Body;
 use crate::rooms::RoomChanges;
+use crate::throttle::Throttle;
 use crate::transport::Transport;
 use crate::types::{BroadcastFlags, BroadcastOptions, EventPacket, Room, SocketInfo};
 use crate::value::{Args, Value};
@@ -67,6 +130,38 @@ struct Hooks {
     describe: Option<Describer>,
 }
 
+/// What the bridge does with a socket whose send buffer stayed full for the slow-socket
+/// timeout (it stopped reading). Either way the dropped deliveries are counted in
+/// [`Stats::dropped_deliveries`](crate::cluster::Stats) and logged (rate-limited).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowSocketPolicy {
+    /// Drop the packets it cannot take; broadcasts stop waiting for it until its buffer
+    /// has room again, so one stuck client does not slow the others. The default.
+    #[default]
+    Drop,
+    /// Disconnect it (its client reconnects and can recover the state it missed). Its
+    /// DISCONNECT packet needs room in its buffer: until it can be sent, the socket's
+    /// deliveries are dropped as with [`SlowSocketPolicy::Drop`], and engine.io's heartbeat
+    /// timeout closes a connection that stopped reading at the latest.
+    Disconnect,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SlowSockets {
+    timeout: Duration,
+    policy: SlowSocketPolicy,
+}
+
+impl Default for SlowSockets {
+    fn default() -> Self {
+        SlowSockets { timeout: Duration::from_secs(5), policy: SlowSocketPolicy::Drop }
+    }
+}
+
+/// How often a broadcast waiting for full socket buffers tries again.
+const FULL_BUFFER_RETRY: Duration = Duration::from_millis(1);
+
 /// The state socketioxide hands to every namespace's adapter: the transport (cloned per
 /// namespace, sharing its connections), the dialect and the cluster configuration.
 pub struct SioState<T: Transport> {
@@ -75,6 +170,7 @@ pub struct SioState<T: Transport> {
     config: ClusterConfig,
     hooks: Hooks,
     room_poll: Duration,
+    slow: SlowSockets,
     registry: Arc<Mutex<HashMap<String, ClusterCore<T>>>>,
 }
 
@@ -93,6 +189,7 @@ impl<T: Transport> SioState<T> {
             config,
             hooks: Hooks::default(),
             room_poll: Duration::from_millis(100),
+            slow: SlowSockets::default(),
             registry: Arc::default(),
         }
     }
@@ -118,6 +215,14 @@ impl<T: Transport> SioState<T> {
     /// How often local rooms are compared for per-room subscriptions.
     pub fn with_room_poll(mut self, every: Duration) -> Self {
         self.room_poll = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a broadcast waits for a socket whose send buffer is full (socketioxide's
+    /// `max_buffer_size`) before `policy` applies to it. Default 5 s, [`SlowSocketPolicy::Drop`].
+    /// While it waits, the node's inbound queue waits too (back-pressure).
+    pub fn with_slow_socket(mut self, timeout: Duration, policy: SlowSocketPolicy) -> Self {
+        self.slow = SlowSockets { timeout, policy };
         self
     }
 
@@ -230,6 +335,9 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             hooks: state.hooks.clone(),
             me: me.clone(),
             known_rooms: Mutex::new(None),
+            slow: state.slow,
+            stalled: Mutex::new(HashSet::new()),
+            slow_warning: Throttle::default(),
         });
         let node: Arc<dyn LocalNode> = local.clone();
         let core =
@@ -286,14 +394,23 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
         let local_only = opts.is_local(self.local.local.server_id());
         let remote =
             if local_only { None } else { to_event(self.parser(), &packet).map(|p| (p, from_sio_opts(&opts))) };
-        self.local.local.broadcast(packet, opts)?;
-        if let Some((packet, opts)) = remote {
-            let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
-            core.publish(Body::Broadcast { packet, opts })
-                .await
-                .map_err(|e| BroadcastError::Adapter(SioError(e).into()))?;
-        }
-        Ok(())
+        let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
+        let pending = self.local.deliver(packet, opts);
+        let publish = async {
+            match remote {
+                Some((packet, opts)) => core.publish(Body::Broadcast { packet, opts }).await,
+                None => Ok(()),
+            }
+        };
+        let published = match pending {
+            Some(pending) => {
+                let (dropped, published) = tokio::join!(pending, publish);
+                core.count_dropped_deliveries(dropped);
+                published
+            }
+            None => publish.await,
+        };
+        published.map_err(|e| BroadcastError::Adapter(SioError(e).into()))
     }
 
     async fn broadcast_with_ack(
@@ -385,6 +502,19 @@ struct LocalBridge<E: SocketEmitter> {
     me: std::sync::Weak<LocalBridge<E>>,
     /// Rooms already reported to the engine (dialects with per-room channels only).
     known_rooms: Mutex<Option<HashSet<String>>>,
+    slow: SlowSockets,
+    /// Sockets given up on under [`SlowSocketPolicy::Drop`]: not waited for again until
+    /// their buffer takes a packet.
+    stalled: Mutex<HashSet<Sid>>,
+    slow_warning: Throttle,
+}
+
+/// What one socket did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    Taken,
+    Full,
+    Gone,
 }
 
 impl<E: SocketEmitter> LocalBridge<E> {
@@ -402,6 +532,105 @@ impl<E: SocketEmitter> LocalBridge<E> {
         RoomChanges { created, deleted }
     }
 
+    /// Delivers `packet` to the local sockets `opts` selects: the one path of every
+    /// broadcast, from the cluster and from this server. Sockets whose buffer is full are
+    /// waited for (the returned [`PendingDelivery`]) up to the slow-socket timeout.
+    fn deliver(&self, packet: Packet, opts: SioOpts) -> Option<PendingDelivery> {
+        if opts.has_flag(SioFlags::Volatile) {
+            // volatile: socketioxide drops it for sockets that are not ready, by design
+            let _ = self.local.broadcast(packet, opts);
+            return None;
+        }
+        let sids = self.local.sockets(opts);
+        let mut blocked = Vec::new();
+        let mut dropped = 0;
+        {
+            let mut stalled = self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
+            for sid in sids {
+                if !stalled.is_empty() && stalled.contains(&sid) {
+                    // given up on: not waited for again
+                    match self.slow.policy {
+                        SlowSocketPolicy::Drop => match self.send_to(&packet, sid) {
+                            Sent::Full => dropped += 1,
+                            Sent::Taken | Sent::Gone => {
+                                stalled.remove(&sid);
+                            }
+                        },
+                        SlowSocketPolicy::Disconnect => {
+                            dropped += 1;
+                            if self.disconnect(sid) {
+                                stalled.remove(&sid);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                if self.send_to(&packet, sid) == Sent::Full {
+                    blocked.push(sid);
+                }
+            }
+        }
+        if dropped > 0 {
+            self.warn_slow(dropped, "dropping deliveries to sockets that stopped reading");
+        }
+        if blocked.is_empty() {
+            return (dropped > 0).then(|| PendingDelivery::dropped(dropped));
+        }
+        let me = self.me.clone();
+        let deadline = tokio::time::Instant::now() + self.slow.timeout;
+        Some(PendingDelivery::new(async move {
+            while !blocked.is_empty() {
+                tokio::time::sleep(FULL_BUFFER_RETRY).await;
+                let Some(me) = me.upgrade() else { return dropped };
+                blocked.retain(|sid| me.send_to(&packet, *sid) == Sent::Full);
+                if !blocked.is_empty() && tokio::time::Instant::now() >= deadline {
+                    dropped += me.give_up(&blocked);
+                    break;
+                }
+            }
+            dropped
+        }))
+    }
+
+    fn send_to(&self, packet: &Packet, sid: Sid) -> Sent {
+        match self.local.broadcast(packet.clone(), SioOpts::new(sid)) {
+            Ok(()) => Sent::Taken,
+            Err(errors) if errors.iter().any(|e| matches!(e, SocketError::InternalChannelFull)) => Sent::Full,
+            Err(_) => Sent::Gone,
+        }
+    }
+
+    /// Applies the slow-socket policy to sockets that stayed full; returns the deliveries
+    /// dropped. Sockets not disconnected at once are remembered as stalled.
+    fn give_up(&self, sids: &[Sid]) -> u64 {
+        let what = match self.slow.policy {
+            SlowSocketPolicy::Drop => "sockets stopped reading: dropping their deliveries (policy drop)",
+            SlowSocketPolicy::Disconnect => "sockets stopped reading: disconnecting them (policy disconnect)",
+        };
+        self.warn_slow(sids.len() as u64, what);
+        let mut stalled = self.stalled.lock().unwrap_or_else(PoisonError::into_inner);
+        for sid in sids {
+            if self.slow.policy == SlowSocketPolicy::Drop || !self.disconnect(*sid) {
+                stalled.insert(*sid);
+            }
+        }
+        sids.len() as u64
+    }
+
+    /// Disconnects a socket; `false` when socketioxide could not (its DISCONNECT packet
+    /// needs room in the full buffer: tried again at the next delivery, and engine.io's
+    /// heartbeat timeout closes a connection that stopped reading at the latest).
+    fn disconnect(&self, sid: Sid) -> bool {
+        self.local.disconnect_socket(SioOpts::new(sid)).is_ok()
+    }
+
+    fn warn_slow(&self, dropped: u64, what: &str) {
+        if let Some(held_back) = self.slow_warning.check() {
+            warn!(nsp = %self.nsp, dropped, held_back, timeout = ?self.slow.timeout,
+                  "{what} (one line per 10 s; held_back: lines since the last)");
+        }
+    }
+
     fn packet(&self, packet: &EventPacket) -> Option<Packet> {
         match from_event(self.local.parser(), packet) {
             Ok(v) => Some(Packet::event(self.local.path().clone(), v)),
@@ -414,12 +643,8 @@ impl<E: SocketEmitter> LocalBridge<E> {
 }
 
 impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
-    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) {
-        if let Some(p) = self.packet(packet)
-            && let Err(e) = self.local.broadcast(p, to_sio_opts(opts))
-        {
-            debug!(nsp = %self.nsp, errors = e.len(), "some local sockets did not receive a broadcast");
-        }
+    fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) -> Option<PendingDelivery> {
+        self.deliver(self.packet(packet)?, to_sio_opts(opts))
     }
 
     fn broadcast_with_ack(

@@ -11,6 +11,8 @@
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
 //! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
 //! `server_events` (the server-side events this node received, for checking delivery).
+//! `GET /health` gives the node and the server count, `GET /stats` the engine's counters
+//! per namespace (among them `dropped_deliveries`: see `--slow-socket-policy`).
 //! Arguments keep their type across the cluster, binary attachments included.
 #![allow(clippy::print_stderr)]
 
@@ -28,7 +30,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
-use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState};
+use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
     Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value,
 };
@@ -57,6 +59,17 @@ struct Args {
     /// Directory holding socket.io-client/dist/socket.io.min.js (from npm).
     #[arg(long, env = "SIO_NODE_MODULES", default_value = ".cache/node/node_modules")]
     node_modules: PathBuf,
+    /// Packets each client's send buffer holds (socketioxide's `max_buffer_size`).
+    #[arg(long, default_value_t = 1024)]
+    max_buffer_size: usize,
+    /// How long a broadcast waits for a client whose send buffer is full before the
+    /// slow-socket policy applies to it (it stopped reading).
+    #[arg(long, default_value_t = 5000)]
+    slow_socket_timeout_ms: u64,
+    /// What happens to a client that stopped reading: `drop` its deliveries (counted) or
+    /// `disconnect` it.
+    #[arg(long, default_value = "drop", value_parser = ["drop", "disconnect"])]
+    slow_socket_policy: String,
 }
 
 #[derive(Clone)]
@@ -162,8 +175,14 @@ async fn serve<T: Transport>(
         }
         events.push_back(Value::Map(m));
     });
+    let policy = match args.slow_socket_policy.as_str() {
+        "disconnect" => SlowSocketPolicy::Disconnect,
+        _ => SlowSocketPolicy::Drop,
+    };
+    let state = state.with_slow_socket(Duration::from_millis(args.slow_socket_timeout_ms), policy);
     let cluster = state.handle();
-    let (layer, io) = SocketIo::builder().with_adapter::<Adapter<T>>(state).build_layer();
+    let (layer, io) =
+        SocketIo::builder().max_buffer_size(args.max_buffer_size).with_adapter::<Adapter<T>>(state).build_layer();
     let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
     for nsp in ["/", "/admin"] {
         let a = app.clone();
@@ -188,6 +207,13 @@ async fn serve<T: Transport>(
             get({
                 let a = app.clone();
                 move || health(a.clone())
+            }),
+        )
+        .route(
+            "/stats",
+            get({
+                let a = app.clone();
+                move || stats(a.clone())
             }),
         )
         .layer(layer);
@@ -225,6 +251,17 @@ async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
         None => 0,
     };
     axum::Json(json!({"node": app.id, "servers": servers}))
+}
+
+/// The cluster engine's counters per namespace, from local state only.
+async fn stats<T: Transport>(app: App<T>) -> impl IntoResponse {
+    let mut out = serde_json::Map::new();
+    for nsp in ["/", "/admin"] {
+        if let Some(core) = app.cluster.namespace(nsp) {
+            out.insert(nsp.to_owned(), serde_json::to_value(core.stats()).unwrap_or(Json::Null));
+        }
+    }
+    axum::Json(json!({"node": app.id, "namespaces": out}))
 }
 
 fn strings(v: &Json) -> Vec<String> {

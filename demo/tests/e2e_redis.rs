@@ -172,14 +172,7 @@ async fn three_nodes(query: &str) {
 
     // GET /health on each node
     for (node, name) in nodes.iter().zip(["A", "B", "C"]) {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", node.port)).await.unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.unwrap();
-        let json_part = &body[body.find('{').expect("json body")..];
-        let h: Json = serde_json::from_str(json_part.trim()).expect("health JSON");
-        assert_eq!(h, json!({"node": name, "servers": 3}), "{body}");
+        assert_eq!(node.get_json("/health").await, json!({"node": name, "servers": 3}));
     }
 
     // server_side_emit with acks: every other node answers ping

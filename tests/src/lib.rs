@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, missing_docs)]
 
 pub mod conformance;
+pub mod counter;
 pub mod node;
 pub mod rabbitmq;
 pub mod recorder;

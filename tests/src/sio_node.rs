@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use serde_json::Value as Json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use crate::node::{free_port, wait_for_port};
@@ -31,9 +33,15 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 impl SioNode {
     /// Starts `bin` (`sio-node`) as node `name` on `adapter` and waits until it listens.
     pub async fn start(bin: &Path, name: &str, adapter: &str) -> SioNode {
+        Self::start_with(bin, name, adapter, &[]).await
+    }
+
+    /// Like [`SioNode::start`], with more command-line arguments.
+    pub async fn start_with(bin: &Path, name: &str, adapter: &str, extra: &[&str]) -> SioNode {
         let port = free_port();
         let child = Command::new(bin)
             .args(["--port", &port.to_string(), "--id", name, "--adapter", adapter])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -41,5 +49,17 @@ impl SioNode {
             .expect("spawn sio-node");
         wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
         SioNode { port, _child: child }
+    }
+
+    /// `GET path` on the node's HTTP port, as JSON.
+    pub async fn get_json(&self, path: &str) -> Json {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to sio-node");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .expect("send request");
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.expect("read response");
+        let start = body.find('{').unwrap_or_else(|| panic!("GET {path}: no JSON in {body:?}"));
+        serde_json::from_str(body[start..].trim()).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 }

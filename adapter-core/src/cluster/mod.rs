@@ -38,9 +38,10 @@ use pending::{Expect, Incoming, Pending, Registration, RouteResult};
 use crate::adapter::{AckEvent, AckResponse, AckStream, Adapter, Gathered};
 use crate::codec::{Codec, EMITTER_UID, check_nsp};
 use crate::error::{AdapterError, Shortfall};
-use crate::local::{LocalAckStream, LocalAdapter, LocalNode, LocalSockets, ServerSideAck};
+use crate::local::{LocalAckStream, LocalAdapter, LocalNode, LocalSockets, PendingDelivery, ServerSideAck};
 use crate::message::{Body, LegacyOp, Message, RequestId};
 use crate::rooms::RoomChanges;
+use crate::throttle::Throttle;
 use crate::transport::{Channel, EventSender, Transport, TransportEvent};
 use crate::types::{BroadcastOptions, EventPacket, NodeId, Room, SocketId, SocketInfo};
 use crate::value::Value;
@@ -64,13 +65,14 @@ struct Counters {
     received: AtomicU64,
     undecodable: AtomicU64,
     dropped_responses: AtomicU64,
+    dropped_deliveries: AtomicU64,
     incomplete_requests: AtomicU64,
     evicted_nodes: AtomicU64,
     resubscriptions: AtomicU64,
 }
 
-/// A snapshot of an engine's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A snapshot of an engine's counters (serializes as a JSON object of the same names).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Messages published.
@@ -83,6 +85,9 @@ pub struct Stats {
     pub undecodable: u64,
     /// Responses dropped because their request's queue was full.
     pub dropped_responses: u64,
+    /// Deliveries to local sockets dropped by the server's slow-socket policy (a socket
+    /// whose send buffer stayed full: it stopped reading). Volatile packets are not counted.
+    pub dropped_deliveries: u64,
     /// Requests that completed without every answer.
     pub incomplete_requests: u64,
     /// Nodes evicted after going silent.
@@ -137,6 +142,10 @@ struct Inner<T: Transport> {
     /// Shared with the room subscription task, which must not keep `Inner` alive.
     room_notify: Arc<Notify>,
     health: Mutex<Health>,
+    /// A local delivery is waiting for sockets (inbound back-pressure).
+    delivering: AtomicBool,
+    undecodable_warning: Throttle,
+    response_warning: Throttle,
     counters: Counters,
 }
 
@@ -236,6 +245,9 @@ impl<T: Transport> ClusterCore<T> {
                 room_subs: Mutex::new(RoomSubs::default()),
                 room_notify: Arc::new(Notify::new()),
                 health: Mutex::new(Health::default()),
+                delivering: AtomicBool::new(false),
+                undecodable_warning: Throttle::default(),
+                response_warning: Throttle::default(),
                 counters: Counters::default(),
             }),
         })
@@ -282,6 +294,7 @@ impl<T: Transport> ClusterCore<T> {
             received: c.received.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
             dropped_responses: c.dropped_responses.load(Ordering::Relaxed),
+            dropped_deliveries: c.dropped_deliveries.load(Ordering::Relaxed),
             incomplete_requests: c.incomplete_requests.load(Ordering::Relaxed),
             evicted_nodes: c.evicted_nodes.load(Ordering::Relaxed),
             resubscriptions: c.resubscriptions.load(Ordering::Relaxed),
@@ -320,15 +333,31 @@ impl<T: Transport> ClusterCore<T> {
         self.inner.publish(&msg).await
     }
 
-    /// Sends an event to the matching sockets of the cluster (local ones first).
+    /// Sends an event to the matching sockets of the cluster (local ones first; while
+    /// local sockets catch up, see [`PendingDelivery`], the message is already on its way
+    /// to the other nodes).
     pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
-        if let Some(local) = &self.inner.local {
-            local.broadcast(&packet, &opts);
+        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
+        let remote = async {
+            if opts.flags.local {
+                return Ok(());
+            }
+            self.publish(Body::Broadcast { packet, opts: opts.clone() }).await
+        };
+        match pending {
+            Some(pending) => {
+                let (dropped, published) = tokio::join!(pending, remote);
+                self.count_dropped_deliveries(dropped);
+                published
+            }
+            None => remote.await,
         }
-        if opts.flags.local {
-            return Ok(());
-        }
-        self.publish(Body::Broadcast { packet, opts }).await
+    }
+
+    /// Counts deliveries to local sockets that the server's slow-socket policy dropped
+    /// (for local halves that deliver outside [`ClusterCore::broadcast`]).
+    pub fn count_dropped_deliveries(&self, dropped: u64) {
+        self.inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Makes the matching sockets of the cluster join `rooms`.
@@ -890,24 +919,29 @@ impl<T: Transport> Inner<T> {
         }
     }
 
-    fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) {
+    /// Handles one message from the transport; returns the rest of a local delivery that
+    /// must finish before the next message (see [`PendingDelivery`]).
+    fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) -> Option<PendingDelivery> {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         if let (Some(local), Some(room)) = (&self.local, self.codec.broadcast_room(&self.nsp, channel))
             && !local.has_room(room)
         {
-            return;
+            return None;
         }
         let msg = match self.codec.decode(channel, payload) {
             Ok(msg) => msg,
             Err(e) => {
                 self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
-                warn!(nsp = %self.nsp, channel, bytes = payload.len(), error = %e,
-                      "dropping undecodable message");
-                return;
+                if let Some(held_back) = self.undecodable_warning.check() {
+                    warn!(nsp = %self.nsp, channel, bytes = payload.len(), error = %e, held_back,
+                          total = self.counters.undecodable.load(Ordering::Relaxed),
+                          "dropping undecodable message (one line per 10 s; held_back: since the last)");
+                }
+                return None;
             }
         };
         if msg.nsp != self.nsp {
-            return;
+            return None;
         }
         if let Body::BroadcastClientCount { request_id, .. } = &msg.body
             && request_id.starts_with(HEALTH_PREFIX)
@@ -916,10 +950,10 @@ impl<T: Transport> Inner<T> {
             if health.outstanding.as_ref().is_some_and(|(id, _)| id == request_id) {
                 health.outstanding = None;
             }
-            return;
+            return None;
         }
         if msg.uid.as_deref() == Some(self.uid.as_str()) {
-            return;
+            return None;
         }
         if let Some(uid) = msg.uid.as_deref()
             && uid != EMITTER_UID
@@ -928,17 +962,16 @@ impl<T: Transport> Inner<T> {
         }
         if msg.body.response_to().is_some() {
             self.route_response(msg);
-            return;
+            return None;
         }
         if let Body::InitialHeartbeat = msg.body {
             if self.mode() == Mode::Heartbeat && self.is_node() {
                 self.publish_later(self.message(Body::Heartbeat));
             }
-            return;
+            return None;
         }
-        if let Some(local) = self.local.clone() {
-            self.answer(local.as_ref(), msg);
-        }
+        let local = self.local.clone()?;
+        self.answer(local.as_ref(), msg)
     }
 
     fn route_response(&self, msg: Message) {
@@ -947,16 +980,19 @@ impl<T: Transport> Inner<T> {
             RouteResult::Delivered | RouteResult::Unknown => {}
             RouteResult::Full => {
                 self.counters.dropped_responses.fetch_add(1, Ordering::Relaxed);
-                warn!(nsp = %self.nsp, request = %id, "response queue full, dropping a response");
+                if let Some(held_back) = self.response_warning.check() {
+                    warn!(nsp = %self.nsp, request = %id, held_back,
+                          "response queue full, dropping a response (one line per 10 s; held_back: since the last)");
+                }
             }
         }
     }
 
     /// Applies a request from another node to the local sockets and answers it.
-    fn answer(self: &Arc<Self>, local: &dyn LocalNode, msg: Message) {
+    fn answer(self: &Arc<Self>, local: &dyn LocalNode, msg: Message) -> Option<PendingDelivery> {
         let from = msg.uid;
         match msg.body {
-            Body::Broadcast { packet, opts } => local.broadcast(&packet, &opts),
+            Body::Broadcast { packet, opts } => return local.broadcast(&packet, &opts),
             Body::BroadcastWithAck { request_id, packet, opts } => {
                 let timeout = opts.flags.timeout.unwrap_or(self.config.request_timeout);
                 let (mut acks, count) = local.broadcast_with_ack(&packet, &opts, timeout);
@@ -1007,7 +1043,7 @@ impl<T: Transport> Inner<T> {
             }
             Body::LegacySocketOp { request_id, sid, op } => {
                 if !local.has_room(&sid) {
-                    return;
+                    return None;
                 }
                 let target = BroadcastOptions::default().to(sid.as_str());
                 match op {
@@ -1019,6 +1055,7 @@ impl<T: Transport> Inner<T> {
             }
             _ => {}
         }
+        None
     }
 
     /// Heartbeats, eviction of silent nodes and the subscription health check.
@@ -1061,6 +1098,8 @@ impl<T: Transport> Inner<T> {
         let (deaf, send) = {
             let mut h = lock(&self.health);
             match &h.outstanding {
+                // a delivery holding the inbound queue delays the ping: not deafness
+                Some(_) if self.delivering.load(Ordering::Relaxed) => (false, false),
                 Some((_, sent)) if now.saturating_duration_since(*sent) >= interval => {
                     h.outstanding = None;
                     (true, false)
@@ -1145,7 +1184,18 @@ async fn inbound_loop<T: Transport>(weak: Weak<Inner<T>>, mut rx: mpsc::Receiver
     while let Some(event) = rx.recv().await {
         let Some(inner) = weak.upgrade() else { return };
         match event {
-            TransportEvent::Message { channel, payload } => inner.on_message(&channel, &payload),
+            TransportEvent::Message { channel, payload } => {
+                if let Some(pending) = inner.on_message(&channel, &payload) {
+                    // Back-pressure: the next message waits until local sockets took this one.
+                    // The health check must not take the wait for deafness.
+                    inner.delivering.store(true, Ordering::Relaxed);
+                    drop(inner);
+                    let dropped = pending.await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.delivering.store(false, Ordering::Relaxed);
+                    inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
+                }
+            }
             TransportEvent::Reconnected => {
                 info!(nsp = %inner.nsp, transport = inner.transport.name(), "transport reconnected");
                 if inner.mode() == Mode::Heartbeat && inner.is_node() {
