@@ -17,6 +17,7 @@
 #![allow(clippy::print_stderr)]
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use socketio_adapter_core::{
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 
 type Adapter<T> = SioAdapter<Emitter, T>;
 
@@ -70,6 +72,11 @@ struct Args {
     /// `disconnect` it.
     #[arg(long, default_value = "drop", value_parser = ["drop", "disconnect"])]
     slow_socket_policy: String,
+    /// Only for the regression test of the connect race: register the event handlers in
+    /// the connect handler, as socketioxide's examples do, which loses an event a client
+    /// sends right after `connect` about once in a few hundred connections.
+    #[arg(long, hide = true)]
+    handlers_in_connect_handler: bool,
 }
 
 #[derive(Clone)]
@@ -186,12 +193,25 @@ async fn serve<T: Transport>(
     let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
     for nsp in ["/", "/admin"] {
         let a = app.clone();
-        io.ns(nsp, move |s: SocketRef<Adapter<T>>| {
+        // The handlers go in place in a connect middleware: socketioxide awaits middlewares
+        // before it sends CONNECT to the client, but spawns the connect handler after, so
+        // handlers registered there can miss an event the client sends at once.
+        let register = move |s: SocketRef<Adapter<T>>| {
             let a = a.clone();
-            async move { on_connect(a, s) }
-        })
-        .await
-        .map_err(|e| format!("namespace {nsp} could not join the cluster: {e}"))?;
+            async move {
+                on_connect(a, s);
+                Ok::<(), Infallible>(())
+            }
+        };
+        let joined = if args.handlers_in_connect_handler {
+            io.ns(nsp, move |s: SocketRef<Adapter<T>>| async move {
+                let _ = register(s).await;
+            })
+            .await
+        } else {
+            io.ns(nsp, (async || {}).with(register)).await
+        };
+        joined.map_err(|e| format!("namespace {nsp} could not join the cluster: {e}"))?;
     }
     let http = Router::new()
         .route("/", get(|| async { Html(include_str!("../static/index.html")) }))
@@ -283,6 +303,7 @@ fn opts_of(d: &Json) -> BroadcastOptions {
     o
 }
 
+/// Puts a socket's event handlers in place (from a connect middleware: see `serve`).
 fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
     // every socket is in the room of its own id, as in Node.js
     socket.join(socket.id.to_string());
