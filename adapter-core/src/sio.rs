@@ -162,6 +162,14 @@ impl Default for SlowSockets {
 /// How often a broadcast waiting for full socket buffers tries again.
 const FULL_BUFFER_RETRY: Duration = Duration::from_millis(1);
 
+/// The engine of each namespace, and its local rooms (for [`ClusterHandle::sync_rooms`]).
+type Registry<T> = Arc<Mutex<HashMap<String, (ClusterCore<T>, std::sync::Weak<dyn RoomDiff>)>>>;
+
+/// Rooms created and deleted since the last call (see [`LocalBridge::room_diff`]).
+trait RoomDiff: Send + Sync {
+    fn room_diff(&self) -> RoomChanges;
+}
+
 /// The state socketioxide hands to every namespace's adapter: the transport (cloned per
 /// namespace, sharing its connections), the dialect and the cluster configuration.
 pub struct SioState<T: Transport> {
@@ -171,7 +179,7 @@ pub struct SioState<T: Transport> {
     hooks: Hooks,
     room_poll: Duration,
     slow: SlowSockets,
-    registry: Arc<Mutex<HashMap<String, ClusterCore<T>>>>,
+    registry: Registry<T>,
 }
 
 impl<T: Transport> std::fmt::Debug for SioState<T> {
@@ -235,7 +243,7 @@ impl<T: Transport> SioState<T> {
 /// Reaches the [`ClusterCore`] of each namespace (for what socketioxide's adapter trait
 /// lacks: server-side emit with acks, fetch results with rooms and handshakes).
 pub struct ClusterHandle<T: Transport> {
-    registry: Arc<Mutex<HashMap<String, ClusterCore<T>>>>,
+    registry: Registry<T>,
 }
 
 impl<T: Transport> Clone for ClusterHandle<T> {
@@ -253,7 +261,23 @@ impl<T: Transport> std::fmt::Debug for ClusterHandle<T> {
 impl<T: Transport> ClusterHandle<T> {
     /// The engine of namespace `nsp`, once socketioxide created it.
     pub fn namespace(&self, nsp: &str) -> Option<ClusterCore<T>> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner).get(nsp).cloned()
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner).get(nsp).map(|(core, _)| core.clone())
+    }
+
+    /// Call after `socket.join(..)` when a broadcast to the new rooms must reach this node
+    /// from now on (before acknowledging the join to the client, say). socketioxide changes
+    /// rooms without telling the adapter; for dialects with per-room channels (sharded
+    /// Redis, RabbitMQ, `dynamic` modes) this subscribes the new rooms' channels at once
+    /// instead of at the next room poll, and waits until the broker confirmed them (at most
+    /// the request timeout; `false` then, or for an unknown namespace). Other dialects
+    /// receive every room already: it returns `true` at once.
+    pub async fn sync_rooms(&self, nsp: &str) -> bool {
+        let entry = self.registry.lock().unwrap_or_else(PoisonError::into_inner).get(nsp).cloned();
+        let Some((core, rooms)) = entry else { return false };
+        if let Some(rooms) = rooms.upgrade() {
+            core.rooms_changed(rooms.room_diff());
+        }
+        core.room_subscriptions_applied().await
     }
 }
 
@@ -345,7 +369,8 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
                 .map_err(|e| e.to_string());
         match &core {
             Ok(c) => {
-                state.registry.lock().unwrap_or_else(PoisonError::into_inner).insert(nsp, c.clone());
+                let rooms: std::sync::Weak<dyn RoomDiff> = Arc::downgrade(&local) as std::sync::Weak<LocalBridge<E>>;
+                state.registry.lock().unwrap_or_else(PoisonError::into_inner).insert(nsp, (c.clone(), rooms));
             }
             Err(e) => warn!(nsp = %nsp, error = %e, "namespace cannot join the cluster"),
         }
@@ -639,6 +664,12 @@ impl<E: SocketEmitter> LocalBridge<E> {
                 None
             }
         }
+    }
+}
+
+impl<E: SocketEmitter> RoomDiff for LocalBridge<E> {
+    fn room_diff(&self) -> RoomChanges {
+        LocalBridge::room_diff(self)
     }
 }
 

@@ -372,6 +372,10 @@ async fn handle<T: Transport>(
                 return Err("join: a room or a list of rooms".into());
             }
             s.join(rooms);
+            // the ack promises that broadcasts to these rooms reach this node from now on
+            if !app.cluster.sync_rooms(nsp).await {
+                return Err("join: the broker did not confirm the room subscription in time".into());
+            }
             Ok(ok)
         }
         "leave" => {

@@ -323,6 +323,24 @@ impl<T: Transport> ClusterCore<T> {
         self.inner.rooms_changed(changes);
     }
 
+    /// Waits until the broker applied every per-room subscription wanted so far (see
+    /// [`ClusterCore::rooms_changed`]), at most the request timeout; `false` if it did not.
+    pub async fn room_subscriptions_applied(&self) -> bool {
+        let deadline = Instant::now() + self.inner.config.request_timeout;
+        loop {
+            {
+                let subs = lock(&self.inner.room_subs);
+                if subs.desired == subs.applied {
+                    return true;
+                }
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Publishes a message as this node (no local effect). A requester whose uid is
     /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
     /// `@socket.io/redis-emitter`.
