@@ -87,6 +87,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod batch;
 mod error;
 mod options;
 mod transport;

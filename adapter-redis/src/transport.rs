@@ -22,6 +22,7 @@ use socketio_adapter_core::{Channel, EventSender, Subscribers, Transport};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::batch::Batcher;
 use crate::error::RedisTransportError;
 use crate::options::{Mode, RedisOptions};
 
@@ -56,6 +57,8 @@ struct Inner {
     target: String,
     mode: Mode,
     publisher: Publisher,
+    /// Pipelines concurrent publishes (standalone Redis).
+    batcher: Option<Batcher>,
     sub: Arc<SubState>,
     /// Opens the standalone subscriber connection (lazily, then on every repair).
     connector: Arc<Connector>,
@@ -375,6 +378,10 @@ impl RedisTransport {
             inner: Arc::new(Inner {
                 target,
                 mode: opts.mode,
+                batcher: match &publisher {
+                    Publisher::Single(manager) => Some(Batcher::start(manager.clone(), opts.command_timeout * 2)),
+                    Publisher::Cluster(_) => None,
+                },
                 publisher,
                 sub,
                 connector,
@@ -564,6 +571,12 @@ impl Transport for RedisTransport {
             Mode::Classic => "PUBLISH",
             Mode::Sharded => "SPUBLISH",
         };
+        if let Some(batcher) = &self.inner.batcher {
+            return batcher
+                .publish(verb, channel, payload)
+                .await
+                .map_err(|e| RedisTransportError::command(format!("{verb} {channel}"), e));
+        }
         let mut cmd = redis::cmd(verb);
         cmd.arg(channel).arg(payload.as_ref());
         self.query(&cmd, || format!("{verb} {channel}")).await.map(drop)

@@ -360,7 +360,7 @@ impl<T: Transport> ClusterCore<T> {
             if opts.flags.local {
                 return Ok(());
             }
-            self.publish(Body::Broadcast { packet, opts: opts.clone() }).await
+            self.publish(Body::Broadcast { packet, opts }).await
         };
         match pending {
             Some(pending) => {
