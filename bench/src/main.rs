@@ -23,6 +23,11 @@ use serde_json::{Value as Json, json};
 use client::{Caller, ClientOptions, Clients};
 use emit::Sender;
 
+// As in sio-node and sio: glibc's allocator contends between threads (futex waits took a
+// third of an emitter run's profile); mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Wall clock in ms (the latency clock: senders and clients run on one machine).
 pub fn now_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)

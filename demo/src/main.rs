@@ -42,6 +42,10 @@ use socketioxide::handler::ConnectHandler;
 
 type Adapter<T> = SioAdapter<Emitter, T>;
 
+// glibc's allocator contends between the runtime's threads under fan-out; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Socket.IO node of the cluster demo.
 #[derive(Parser, Debug)]
 #[command(name = "sio-node", version, about)]

@@ -178,6 +178,10 @@ impl From<EmitterError> for Failure {
     }
 }
 
+// glibc's allocator contends between the runtime's threads on `emit --stdin`; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
