@@ -386,6 +386,8 @@ class Suite:
             "machine": f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}",
             "rustc": out(["rustc", "--version"]), "node": out(["node", "--version"]),
             "redis": out(["redis-server", "--version"]),
+            "rabbitmq-server": out(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"]),
+            "tansu (Kafka protocol)": out([os.environ.get("TANSU_BIN", "tansu"), "--version"]),
             "socket.io": npm("socket.io"), "@socket.io/redis-adapter": npm("@socket.io/redis-adapter"),
             "@socket.io/redis-emitter": npm("@socket.io/redis-emitter"), "socket.io-client": npm("socket.io-client"),
             "python-socketio": out([PYTHON, "-c", "import socketio, importlib.metadata as m; print(m.version('python-socketio'))"]),

@@ -424,10 +424,15 @@ impl<T: Transport> Emitter<T> {
     }
 
     fn packet<A: Serialize + ?Sized>(event: &str, args: &A) -> Result<EventPacket, EmitterError> {
+        Self::checked(event)?;
+        Ok(EventPacket::new(event, args::to_args(args).map_err(EmitterError::Args)?))
+    }
+
+    fn checked(event: &str) -> Result<(), EmitterError> {
         if RESERVED_EVENTS.contains(&event) {
             return Err(EmitterError::ReservedEvent(event.to_owned()));
         }
-        Ok(EventPacket::new(event, args::to_args(args).map_err(EmitterError::Args)?))
+        Ok(())
     }
 
     /// Sends `event` with `args` to the targeted clients of every server. `args` is any
@@ -437,6 +442,15 @@ impl<T: Transport> Emitter<T> {
     pub async fn emit<A: Serialize>(&self, event: &str, args: A) -> Result<(), EmitterError> {
         let packet = Self::packet(event, &args)?;
         self.core()?.broadcast(packet, self.opts.clone()).await?;
+        Ok(())
+    }
+
+    /// Like [`Emitter::emit`] with arguments that already are [`Value`]s (one per
+    /// argument): they are used as they are, without a conversion (the `sio emit --stdin`
+    /// path, which parses each line into values).
+    pub async fn emit_values(&self, event: &str, args: Vec<Value>) -> Result<(), EmitterError> {
+        Self::checked(event)?;
+        self.core()?.broadcast(EventPacket::new(event, args), self.opts.clone()).await?;
         Ok(())
     }
 

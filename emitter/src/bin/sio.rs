@@ -334,7 +334,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if *ack {
                 print_acks("emit with ack", &e.timeout(timeout).emit_with_ack(event, Args(parsed)).await?)
             } else {
-                e.emit(event, Args(parsed)).await?;
+                e.emit_values(event, parsed).await?;
                 Ok(())
             }
         }
@@ -485,7 +485,7 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
                 }
                 let line_no = n;
                 in_flight.push(async move {
-                    e.emit(&parsed.event, Args(parsed.args)).await.map_err(|err| (line_no, err))
+                    e.emit_values(&parsed.event, parsed.args).await.map_err(|err| (line_no, err))
                 });
             }
         }
