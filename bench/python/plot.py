@@ -15,6 +15,7 @@ Only entries with broker "redis" are plotted. Writes
 and prints {"written": [paths]}. A server keeps its colour across all plots.
 """
 import json
+import statistics
 import os
 import sys
 
@@ -31,10 +32,14 @@ DPI = 100
 
 
 def series(rows, x, y):
-    """Sorted (xs, ys) of the rows having numeric x and y."""
-    pts = sorted((r[x], r[y]) for r in rows
-                 if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float)))
-    return [p[0] for p in pts], [p[1] for p in pts]
+    """Sorted (xs, ys) of the rows having numeric x and y; several rows at one x (the runs
+    of a scenario) give their median."""
+    by_x = {}
+    for r in rows:
+        if isinstance(r.get(x), (int, float)) and isinstance(r.get(y), (int, float)):
+            by_x.setdefault(r[x], []).append(r[y])
+    xs = sorted(by_x)
+    return xs, [statistics.median(by_x[v]) for v in xs]
 
 
 def plot_latency(rows, k, colours, path):
