@@ -149,13 +149,19 @@ class Suite:
         depth = 512
         pfx = prefix("pub")
         subjects = {}
+
+        def ours(url):
+            return lambda: run_json([self.bins["sio-bench"], "publish", "--url", url, "--n", n, "--depth", depth])["rate"]
+
+        def raw(url, *extra):
+            return lambda: run_json([self.bins["sio-bench"], "raw", "--url", url, *extra, "--n", n, "--depth", depth])[
+                "rate"]
+
         if broker == "redis":
             url = f"{REDIS}?prefix={pfx}"
-            subjects["ours: emitter library"] = lambda: run_json(
-                [self.bins["sio-bench"], "publish", "--url", url, "--n", n, "--depth", depth])["rate"]
+            subjects["ours: emitter library"] = ours(url)
             subjects["ours: sio emit --stdin"] = lambda: self.cli_stdin(url, n)
-            subjects["raw redis-rs, same bytes"] = lambda: run_json(
-                [self.bins["sio-bench"], "raw", "--url", REDIS, "--prefix", pfx, "--n", n, "--depth", depth])["rate"]
+            subjects["raw redis-rs, same bytes"] = raw(REDIS, "--prefix", pfx)
             subjects["redis-benchmark PUBLISH -P 512"] = lambda: self.redis_benchmark(n, depth)
             subjects["@socket.io/redis-emitter 5.1"] = lambda: run_json(
                 ["node", str(ROOT / "bench/node/emitter_rate.js"),
@@ -164,21 +170,12 @@ class Suite:
             subjects["python-socketio RedisManager(write_only)"] = lambda: run_json(
                 [PYTHON, str(ROOT / "bench/python/writer_rate.py"),
                  json.dumps({"redis": REDIS, "channel": pfx, "room": "bench", "n": min(n, 20_000), "payload": 100})])["rate"]
-            ref, peer = "raw redis-rs, same bytes", "@socket.io/redis-emitter 5.1"
         elif broker == "kafka":
-            url = f"kafka://{KAFKA}?prefix={pfx}"
-            subjects["ours: emitter library"] = lambda: run_json(
-                [self.bins["sio-bench"], "publish", "--url", url, "--n", n, "--depth", depth])["rate"]
-            subjects["raw rdkafka, same bytes"] = lambda: run_json(
-                [self.bins["sio-bench"], "raw", "--url", f"kafka://{KAFKA}/{pfx}", "--n", n, "--depth", depth])["rate"]
-            ref, peer = "raw rdkafka, same bytes", None
+            subjects["ours: emitter library"] = ours(f"kafka://{KAFKA}?prefix={pfx}")
+            subjects["raw rdkafka, same bytes"] = raw(f"kafka://{KAFKA}/{pfx}")
         else:
-            url = f"{AMQP}{'&' if '?' in AMQP else '?'}prefix={pfx}"
-            subjects["ours: emitter library"] = lambda: run_json(
-                [self.bins["sio-bench"], "publish", "--url", url, "--n", n, "--depth", depth])["rate"]
-            subjects["raw lapin, confirms, same bytes"] = lambda: run_json(
-                [self.bins["sio-bench"], "raw", "--url", f"{AMQP}#{pfx}-raw/{pfx}#/#", "--n", n, "--depth", depth])["rate"]
-            ref, peer = "raw lapin, confirms, same bytes", None
+            subjects["ours: emitter library"] = ours(f"{AMQP}{'&' if '?' in AMQP else '?'}prefix={pfx}")
+            subjects["raw lapin, confirms, same bytes"] = raw(f"{AMQP}#{pfx}-raw/{pfx}#/#")
         got = {s: [] for s in subjects}
         for r in range(self.runs):
             for name, f in subjects.items():
@@ -425,8 +422,8 @@ def main():
     for broker in ["kafka", "amqp"]:
         if broker in only:
             s.publish(broker)
-            s.fanout(broker, ["sio-node"], [10, 100])
-            s.latency(broker, ["sio-node"], [10, 100], [100, 1000])
+            s.fanout(broker, ["sio-node"], [10, 100, 1000])
+            s.latency(broker, ["sio-node"], [10, 100], [100, 1000, 5000])
     s.results["secs"] = time.time() - started
     (out / "results.json").write_text(json.dumps(s.results, indent=1))
     env = s.results["environment"]

@@ -40,21 +40,29 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// What a publish-rate command sends.
+#[derive(clap::Args, Debug)]
+struct Load {
+    #[arg(long, default_value = "bench")]
+    room: String,
+    #[arg(long, default_value_t = 100_000)]
+    n: u64,
+    /// Publishes in flight.
+    #[arg(long, default_value_t = 512)]
+    depth: usize,
+    /// Text padding that makes the encoded message about 100 bytes.
+    #[arg(long, default_value_t = 40)]
+    pad: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Emit rate of our emitter library: n emits to a room, `depth` in flight.
     Publish {
         #[arg(long)]
         url: String,
-        #[arg(long, default_value = "bench")]
-        room: String,
-        #[arg(long, default_value_t = 100_000)]
-        n: u64,
-        #[arg(long, default_value_t = 512)]
-        depth: usize,
-        /// Text padding that makes the encoded message about 100 bytes.
-        #[arg(long, default_value_t = 40)]
-        pad: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// The raw broker client publishing the bytes our emitter would (same connection
     /// count and depth): redis://, kafka://host:port/topic, amqp://..#exchange/key.
@@ -63,14 +71,8 @@ enum Cmd {
         url: String,
         #[arg(long, default_value = "bench")]
         prefix: String,
-        #[arg(long, default_value = "bench")]
-        room: String,
-        #[arg(long, default_value_t = 100_000)]
-        n: u64,
-        #[arg(long, default_value_t = 512)]
-        depth: usize,
-        #[arg(long, default_value_t = 40)]
-        pad: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// Clients on one server, a sender into the cluster: deliveries, loss, latency, CPU.
     Deliver {
@@ -189,12 +191,14 @@ fn rate(n: u64, d: Duration) -> Json {
 
 async fn run(cmd: Cmd) -> Result<Json, String> {
     match cmd {
-        Cmd::Publish { url, room, n, depth, pad } => {
+        Cmd::Publish { url, load: Load { room, n, depth, pad } } => {
             let sender = Sender::ours(&url).await?;
             let pad = "x".repeat(pad);
             Ok(rate(n, sender.burst(&room, n, depth, &pad).await?))
         }
-        Cmd::Raw { url, prefix, room, n, depth, pad } => raw(&url, &prefix, &room, n, depth, &"x".repeat(pad)).await,
+        Cmd::Raw { url, prefix, load: Load { room, n, depth, pad } } => {
+            raw(&url, &prefix, &room, n, depth, &"x".repeat(pad)).await
+        }
         Cmd::Deliver { server, sender, clients, room, mode, n, depth, rate, secs, pad, server_pid, runs } => {
             let sender = match sender.split_once(':') {
                 Some(("ours", url)) => Sender::ours(url).await?,
