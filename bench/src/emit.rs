@@ -67,20 +67,26 @@ impl Sender {
         Ok(started.elapsed())
     }
 
-    /// Emits at `rate` per second for `secs`; returns how many were sent.
+    /// Emits at `rate` per second for `secs`; returns how many were sent. Emits start on
+    /// schedule whatever the broker's publish latency (up to 1024 in flight, in order), so
+    /// the offered rate is the rate asked for.
     pub async fn paced(&self, room: &str, rate: u64, secs: f64, pad: &str) -> Result<u64, String> {
         let total = (rate as f64 * secs) as u64;
         let started = Instant::now();
         let mut sent = 0u64;
+        let mut in_flight = futures_util::stream::FuturesOrdered::new();
         let mut tick = tokio::time::interval(Duration::from_millis(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        while sent < total {
-            tick.tick().await;
-            let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
-            while sent < due {
-                // one at a time, each awaited: the latency of a lone emit, not of a queue
-                self.emit(room, sent, pad).await?;
-                sent += 1;
+        while sent < total || !in_flight.is_empty() {
+            tokio::select! {
+                Some(r) = in_flight.next(), if !in_flight.is_empty() => r?,
+                _ = tick.tick(), if sent < total => {
+                    let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+                    while sent < due && in_flight.len() < 1024 {
+                        in_flight.push_back(self.emit(room, sent, pad));
+                        sent += 1;
+                    }
+                }
             }
         }
         Ok(sent)
