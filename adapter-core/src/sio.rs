@@ -421,21 +421,14 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             if local_only { None } else { to_event(self.parser(), &packet).map(|p| (p, from_sio_opts(&opts))) };
         let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
         let pending = self.local.deliver(packet, opts);
-        let publish = async {
+        core.beside_local(pending, async {
             match remote {
                 Some((packet, opts)) => core.publish(Body::Broadcast { packet, opts }).await,
                 None => Ok(()),
             }
-        };
-        let published = match pending {
-            Some(pending) => {
-                let (dropped, published) = tokio::join!(pending, publish);
-                core.count_dropped_deliveries(dropped);
-                published
-            }
-            None => publish.await,
-        };
-        published.map_err(|e| BroadcastError::Adapter(SioError(e).into()))
+        })
+        .await
+        .map_err(|e| BroadcastError::Adapter(SioError(e).into()))
     }
 
     async fn broadcast_with_ack(

@@ -21,6 +21,7 @@ mod pending;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
@@ -356,26 +357,26 @@ impl<T: Transport> ClusterCore<T> {
     /// to the other nodes).
     pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
         let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
-        let remote = async {
+        self.beside_local(pending, async {
             if opts.flags.local {
                 return Ok(());
             }
             self.publish(Body::Broadcast { packet, opts }).await
-        };
+        })
+        .await
+    }
+
+    /// Runs `remote` while local sockets finish `pending` (a broadcast's local half), and
+    /// counts the deliveries the slow-socket policy dropped there.
+    pub(crate) async fn beside_local<R>(&self, pending: Option<PendingDelivery>, remote: impl Future<Output = R>) -> R {
         match pending {
             Some(pending) => {
-                let (dropped, published) = tokio::join!(pending, remote);
-                self.count_dropped_deliveries(dropped);
-                published
+                let (dropped, out) = tokio::join!(pending, remote);
+                self.inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
+                out
             }
             None => remote.await,
         }
-    }
-
-    /// Counts deliveries to local sockets that the server's slow-socket policy dropped
-    /// (for local halves that deliver outside [`ClusterCore::broadcast`]).
-    pub fn count_dropped_deliveries(&self, dropped: u64) {
-        self.inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Makes the matching sockets of the cluster join `rooms`.
