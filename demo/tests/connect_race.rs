@@ -10,14 +10,11 @@
 //! the first test is known to be able to fail. See docs/upstream/socketioxide-connect-race.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-use std::process::Stdio;
-
 use serde_json::{Value as Json, json};
 use socketio_cluster_tests::conformance::prefix;
 use socketio_cluster_tests::env;
-use socketio_cluster_tests::node::scripts_dir;
+use socketio_cluster_tests::node::script;
 use socketio_cluster_tests::sio_node::SioNode;
-use tokio::process::Command;
 
 const CLIENTS: u64 = 2000;
 
@@ -31,14 +28,7 @@ async fn storm(extra: &[&str], timeout_ms: u64) -> Json {
         "event": "join",
         "timeout_ms": timeout_ms,
     });
-    let out = Command::new("node")
-        .arg(scripts_dir().join("connect_storm.js"))
-        .arg(config.to_string())
-        .env("NODE_PATH", env("SIO_NODE_MODULES"))
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .expect("run node connect_storm.js");
+    let out = script("connect_storm.js", &config).output().await.expect("run node connect_storm.js");
     assert!(out.status.success(), "connect_storm.js failed: {:?}", out.status);
     let summary: Json = serde_json::from_slice(&out.stdout).expect("connect_storm.js summary");
     eprintln!("{extra:?}: {summary}");

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use crate::node::scripts_dir;
+use crate::node::script;
 
 /// A running counter process, killed on drop.
 #[derive(Debug)]
@@ -38,14 +38,9 @@ impl Counter {
     /// with the `join` contract event and count `event`; returns once all joined.
     pub async fn start(url: &str, clients: usize, room: &str, event: &str) -> Counter {
         let config = json!({"url": url, "clients": clients, "room": room, "event": event, "join": "join"});
-        let mut child = Command::new("node")
-            .arg(scripts_dir().join("counter.js"))
-            .arg(config.to_string())
-            .env("NODE_PATH", crate::env("SIO_NODE_MODULES"))
+        let mut child = script("counter.js", &config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn node counter.js");
         let stdin = child.stdin.take().expect("stdin");

@@ -29,19 +29,25 @@ pub fn scripts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node")
 }
 
+/// `node tests/node/<name> '<config>'` with the test modules on `NODE_PATH`, its stderr
+/// inherited, killed on drop.
+pub fn script(name: &str, config: &Json) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(scripts_dir().join(name))
+        .arg(config.to_string())
+        .env("NODE_PATH", crate::env("SIO_NODE_MODULES"))
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
 impl NodePeer {
     /// Starts `peer.js` with `config` (see the script for the keys) and waits until it
     /// reports ready.
     pub async fn start(name: &str, config: Json) -> NodePeer {
-        let modules = crate::env("SIO_NODE_MODULES");
-        let mut child = Command::new("node")
-            .arg(scripts_dir().join("peer.js"))
-            .arg(config.to_string())
-            .env("NODE_PATH", &modules)
+        let mut child = script("peer.js", &config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn node (is Node.js installed? scripts/services.sh up node)");
         let stdout = child.stdout.take().expect("stdout");
