@@ -153,7 +153,7 @@ fn parse_event<'a>(text: &'a str, prefix: &str) -> Option<(u64, Option<f64>)> {
 
 async fn run(opts: ClientOptions, c: Arc<Counters>, joined: tokio::sync::oneshot::Sender<Result<(), String>>) {
     let ws_url = format!("{}/socket.io/?EIO=4&transport=websocket", opts.url.replace("http://", "ws://"));
-    let mut ws = match tokio_tungstenite::connect_async(&ws_url).await {
+    let mut ws = match tokio_tungstenite::connect_async_with_config(&ws_url, None, true).await {
         Ok((ws, _)) => ws,
         Err(e) => {
             let _ = joined.send(Err(format!("connect {ws_url}: {e}")));
@@ -240,8 +240,9 @@ impl Caller {
     /// Connects to `url` (`http://host:port`), namespace `/`.
     pub async fn connect(url: &str) -> Result<Caller, String> {
         let ws_url = format!("{}/socket.io/?EIO=4&transport=websocket", url.replace("http://", "ws://"));
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(&ws_url).await.map_err(|e| format!("connect {ws_url}: {e}"))?;
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&ws_url, None, true)
+            .await
+            .map_err(|e| format!("connect {ws_url}: {e}"))?;
         // open, then namespace connect
         loop {
             match ws.next().await {

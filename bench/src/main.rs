@@ -17,6 +17,7 @@ mod local;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
 
@@ -226,9 +227,14 @@ async fn run(cmd: Cmd) -> Result<Json, String> {
         Cmd::SxrServer { port, redis, prefix, max_buffer_size } => {
             let (layer, _io) = emit::sxr_io(&redis, &prefix, max_buffer_size).await?;
             let app = axum::Router::new().layer(layer);
+            // TCP_NODELAY like sio-node and Node.js servers, so that the comparison is of the
+            // adapters and not of a socket option.
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                 .await
-                .map_err(|e| format!("listen on {port}: {e}"))?;
+                .map_err(|e| format!("listen on {port}: {e}"))?
+                .tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
             println!("{}", json!({"ready": true, "pid": std::process::id()}));
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {

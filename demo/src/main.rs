@@ -27,6 +27,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
@@ -242,7 +243,15 @@ async fn serve<T: Transport>(
         )
         .layer(layer);
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(|e| format!("--host/--port: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    // Nagle's algorithm would hold a websocket frame back while an earlier one is unacknowledged:
+    // several broadcasts in one millisecond then reach a client up to tens of milliseconds late.
+    // Node.js servers disable it on every connection by default; so do we.
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
+            }
+        });
     tracing::info!(node = %id, %addr, "sio-node listening");
     eprintln!("sio-node {id} listening on http://{addr}/");
     axum::serve(listener, http)
