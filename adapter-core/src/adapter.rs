@@ -132,7 +132,7 @@ impl Stream for AckStream {
                     self.done = true;
                     return Poll::Ready(None);
                 }
-                Poll::Ready(Some(AckEvent::Expect(n))) => self.expected += n,
+                Poll::Ready(Some(AckEvent::Expect(n))) => self.expected = self.expected.saturating_add(n),
                 Poll::Ready(Some(AckEvent::Ack(a))) => {
                     self.received += 1;
                     return Poll::Ready(Some(a));

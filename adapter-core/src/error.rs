@@ -4,18 +4,6 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-/// A value could not be converted from or to a Rust type.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ValueError {
-    /// The Rust value could not be serialized.
-    #[error("cannot convert to an argument value: {0}")]
-    Serialize(String),
-    /// The argument value does not fit the Rust type.
-    #[error("cannot convert an argument value: {0}")]
-    Deserialize(String),
-}
-
 /// Bytes that are not a valid message of the expected format. Decoders return it
 /// instead of panicking; the cluster adapter logs and drops such messages.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -31,7 +19,7 @@ pub enum DecodeError {
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
     /// Arrays or maps nested deeper than the decoder allows.
-    #[error("nesting deeper than {} levels", crate::msgpack::MAX_DEPTH)]
+    #[error("nesting deeper than {} levels", crate::value::MAX_DEPTH)]
     TooDeep,
     /// A map key that cannot become a string.
     #[error("map key of type {0} cannot be a string")]
@@ -154,7 +142,7 @@ pub enum AdapterError {
     NotInitialized,
     /// A value could not be converted.
     #[error(transparent)]
-    Value(#[from] ValueError),
+    Value(#[from] crate::value::ValueError),
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -221,6 +221,14 @@ pub fn python_float(f: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// Renders the value as JSON text the way `JSON.stringify` would (binary as a Node
+/// `Buffer` object, timestamps as ISO-8601 strings).
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&to_string(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

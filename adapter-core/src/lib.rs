@@ -84,7 +84,7 @@ pub mod sio;
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};
 pub use codec::Codec;
-pub use error::{AdapterError, CodecError, DecodeError, Shortfall, ValueError};
+pub use error::{AdapterError, CodecError, DecodeError, Shortfall};
 pub use local::{
     AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
     SocketDetails,
@@ -92,4 +92,4 @@ pub use local::{
 pub use message::{Body, Message};
 pub use transport::{Channel, EventSender, Subscribers, Transport, TransportEvent};
 pub use types::{BroadcastFlags, BroadcastOptions, EventPacket, Handshake, NodeId, Room, SocketId, SocketInfo};
-pub use value::{Args, Map, Timestamp, Value};
+pub use value::{Args, Map, Timestamp, Value, ValueError};

@@ -17,10 +17,10 @@
 use bytes::Bytes;
 
 use crate::error::DecodeError;
-use crate::value::{Map, Timestamp, Value};
+use crate::value::{Map, Timestamp, Value, ValueError};
 
 /// Maximum nesting of arrays and maps accepted by the decoder.
-pub const MAX_DEPTH: usize = 128;
+pub use crate::value::MAX_DEPTH;
 
 /// Encodes a value, appending to `out`.
 pub fn encode(value: &Value, out: &mut Vec<u8>) {
@@ -410,6 +410,24 @@ impl<'a> Decoder<'a> {
             }
             0xe0..=0xff => Value::Int(i64::from(b as i8)),
         })
+    }
+}
+
+impl Value {
+    /// Converts any serializable value into a [`Value`].
+    ///
+    /// Structs and maps become [`Value::Map`], tuples and sequences [`Value::Array`],
+    /// `bytes::Bytes` and `serde_bytes` values [`Value::Binary`] (a plain `Vec<u8>`
+    /// serializes as an array of numbers, as with serde_json).
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Value, ValueError> {
+        let bytes = rmp_serde::to_vec_named(value).map_err(|e| ValueError::Serialize(e.to_string()))?;
+        decode(&bytes).map_err(|e| ValueError::Serialize(e.to_string()))
+    }
+
+    /// Converts this value into any deserializable type.
+    pub fn deserialize_into<T: serde::de::DeserializeOwned>(&self) -> Result<T, ValueError> {
+        let bytes = encode_to_vec(self);
+        rmp_serde::from_slice(&bytes).map_err(|e| ValueError::Deserialize(e.to_string()))
     }
 }
 

@@ -1,3 +1,7 @@
+//! Values (this module) are the leaf of the crate: the JSON and MessagePack modules
+//! read and write them, and their serde conversion (`from_serialize`) and `Display`
+//! (JSON text) are implemented there, so nothing here depends on an encoding.
+//!
 //! The argument value model shared by every codec.
 //!
 //! [`Value`] carries everything JSON and MessagePack can: maps (in insertion order),
@@ -11,11 +15,25 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::ValueError;
+/// How deeply arrays and maps may nest: the decoders refuse deeper input (a peer cannot
+/// exhaust the stack with a crafted message).
+pub const MAX_DEPTH: usize = 128;
+
+/// A value could not be converted from or to a Rust type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The Rust value could not be serialized.
+    #[error("cannot convert to an argument value: {0}")]
+    Serialize(String),
+    /// The argument value does not fit the Rust type.
+    #[error("cannot convert an argument value: {0}")]
+    Deserialize(String),
+}
 
 /// A dynamically typed argument value.
 #[derive(Clone, PartialEq, Default)]
@@ -46,22 +64,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// Converts any serializable value into a [`Value`].
-    ///
-    /// Structs and maps become [`Value::Map`], tuples and sequences [`Value::Array`],
-    /// `bytes::Bytes` and `serde_bytes` values [`Value::Binary`] (a plain `Vec<u8>`
-    /// serializes as an array of numbers, as with serde_json).
-    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Value, ValueError> {
-        let bytes = rmp_serde::to_vec_named(value).map_err(|e| ValueError::Serialize(e.to_string()))?;
-        crate::msgpack::decode(&bytes).map_err(|e| ValueError::Serialize(e.to_string()))
-    }
-
-    /// Converts this value into any deserializable type.
-    pub fn deserialize_into<T: DeserializeOwned>(&self) -> Result<T, ValueError> {
-        let bytes = crate::msgpack::encode_to_vec(self);
-        rmp_serde::from_slice(&bytes).map_err(|e| ValueError::Deserialize(e.to_string()))
-    }
-
     /// The string, if this is a [`Value::Str`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -188,14 +190,6 @@ impl fmt::Debug for Value {
             Value::Timestamp(t) => write!(f, "{}", t.to_iso8601()),
             Value::Ext(t, b) => write!(f, "<ext {t} {} bytes>", b.len()),
         }
-    }
-}
-
-/// Renders the value as JSON text the way `JSON.stringify` would (binary as a Node
-/// `Buffer` object, timestamps as ISO-8601 strings).
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::json::to_string(self))
     }
 }
 
