@@ -27,6 +27,10 @@ struct NodeAcks {
 }
 
 /// The accounting of one broadcast with ack.
+///
+/// Every number that comes from a peer (a client count) is added with saturation: a
+/// count of `u64::MAX` makes the broadcast wait for "everything" until its timeout, it
+/// never overflows.
 #[derive(Debug)]
 pub(super) struct AckCollector {
     /// The nodes (or the number of nodes) that must still announce their client count.
@@ -40,6 +44,9 @@ pub(super) struct AckCollector {
     /// Acks still to be counted as expected: every count announced, minus what will
     /// never come (local acks of an ended stream, acks owed by nodes that left).
     expected: u64,
+    /// The sum of the counts told to the stream ([`AckEvent::Expect`]), which adds them
+    /// up too: never more than `u64::MAX` in total.
+    announced: u64,
     /// Acks received, local and remote.
     received: u64,
     /// Per remote node (known by id), what it announced and delivered.
@@ -58,6 +65,7 @@ impl AckCollector {
             local_received: 0,
             local_done: local_count == 0,
             expected: local_count,
+            announced: local_count,
             received: 0,
             per_node: BTreeMap::new(),
             lost: Vec::new(),
@@ -89,7 +97,7 @@ impl AckCollector {
     /// The server ended the local stream: the local acks not received will never come.
     pub(super) fn local_ended(&mut self) {
         self.local_done = true;
-        self.expected -= self.local_count.saturating_sub(self.local_received);
+        self.expected = self.expected.saturating_sub(self.local_count.saturating_sub(self.local_received));
     }
 
     /// A response to the request; returns what to tell the stream, if anything. A
@@ -101,11 +109,16 @@ impl AckCollector {
                 if from.as_deref().is_none_or(|uid| self.expect.is_waiting_for(uid)) =>
             {
                 self.expect.answered(from.as_deref());
-                self.expected += count;
+                self.expected = self.expected.saturating_add(count);
                 if let Some(uid) = from {
-                    self.per_node.entry(uid).or_default().announced += count;
+                    let node = self.per_node.entry(uid).or_default();
+                    node.announced = node.announced.saturating_add(count);
                 }
-                Some(AckEvent::Expect(count))
+                // the stream adds up what it is told: tell it no more than fits
+                let total = self.announced.saturating_add(count);
+                let told = total - self.announced;
+                self.announced = total;
+                Some(AckEvent::Expect(told))
             }
             Body::BroadcastAck { value, .. } => {
                 self.received += 1;
@@ -126,8 +139,8 @@ impl AckCollector {
         } else if let Some(node) = self.per_node.get(&uid) {
             let owed = node.announced.saturating_sub(node.received);
             if owed > 0 {
-                self.expected -= owed;
-                self.lost_owed += owed;
+                self.expected = self.expected.saturating_sub(owed);
+                self.lost_owed = self.lost_owed.saturating_add(owed);
                 self.lost.push(uid);
             }
         }
@@ -137,8 +150,8 @@ impl AckCollector {
     /// that owe them.
     pub(super) fn shortfall(self) -> Shortfall {
         let mut shortfall = self.expect.shortfall("broadcast with ack");
-        shortfall.expected = (self.expected + self.lost_owed) as usize;
-        shortfall.received = self.received as usize;
+        shortfall.expected = usize::try_from(self.expected.saturating_add(self.lost_owed)).unwrap_or(usize::MAX);
+        shortfall.received = usize::try_from(self.received).unwrap_or(usize::MAX);
         for (uid, node) in self.per_node {
             if node.received < node.announced && !shortfall.missing_nodes.contains(&uid) {
                 shortfall.missing_nodes.push(uid);

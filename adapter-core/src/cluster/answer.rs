@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use tokio::time::Instant;
 use tracing::warn;
 
-use super::Inner;
+use super::{Inner, deadline_after};
 use crate::local::{LocalNode, PendingDelivery, ServerSideAck};
 use crate::message::{Body, LegacyOp, Message};
 use crate::transport::Transport;
@@ -30,7 +29,7 @@ impl<T: Transport> Inner<T> {
                         warn!(nsp = %inner.nsp, error = %e, "failed to publish a client count");
                         return;
                     }
-                    let deadline = Instant::now() + timeout;
+                    let deadline = deadline_after(timeout);
                     while let Ok(Some((_sid, result))) = tokio::time::timeout_at(deadline, acks.next()).await {
                         if let Ok(value) = result {
                             let ack = reply(Body::BroadcastAck { request_id: request_id.clone(), value });

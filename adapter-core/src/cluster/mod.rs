@@ -48,6 +48,7 @@ mod stats;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -71,6 +72,14 @@ use stats::Counters;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `now + timeout`, or about 30 years from now when that overflows: a timeout may come
+/// from a peer (the `timeout` flag of a broadcast with ack) and must not panic.
+fn deadline_after(timeout: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(timeout).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now)
 }
 
 /// How the engine counts the servers that must answer (decided once, on start).

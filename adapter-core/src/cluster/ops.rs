@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::acks::AckCollector;
 use super::pending::Expect;
 use super::stats::Counters;
-use super::{ClusterCore, Mode};
+use super::{ClusterCore, Mode, deadline_after};
 use crate::adapter::{AckStream, Gathered};
 use crate::codec::EMITTER_UID;
 use crate::error::AdapterError;
@@ -215,7 +213,7 @@ impl<T: Transport> ClusterCore<T> {
     ) -> Result<AckStream, AdapterError> {
         let inner = &self.inner;
         let timeout = *opts.flags.timeout.get_or_insert(inner.config.request_timeout);
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let (local_acks, local_count): (LocalAckStream, u64) = match &inner.local {
             Some(local) => local.broadcast_with_ack(&packet, &opts, timeout),
             None => (Box::pin(futures_util::stream::empty()), 0),

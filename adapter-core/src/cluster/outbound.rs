@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::pending::Expect;
 use super::stats::Counters;
-use super::{Inner, Mode, lock};
+use super::{Inner, Mode, deadline_after, lock};
 use crate::error::{AdapterError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
@@ -92,7 +92,7 @@ impl<T: Transport> Inner<T> {
         let mut reg = self.pending.register(|| self.codec.new_node_id())?;
         let msg = self.message(make(reg.id.clone()));
         self.publish(&msg).await?;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let total = expect.total();
         let shortfall = reg.collect(expect, deadline, operation, accept).await;
         if let Some(s) = &shortfall {

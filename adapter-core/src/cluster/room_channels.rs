@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{ClusterCore, Inner, lock};
+use super::{ClusterCore, Inner, deadline_after, lock};
 use crate::rooms::RoomChanges;
 use crate::transport::{Channel, Transport};
 
@@ -93,7 +93,7 @@ impl<T: Transport> ClusterCore<T> {
     /// Waits until the broker applied every per-room subscription wanted so far (see
     /// [`ClusterCore::rooms_changed`]), at most the request timeout; `false` if it did not.
     pub async fn room_subscriptions_applied(&self) -> bool {
-        let deadline = Instant::now() + self.inner.config.request_timeout;
+        let deadline = deadline_after(self.inner.config.request_timeout);
         loop {
             if lock(&self.inner.room_subs).is_settled() {
                 return true;
