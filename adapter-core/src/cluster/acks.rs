@@ -231,3 +231,7 @@ async fn next_incoming(reg: &mut Option<Registration>, deadline: Instant) -> Res
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/acks.rs"]
+mod tests;

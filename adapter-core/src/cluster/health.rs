@@ -152,3 +152,7 @@ impl<T: Transport> Inner<T> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/health.rs"]
+mod tests;

@@ -111,3 +111,7 @@ impl<T: Transport> Inner<T> {
         }
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+#[path = "tests/inbound.rs"]
+mod tests;

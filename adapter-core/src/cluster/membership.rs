@@ -116,3 +116,7 @@ impl<T: Transport> Inner<T> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/membership.rs"]
+mod tests;

@@ -44,6 +44,8 @@ mod outbound;
 mod pending;
 mod room_channels;
 mod stats;
+#[cfg(all(test, feature = "test-util"))]
+mod test_support;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;

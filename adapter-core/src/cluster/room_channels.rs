@@ -173,3 +173,7 @@ pub(super) async fn room_subscription_loop<T: Transport>(weak: Weak<Inner<T>>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/room_channels.rs"]
+mod tests;

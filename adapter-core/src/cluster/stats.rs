@@ -87,3 +87,50 @@ impl<T: Transport> ClusterCore<T> {
         }
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::test_support::{ev, heartbeat_pair, settle};
+    use crate::{Adapter, BroadcastOptions, Stats};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_counts_what_was_published_received_and_seen() {
+        let (_hub, a, b) = heartbeat_pair(Default::default()).await;
+        let (a_before, b_before) = (a.adapter.stats(), b.adapter.stats());
+        // after start: each published its initial heartbeat and knows the other
+        assert_eq!(a_before.known_nodes, 1);
+        assert_eq!(b_before.known_nodes, 1);
+        a.adapter.broadcast(ev("x"), BroadcastOptions::all()).await.expect("broadcast");
+        a.adapter.broadcast(ev("y"), BroadcastOptions::all()).await.expect("broadcast");
+        settle().await;
+        let (a_after, b_after) = (a.adapter.stats(), b.adapter.stats());
+        assert_eq!(a_after.published - a_before.published, 2);
+        assert_eq!(b_after.received - b_before.received, 2);
+        assert_eq!(b_after.published, b_before.published, "a broadcast is not answered");
+        assert_eq!(a_after.publish_errors + a_after.undecodable + a_after.incomplete_requests, 0);
+        assert_eq!(a_after.pending_requests, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn incomplete_requests_are_counted_once_each() {
+        let config = crate::ClusterConfig::default().with_request_timeout(Duration::from_secs(1));
+        let (_hub, a, b) = heartbeat_pair(config).await;
+        b.transport.freeze();
+        for _ in 0..2 {
+            let got = a.adapter.fetch_sockets(BroadcastOptions::all()).await.expect("fetch");
+            assert!(got.shortfall.is_some());
+        }
+        assert_eq!(a.adapter.stats().incomplete_requests, 2);
+    }
+
+    #[test]
+    fn stats_serialize_with_their_field_names() {
+        let stats = Stats { published: 3, known_nodes: 2, ..Stats::default() };
+        let json = serde_json::to_value(&stats).expect("json");
+        assert_eq!(json["published"], 3);
+        assert_eq!(json["known_nodes"], 2);
+        assert_eq!(json["resubscriptions"], 0);
+    }
+}
