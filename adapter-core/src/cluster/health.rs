@@ -1,0 +1,158 @@
+//! The subscription health check: does this node still receive what is published?
+//!
+//! **What it proves.** A subscription can go deaf without any error (a broker that
+//! dropped the subscription, a half-open connection, a consumer stuck after a
+//! rebalance): the node keeps publishing and looks alive, but no longer receives. The
+//! check proves the whole round trip through the broker: every
+//! `health_check_interval` a node publishes a ping addressed to itself and must receive
+//! it back before the next interval ends.
+//!
+//! **How often, and the bound.** It runs on the maintenance tick (every
+//! `heartbeat_interval`, at most every second): a ping goes out once per
+//! `health_check_interval` (default 10 s, `None` disables the check). A ping not echoed
+//! within one interval means deaf: a deaf subscription is detected at most about two
+//! intervals (plus a tick) after it stopped receiving. While a received message waits
+//! for the local sockets (inbound back-pressure) the verdict is postponed: the echo may
+//! be queued behind that delivery, which is slowness, not deafness.
+//!
+//! **On failure.** The node asks its transport to resubscribe
+//! ([`Transport::resubscribe`]), counts it in
+//! [`Stats::resubscriptions`](super::Stats::resubscriptions) and logs a warning; the
+//! transport then reports [`TransportEvent::Reconnected`](crate::TransportEvent), so
+//! that a heartbeat node announces itself again. The next ping starts the cycle anew.
+//!
+//! **Why a self-addressed request.** The ping is a [`Body::BroadcastClientCount`] (a
+//! response every dialect already has) with client count 0, a request id starting with
+//! [`HEALTH_CHECK_ID_PREFIX`] and `reply_to` this node, so it travels the response path
+//! to this node: its own response channel (ClusterAdapter dialect, classic dialect with
+//! specific response channels) or the shared response channel (classic dialect). No new
+//! message type goes on the wire, so every peer (Node.js adapters included) stays
+//! compatible: a peer that receives it routes it by request id, knows no such request
+//! and drops it, and this engine drops any health check id before it counts the sender
+//! as a live node. Only server nodes run the check (a requester has no subscription
+//! whose deafness would go unnoticed: its requests time out).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::stats::Counters;
+use super::{Inner, lock};
+use crate::message::{Body, Message, RequestId};
+use crate::transport::Transport;
+
+/// The request id of every health check ping starts with this, followed by the node id
+/// and a sequence number: `healthcheck-<uid>-<n>`. Any node drops a client count whose
+/// request id starts with it. Part of the wire format: do not change it.
+pub(super) const HEALTH_CHECK_ID_PREFIX: &str = "healthcheck-";
+
+/// The state of one node's health check.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// The ping waiting for its echo, and when it was sent.
+    outstanding: Option<(RequestId, Instant)>,
+    /// When the last ping was sent.
+    last_sent: Option<Instant>,
+    /// Pings sent so far (the last one's sequence number).
+    seq: u64,
+}
+
+/// What a maintenance tick decides.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing to do.
+    Wait,
+    /// Publish a ping with this request id.
+    Ping(RequestId),
+    /// The last ping went unanswered for a whole interval: resubscribe.
+    Deaf,
+}
+
+impl Health {
+    /// One maintenance tick at `now`; `delivering` says a received message is waiting
+    /// for the local sockets.
+    pub(super) fn tick(&mut self, now: Instant, interval: Duration, delivering: bool, uid: &str) -> Step {
+        match &self.outstanding {
+            // a delivery holding the inbound queue delays the echo: not deafness
+            Some(_) if delivering => Step::Wait,
+            Some((_, sent)) if now.saturating_duration_since(*sent) >= interval => {
+                self.outstanding = None;
+                Step::Deaf
+            }
+            Some(_) => Step::Wait,
+            None => {
+                let due = self.last_sent.is_none_or(|t| now.saturating_duration_since(t) >= interval);
+                if !due {
+                    return Step::Wait;
+                }
+                self.seq += 1;
+                let id = format!("{HEALTH_CHECK_ID_PREFIX}{uid}-{}", self.seq);
+                self.outstanding = Some((id.clone(), now));
+                self.last_sent = Some(now);
+                Step::Ping(id)
+            }
+        }
+    }
+
+    /// A ping came back.
+    pub(super) fn echoed(&mut self, request_id: &str) {
+        if self.outstanding.as_ref().is_some_and(|(id, _)| id == request_id) {
+            self.outstanding = None;
+        }
+    }
+
+    /// The ping could not be published: do not hold it against the subscription.
+    pub(super) fn unsent(&mut self) {
+        self.outstanding = None;
+    }
+}
+
+impl<T: Transport> Inner<T> {
+    /// Runs one tick of the health check (see the module docs).
+    pub(super) async fn health_check(self: &Arc<Self>, now: Instant, interval: Duration) {
+        let delivering = self.delivering.load(Ordering::Relaxed);
+        let step = lock(&self.health).tick(now, interval, delivering, &self.uid);
+        match step {
+            Step::Wait => {}
+            Step::Deaf => {
+                Counters::bump(&self.counters.resubscriptions);
+                warn!(nsp = %self.nsp, transport = self.transport.name(),
+                      "subscription stopped receiving (health check unanswered), resubscribing");
+                if let Err(e) = self.transport.resubscribe().await {
+                    warn!(nsp = %self.nsp, error = %e, "resubscribe failed");
+                }
+            }
+            Step::Ping(request_id) => {
+                let ping = self.ping(request_id);
+                if let Err(e) = self.publish(&ping).await {
+                    debug!(nsp = %self.nsp, error = %e, "health check ping not published");
+                    lock(&self.health).unsent();
+                }
+            }
+        }
+    }
+
+    /// The ping: a client count of 0 answering a request of this node.
+    fn ping(&self, request_id: RequestId) -> Message {
+        self.message(Body::BroadcastClientCount { request_id, count: 0 }).reply_to(Some(self.uid.clone()))
+    }
+
+    /// Takes a received message if it is a health check ping (ours: the subscription
+    /// works); `false` for any other message.
+    pub(super) fn take_ping(&self, msg: &Message) -> bool {
+        match &msg.body {
+            Body::BroadcastClientCount { request_id, .. } if request_id.starts_with(HEALTH_CHECK_ID_PREFIX) => {
+                lock(&self.health).echoed(request_id);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/health.rs"]
+mod tests;

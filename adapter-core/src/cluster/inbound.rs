@@ -1,0 +1,117 @@
+//! The inbound side: the loop that takes the transport's events, and the dispatch of
+//! each received message (health check echo, own message, membership, response,
+//! heartbeat or request for the local sockets).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::pending::RouteResult;
+use super::stats::Counters;
+use super::{Inner, Mode};
+use crate::codec::EMITTER_UID;
+use crate::local::PendingDelivery;
+use crate::message::{Body, Message};
+use crate::transport::{Transport, TransportEvent};
+
+/// Handles the transport's events one at a time; a message for local sockets holds the
+/// next one back until the sockets took it (back-pressure on the transport).
+pub(super) async fn inbound_loop<T: Transport>(weak: Weak<Inner<T>>, mut rx: mpsc::Receiver<TransportEvent>) {
+    while let Some(event) = rx.recv().await {
+        let Some(inner) = weak.upgrade() else { return };
+        match event {
+            TransportEvent::Message { channel, payload } => {
+                if let Some(pending) = inner.on_message(&channel, &payload) {
+                    // Back-pressure: the next message waits until local sockets took this one.
+                    // The health check must not take the wait for deafness.
+                    inner.delivering.store(true, Ordering::Relaxed);
+                    drop(inner);
+                    let dropped = pending.await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.delivering.store(false, Ordering::Relaxed);
+                    inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
+                }
+            }
+            TransportEvent::Reconnected => {
+                info!(nsp = %inner.nsp, transport = inner.transport.name(), "transport reconnected");
+                if inner.mode() == Mode::Heartbeat && inner.is_node() {
+                    inner.publish_later(inner.message(Body::InitialHeartbeat));
+                }
+            }
+        }
+    }
+}
+
+impl<T: Transport> Inner<T> {
+    /// Handles one message from the transport; returns the rest of a local delivery that
+    /// must finish before the next message (see [`PendingDelivery`]). Never fails: what
+    /// cannot be decoded is counted and dropped.
+    pub(super) fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) -> Option<PendingDelivery> {
+        Counters::bump(&self.counters.received);
+        if let (Some(local), Some(room)) = (&self.local, self.codec.broadcast_room(&self.nsp, channel))
+            && !local.has_room(room)
+        {
+            return None;
+        }
+        let msg = match self.codec.decode(channel, payload) {
+            Ok(msg) => msg,
+            Err(e) => {
+                Counters::bump(&self.counters.undecodable);
+                if let Some(held_back) = self.undecodable_warning.check() {
+                    warn!(nsp = %self.nsp, channel, bytes = payload.len(), error = %e, held_back,
+                          total = self.counters.undecodable.load(Ordering::Relaxed),
+                          "dropping undecodable message (one line per 10 s; held_back: since the last)");
+                }
+                return None;
+            }
+        };
+        if msg.nsp != self.nsp {
+            return None;
+        }
+        // before anything else: a ping may carry no uid, and never makes its sender known
+        if self.take_ping(&msg) {
+            return None;
+        }
+        if msg.uid.as_deref() == Some(self.uid.as_str()) {
+            return None;
+        }
+        if let Some(uid) = msg.uid.as_deref()
+            && uid != EMITTER_UID
+        {
+            self.touch(uid, matches!(msg.body, Body::AdapterClose));
+        }
+        if msg.body.response_to().is_some() {
+            self.route_response(msg);
+            return None;
+        }
+        if let Body::InitialHeartbeat = msg.body {
+            if self.mode() == Mode::Heartbeat && self.is_node() {
+                self.publish_later(self.message(Body::Heartbeat));
+            }
+            return None;
+        }
+        let local = self.local.clone()?;
+        self.answer(local.as_ref(), msg)
+    }
+
+    /// Hands a response to the request waiting for it (if any).
+    fn route_response(&self, msg: Message) {
+        let Some(id) = msg.body.response_to().map(str::to_owned) else { return };
+        match self.pending.route(&id, msg.uid, msg.body) {
+            RouteResult::Delivered | RouteResult::Unknown => {}
+            RouteResult::Full => {
+                Counters::bump(&self.counters.dropped_responses);
+                if let Some(held_back) = self.response_warning.check() {
+                    warn!(nsp = %self.nsp, request = %id, held_back,
+                          "response queue full, dropping a response (one line per 10 s; held_back: since the last)");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+#[path = "tests/inbound.rs"]
+mod tests;

@@ -1,0 +1,122 @@
+//! Membership: the other nodes this engine knows, heartbeats, and the eviction of
+//! silent nodes.
+//!
+//! Every message carrying a node id refreshes that node ([`Inner::touch`]); an
+//! adapter-close message removes it. In heartbeat mode the known nodes are the cluster
+//! (a request waits for them) and a node silent for `heartbeat_timeout` is evicted:
+//! counted in [`Stats::evicted_nodes`](super::Stats::evicted_nodes), and pending
+//! requests stop waiting for it. In broker-count mode they only serve to name missing
+//! nodes and are forgotten quietly after [`KNOWN_NODE_TTL`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::stats::Counters;
+use super::{Inner, Mode, lock};
+use crate::message::Body;
+use crate::transport::Transport;
+use crate::types::NodeId;
+
+/// How long known node ids are kept without traffic in broker-count mode (they only
+/// serve to name missing nodes).
+pub(super) const KNOWN_NODE_TTL: Duration = Duration::from_secs(300);
+
+/// The other nodes seen, and when each was last heard from.
+#[derive(Debug, Default)]
+pub(super) struct KnownNodes {
+    seen: HashMap<NodeId, Instant>,
+}
+
+impl KnownNodes {
+    /// `uid` was heard from at `now`; `true` if it was not known.
+    pub(super) fn touch(&mut self, uid: &str, now: Instant) -> bool {
+        self.seen.insert(uid.to_owned(), now).is_none()
+    }
+
+    /// `uid` left; `true` if it was known.
+    pub(super) fn remove(&mut self, uid: &str) -> bool {
+        self.seen.remove(uid).is_some()
+    }
+
+    /// Removes and returns (sorted) the nodes silent for more than `ttl` at `now`.
+    pub(super) fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<NodeId> {
+        let mut gone: Vec<NodeId> = self
+            .seen
+            .iter()
+            .filter(|(_, seen)| now.saturating_duration_since(**seen) > ttl)
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        gone.sort();
+        for uid in &gone {
+            self.seen.remove(uid);
+        }
+        gone
+    }
+
+    /// The known node ids.
+    pub(super) fn ids(&self) -> BTreeSet<NodeId> {
+        self.seen.keys().cloned().collect()
+    }
+
+    /// How many nodes are known.
+    pub(super) fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+impl<T: Transport> Inner<T> {
+    /// A message from `uid` arrived; `leaving` if it announced its departure.
+    pub(super) fn touch(&self, uid: &str, leaving: bool) {
+        if leaving {
+            let removed = lock(&self.nodes).remove(uid);
+            if removed {
+                info!(nsp = %self.nsp, node = %uid, "node left the cluster");
+                self.pending.node_gone(uid);
+            }
+            return;
+        }
+        let new = lock(&self.nodes).touch(uid, Instant::now());
+        if new {
+            debug!(nsp = %self.nsp, node = %uid, "node seen");
+        }
+    }
+
+    /// The other nodes known now.
+    pub(super) fn live_nodes(&self) -> BTreeSet<NodeId> {
+        lock(&self.nodes).ids()
+    }
+
+    /// One maintenance tick: a heartbeat if due, the eviction of silent nodes and the
+    /// subscription health check.
+    pub(super) async fn maintain(self: &Arc<Self>, now: Instant) {
+        let mode = self.mode();
+        if mode == Mode::Heartbeat && self.is_node() {
+            let silent = now.saturating_duration_since(*lock(&self.last_publish));
+            if silent >= self.config.heartbeat_interval
+                && let Err(e) = self.publish(&self.message(Body::Heartbeat)).await
+            {
+                warn!(nsp = %self.nsp, error = %e, "failed to publish a heartbeat");
+            }
+        }
+        let ttl = if mode == Mode::Heartbeat { self.config.heartbeat_timeout } else { KNOWN_NODE_TTL };
+        let gone = lock(&self.nodes).expire(now, ttl);
+        if mode == Mode::Heartbeat {
+            for uid in gone {
+                Counters::bump(&self.counters.evicted_nodes);
+                warn!(nsp = %self.nsp, node = %uid, timeout = ?ttl, "evicting a silent node");
+                self.pending.node_gone(&uid);
+            }
+        }
+        if let (Some(interval), true) = (self.config.health_check_interval, self.is_node()) {
+            self.health_check(now, interval).await;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/membership.rs"]
+mod tests;

@@ -1,0 +1,246 @@
+//! The public cluster operations of [`ClusterCore`]: each applies the local half (a
+//! node's own sockets) and publishes or requests the rest.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::acks::AckCollector;
+use super::pending::Expect;
+use super::stats::Counters;
+use super::{ClusterCore, Mode, deadline_after};
+use crate::adapter::{AckStream, Gathered};
+use crate::codec::EMITTER_UID;
+use crate::error::AdapterError;
+use crate::local::{LocalAckStream, PendingDelivery};
+use crate::message::{Body, Message};
+use crate::transport::Transport;
+use crate::types::{BroadcastOptions, EventPacket, Room, SocketInfo};
+use crate::value::Value;
+
+impl<T: Transport> ClusterCore<T> {
+    /// Publishes a message as this node (no local effect). A requester whose uid is
+    /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
+    /// `@socket.io/redis-emitter`.
+    pub async fn publish(&self, body: Body) -> Result<(), AdapterError> {
+        let inner = &self.inner;
+        let uid = (inner.local.is_some() || inner.uid != EMITTER_UID).then(|| inner.uid.clone());
+        let msg = Message::new(uid, inner.nsp.clone(), body);
+        self.inner.publish(&msg).await
+    }
+
+    /// Sends an event to the matching sockets of the cluster (local ones first; while
+    /// local sockets catch up, see [`PendingDelivery`], the message is already on its way
+    /// to the other nodes).
+    pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
+        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
+        self.beside_local(pending, async {
+            if opts.flags.local {
+                return Ok(());
+            }
+            self.publish(Body::Broadcast { packet, opts }).await
+        })
+        .await
+    }
+
+    /// Runs `remote` while local sockets finish `pending` (a broadcast's local half), and
+    /// counts the deliveries the slow-socket policy dropped there.
+    pub(crate) async fn beside_local<R>(&self, pending: Option<PendingDelivery>, remote: impl Future<Output = R>) -> R {
+        match pending {
+            Some(pending) => {
+                let (dropped, out) = tokio::join!(pending, remote);
+                self.inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
+                out
+            }
+            None => remote.await,
+        }
+    }
+
+    /// Makes the matching sockets of the cluster join `rooms`.
+    pub async fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
+        if let Some(local) = &self.inner.local {
+            self.inner.rooms_changed(local.add_sockets(&opts, &rooms));
+        }
+        if opts.flags.local {
+            return Ok(());
+        }
+        self.publish(Body::SocketsJoin { opts, rooms }).await
+    }
+
+    /// Makes the matching sockets of the cluster leave `rooms`.
+    pub async fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>) -> Result<(), AdapterError> {
+        if let Some(local) = &self.inner.local {
+            self.inner.rooms_changed(local.del_sockets(&opts, &rooms));
+        }
+        if opts.flags.local {
+            return Ok(());
+        }
+        self.publish(Body::SocketsLeave { opts, rooms }).await
+    }
+
+    /// Disconnects the matching sockets of the cluster.
+    pub async fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool) -> Result<(), AdapterError> {
+        if let Some(local) = &self.inner.local {
+            local.disconnect_sockets(&opts, close);
+        }
+        if opts.flags.local {
+            return Ok(());
+        }
+        self.publish(Body::DisconnectSockets { opts, close }).await
+    }
+
+    /// Sends an event to the other servers.
+    pub async fn server_side_emit(&self, packet: EventPacket) -> Result<(), AdapterError> {
+        self.publish(Body::ServerSideEmit { request_id: None, packet }).await
+    }
+
+    /// Sends an event to the other servers and collects one answer from each.
+    pub async fn server_side_emit_with_ack(
+        &self,
+        packet: EventPacket,
+        timeout: Option<Duration>,
+    ) -> Result<Gathered<Vec<Value>>, AdapterError> {
+        let mut values = Vec::new();
+        let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
+        let shortfall = self
+            .inner
+            .request(
+                |request_id| Body::ServerSideEmit { request_id: Some(request_id), packet },
+                timeout,
+                "server-side emit",
+                |_, body| match body {
+                    Body::ServerSideEmitResponse { value, .. } => {
+                        values.push(value);
+                        true
+                    }
+                    _ => false,
+                },
+            )
+            .await?;
+        Ok(Gathered { value: values, shortfall })
+    }
+
+    /// Describes the matching sockets of the cluster.
+    pub async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Gathered<Vec<SocketInfo>>, AdapterError> {
+        let mut sockets = match &self.inner.local {
+            Some(local) => local.fetch_sockets(&opts),
+            None => Vec::new(),
+        };
+        if opts.flags.local {
+            return Ok(Gathered::complete(sockets));
+        }
+        let timeout = opts.flags.timeout.unwrap_or(self.inner.config.request_timeout);
+        let shortfall = self
+            .inner
+            .request(
+                |request_id| Body::FetchSockets { request_id, opts },
+                timeout,
+                "fetch sockets",
+                |_, body| match body {
+                    Body::FetchSocketsResponse { sockets: s, .. } => {
+                        sockets.extend(s);
+                        true
+                    }
+                    _ => false,
+                },
+            )
+            .await?;
+        Ok(Gathered { value: sockets, shortfall })
+    }
+
+    /// Every room with members in the cluster (socket ids included), sorted.
+    pub async fn all_rooms(&self) -> Result<Gathered<Vec<Room>>, AdapterError> {
+        let mut rooms: HashSet<Room> = match &self.inner.local {
+            Some(local) => local.rooms().into_iter().collect(),
+            None => HashSet::new(),
+        };
+        let shortfall = if self.inner.codec.capabilities().all_rooms {
+            self.inner
+                .request(
+                    |request_id| Body::AllRooms { request_id },
+                    self.inner.config.request_timeout,
+                    "all rooms",
+                    |_, body| match body {
+                        Body::AllRoomsResponse { rooms: r, .. } => {
+                            rooms.extend(r);
+                            true
+                        }
+                        _ => false,
+                    },
+                )
+                .await?
+        } else {
+            let all = BroadcastOptions::default();
+            let timeout = self.inner.config.request_timeout;
+            self.inner
+                .request(
+                    |request_id| Body::FetchSockets { request_id, opts: all },
+                    timeout,
+                    "all rooms",
+                    |_, body| match body {
+                        Body::FetchSocketsResponse { sockets, .. } => {
+                            rooms.extend(sockets.into_iter().flat_map(|s| s.rooms));
+                            true
+                        }
+                        _ => false,
+                    },
+                )
+                .await?
+        };
+        let mut value: Vec<Room> = rooms.into_iter().collect();
+        value.sort();
+        Ok(Gathered { value, shortfall })
+    }
+
+    /// The number of servers in the cluster (this one included when it is a server).
+    pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.inner.ready().await?;
+        let is_node = usize::from(self.inner.local.is_some());
+        match self.inner.mode() {
+            Mode::Broker => Ok(self.inner.broker_count().await?.max(is_node)),
+            Mode::Heartbeat => Ok(self.inner.live_nodes().len() + is_node),
+        }
+    }
+
+    /// Sends an event that asks every matching client for an ack; the stream yields
+    /// the acks as they arrive from every node (local ones included).
+    pub async fn broadcast_with_ack(
+        &self,
+        packet: EventPacket,
+        mut opts: BroadcastOptions,
+    ) -> Result<AckStream, AdapterError> {
+        let inner = &self.inner;
+        let timeout = *opts.flags.timeout.get_or_insert(inner.config.request_timeout);
+        let deadline = deadline_after(timeout);
+        let (local_acks, local_count): (LocalAckStream, u64) = match &inner.local {
+            Some(local) => local.broadcast_with_ack(&packet, &opts, timeout),
+            None => (Box::pin(futures_util::stream::empty()), 0),
+        };
+        let (tx, stream) = AckStream::channel(256);
+        let (reg, expect) = if opts.flags.local {
+            (None, Expect::count(0, BTreeSet::new()))
+        } else {
+            inner.ready().await?;
+            let expect = inner.expect().await?;
+            if expect.done() {
+                (None, expect)
+            } else {
+                let reg = inner.pending.register(|| inner.codec.new_node_id())?;
+                let body = Body::BroadcastWithAck { request_id: reg.id.clone(), packet, opts };
+                let msg = Message::new(Some(inner.uid.clone()), inner.nsp.clone(), body);
+                inner.publish(&msg).await?;
+                (Some(reg), expect)
+            }
+        };
+        let counters = Arc::clone(inner);
+        tokio::spawn(async move {
+            let incomplete = AckCollector::new(local_count, expect).run(tx, local_acks, reg, deadline).await;
+            if incomplete {
+                Counters::bump(&counters.counters.incomplete_requests);
+            }
+        });
+        Ok(stream)
+    }
+}

@@ -1,0 +1,105 @@
+//! Publishing, answering, and the request/answer round trip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::pending::Expect;
+use super::stats::Counters;
+use super::{Inner, Mode, deadline_after, lock};
+use crate::error::{AdapterError, Shortfall};
+use crate::message::{Body, Message, RequestId};
+use crate::transport::Transport;
+use crate::types::NodeId;
+
+impl<T: Transport> Inner<T> {
+    /// A message from this node in this namespace.
+    pub(super) fn message(&self, body: Body) -> Message {
+        Message::new(Some(self.uid.clone()), self.nsp.clone(), body)
+    }
+
+    /// Encodes and publishes `msg`, counting it (and resetting the heartbeat clock).
+    pub(super) async fn publish(&self, msg: &Message) -> Result<(), AdapterError> {
+        let out = self.codec.encode(msg)?;
+        match self.transport.publish(&out.channel, out.payload).await {
+            Ok(()) => {
+                *lock(&self.last_publish) = Instant::now();
+                Counters::bump(&self.counters.published);
+                Ok(())
+            }
+            Err(e) => {
+                Counters::bump(&self.counters.publish_errors);
+                Err(AdapterError::transport(format!("publish {} on {}", msg.body.name(), out.channel), e))
+            }
+        }
+    }
+
+    /// Publishes in the background (answers from the inbound loop must not wait for
+    /// the network).
+    pub(super) fn publish_later(self: &Arc<Self>, msg: Message) {
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(e) = inner.publish(&msg).await {
+                warn!(nsp = %inner.nsp, error = %e, "failed to publish an answer");
+            }
+        });
+    }
+
+    /// Answers `to` (the requester) in the background.
+    pub(super) fn respond(self: &Arc<Self>, to: Option<NodeId>, body: Body) {
+        self.publish_later(self.message(body).reply_to(to));
+    }
+
+    /// The subscribers of the count channel, as the broker counts them.
+    pub(super) async fn broker_count(&self) -> Result<usize, AdapterError> {
+        let channel = self.codec.count_channel(&self.nsp);
+        let counted = self
+            .transport
+            .server_count(&channel)
+            .await
+            .map_err(|e| AdapterError::transport(format!("count subscribers of {channel}"), e))?;
+        Ok(counted.unwrap_or(0))
+    }
+
+    /// Who must answer a request starting now.
+    pub(super) async fn expect(&self) -> Result<Expect, AdapterError> {
+        match self.mode() {
+            Mode::Broker => {
+                let n = self.broker_count().await?;
+                let peers = if self.is_node() { n.saturating_sub(1) } else { n };
+                Ok(Expect::count(peers, self.live_nodes()))
+            }
+            Mode::Heartbeat => Ok(Expect::nodes(self.live_nodes())),
+        }
+    }
+
+    /// Publishes the request `make` builds around a fresh id and hands each answer to
+    /// `accept` until every expected node answered (or left), or `timeout` passes.
+    pub(super) async fn request(
+        self: &Arc<Self>,
+        make: impl FnOnce(RequestId) -> Body,
+        timeout: Duration,
+        operation: &'static str,
+        accept: impl FnMut(Option<&str>, Body) -> bool,
+    ) -> Result<Option<Shortfall>, AdapterError> {
+        self.ready().await?;
+        let expect = self.expect().await?;
+        if expect.done() {
+            return Ok(None);
+        }
+        let mut reg = self.pending.register(|| self.codec.new_node_id())?;
+        let msg = self.message(make(reg.id.clone()));
+        self.publish(&msg).await?;
+        let deadline = deadline_after(timeout);
+        let total = expect.total();
+        let shortfall = reg.collect(expect, deadline, operation, accept).await;
+        if let Some(s) = &shortfall {
+            Counters::bump(&self.counters.incomplete_requests);
+            warn!(nsp = %self.nsp, operation, expected = total, received = s.received,
+                  missing = ?s.missing_nodes, "cluster request incomplete");
+        }
+        Ok(shortfall)
+    }
+}

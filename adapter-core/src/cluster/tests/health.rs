@@ -1,0 +1,134 @@
+//! Unit tests of the health check: the state machine, then a node over the memory
+//! transport (the ping's bytes, a deaf subscription detected and repaired).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{HEALTH_CHECK_ID_PREFIX, Health, Step};
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[test]
+fn the_prefix_is_the_wire_value() {
+    assert_eq!(HEALTH_CHECK_ID_PREFIX, "healthcheck-");
+}
+
+#[test]
+fn an_echoed_ping_keeps_the_node_healthy_and_the_next_one_waits_an_interval() {
+    let t0 = Instant::now();
+    let interval = 10 * SEC;
+    let mut h = Health::default();
+    assert_eq!(h.tick(t0, interval, false, "n1"), Step::Ping("healthcheck-n1-1".into()));
+    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait, "waiting for the echo");
+    h.echoed("healthcheck-n1-1");
+    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Wait, "not due yet");
+    assert_eq!(h.tick(t0 + 10 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    h.echoed("healthcheck-n1-2");
+    assert_eq!(h.tick(t0 + 30 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-3".into()));
+}
+
+#[test]
+fn a_ping_unanswered_for_an_interval_means_deaf_then_the_cycle_restarts() {
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let mut h = Health::default();
+    assert!(matches!(h.tick(t0, interval, false, "n1"), Step::Ping(_)));
+    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait);
+    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Deaf);
+    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+}
+
+#[test]
+fn only_the_outstanding_ping_counts_as_an_echo() {
+    let t0 = Instant::now();
+    let mut h = Health::default();
+    let _ = h.tick(t0, SEC, false, "n1");
+    h.echoed("healthcheck-other-1");
+    h.echoed("healthcheck-n1-0");
+    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Deaf);
+}
+
+#[test]
+fn a_pending_local_delivery_postpones_the_verdict() {
+    let t0 = Instant::now();
+    let mut h = Health::default();
+    let _ = h.tick(t0, SEC, false, "n1");
+    assert_eq!(h.tick(t0 + 5 * SEC, SEC, true, "n1"), Step::Wait, "the echo may be queued behind the delivery");
+    assert_eq!(h.tick(t0 + 6 * SEC, SEC, false, "n1"), Step::Deaf);
+}
+
+#[test]
+fn a_ping_that_could_not_be_published_is_not_held_against_the_subscription() {
+    let t0 = Instant::now();
+    let mut h = Health::default();
+    let _ = h.tick(t0, SEC, false, "n1");
+    h.unsent();
+    assert_eq!(h.tick(t0 + SEC / 2, SEC, false, "n1"), Step::Wait, "not due yet");
+    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+}
+
+#[cfg(feature = "test-util")]
+mod over_memory {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::super::super::test_support::{node, settle};
+    use crate::codec::{Codec, NodeRedisCodec};
+    use crate::memory::MemoryHub;
+    use crate::{Adapter, Channel, ClusterConfig, Transport, TransportEvent};
+
+    fn config() -> ClusterConfig {
+        ClusterConfig::default().with_health_check_interval(Some(Duration::from_secs(2)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ping_is_a_self_addressed_client_count_of_zero_on_the_response_channel() {
+        let hub = MemoryHub::counting();
+        let spy = hub.transport();
+        let (tx, mut rx) = mpsc::channel(16);
+        spy.subscribe(&[Channel::Exact("socket.io-response#/#".into())], tx).await.expect("spy");
+        let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
+        let a = node(&hub, codec, "A", config()).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let Ok(TransportEvent::Message { channel, payload }) = rx.try_recv() else { panic!("no ping published") };
+        assert_eq!(channel, "socket.io-response#/#");
+        let expected = format!(r#"{{"type":8,"requestId":"healthcheck-{}-1","clientCount":0}}"#, a.adapter.node_id());
+        assert_eq!(std::str::from_utf8(&payload).expect("utf-8"), expected);
+        // the node hears its own ping: no resubscription, ever
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let stats = a.adapter.stats();
+        assert_eq!(stats.resubscriptions, 0);
+        assert_eq!(stats.known_nodes, 0, "a ping does not make its sender a known node");
+        assert!(stats.published >= 10, "a ping every 2 s: {stats:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deaf_node_resubscribes_once_and_hears_again() {
+        let hub = MemoryHub::counting();
+        let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
+        let a = node(&hub, codec.clone(), "A", config()).await;
+        let b = node(&hub, codec, "B", config()).await;
+        b.adapter.add_all("b1", &[]);
+        settle().await;
+        b.transport.deafen();
+        a.adapter
+            .broadcast(super::super::super::test_support::ev("lost"), crate::BroadcastOptions::all())
+            .await
+            .expect("broadcast");
+        settle().await;
+        assert!(b.sockets.got("lost").is_empty(), "deaf");
+        assert_eq!(b.adapter.stats().resubscriptions, 0, "not yet detected");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(b.adapter.stats().resubscriptions, 1, "detected once, repaired");
+        assert_eq!(a.adapter.stats().resubscriptions, 0, "the healthy node is left alone");
+        a.adapter
+            .broadcast(super::super::super::test_support::ev("heard"), crate::BroadcastOptions::all())
+            .await
+            .expect("broadcast");
+        settle().await;
+        assert_eq!(b.sockets.got("heard"), ["b1"]);
+    }
+}
