@@ -94,8 +94,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::{BoxStream, Fuse};
+use futures_util::{Stream, StreamExt};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use socketioxide_core::adapter::errors::{AdapterError as SioAdapterError, BroadcastError, SocketError};
@@ -112,7 +112,6 @@ use crate::cluster::{ClusterConfig, ClusterCore};
 use crate::codec::Codec;
 use crate::error::AdapterError;
 use crate::local::{AckError, LocalAckStream, LocalNode, PendingDelivery, ServerSideAck, SocketDetails};
-use crate::message::Body;
 use crate::rooms::RoomChanges;
 use crate::throttle::Throttle;
 use crate::transport::Transport;
@@ -421,14 +420,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             if local_only { None } else { to_event(self.parser(), &packet).map(|p| (p, from_sio_opts(&opts))) };
         let core = self.core().map_err(|e| BroadcastError::Adapter(e.into()))?;
         let pending = self.local.deliver(packet, opts);
-        core.beside_local(pending, async {
-            match remote {
-                Some((packet, opts)) => core.publish(Body::Broadcast { packet, opts }).await,
-                None => Ok(()),
-            }
-        })
-        .await
-        .map_err(|e| BroadcastError::Adapter(SioError(e).into()))
+        core.broadcast_beside(pending, remote).await.map_err(|e| BroadcastError::Adapter(SioError(e).into()))
     }
 
     async fn broadcast_with_ack(
@@ -442,9 +434,15 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             let (stream, _) = self.local.local.broadcast_with_ack(packet, opts, timeout);
             return Ok(stream.boxed().fuse());
         };
+        // the local half through socketioxide with its own options, as for broadcasts
+        // without acks; the core merges the other nodes' acks into it
+        let core = self.core()?;
+        let timeout = timeout.unwrap_or(self.local.local.ack_timeout());
         let mut ours = from_sio_opts(&opts);
-        ours.flags.timeout = Some(timeout.unwrap_or(self.local.local.ack_timeout()));
-        let acks = self.core()?.broadcast_with_ack(event, ours).await?;
+        ours.flags.timeout = Some(timeout);
+        let (local, count) = self.local.local.broadcast_with_ack(packet, opts, Some(timeout));
+        let local = (self.local.our_acks(local), u64::from(count));
+        let acks = core.broadcast_with_ack_beside(local, event, ours).await?;
         // the parser is borrowed per item: socketioxide's is not `Send`
         let bridge = Arc::clone(&self.local);
         let parser = move |v: &Value| encode_ack(bridge.local.parser(), v);
@@ -649,6 +647,22 @@ impl<E: SocketEmitter> LocalBridge<E> {
         }
     }
 
+    /// socketioxide's local ack stream as the core's (acks decoded with the server's parser).
+    fn our_acks<X: std::fmt::Display>(
+        &self,
+        stream: impl Stream<Item = (Sid, Result<socketioxide_core::Value, X>)> + Send + 'static,
+    ) -> LocalAckStream {
+        let me = self.me.clone();
+        Box::pin(stream.map(move |(sid, result)| {
+            let result = match (result, me.upgrade()) {
+                (Ok(mut v), Some(me)) => decode_ack(me.local.parser(), &mut v).map_err(AckError::Other),
+                (Ok(_), None) => Err(AckError::Disconnected),
+                (Err(e), _) => Err(AckError::Other(e.to_string())),
+            };
+            (sid.to_string(), result)
+        }))
+    }
+
     fn packet(&self, packet: &EventPacket) -> Option<Packet> {
         match from_event(self.local.parser(), packet) {
             Ok(v) => Some(Packet::event(self.local.path().clone(), v)),
@@ -679,16 +693,7 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
     ) -> (LocalAckStream, u64) {
         let Some(p) = self.packet(packet) else { return (Box::pin(futures_util::stream::empty()), 0) };
         let (stream, count) = self.local.broadcast_with_ack(p, to_sio_opts(opts), Some(timeout));
-        let me = self.me.clone();
-        let stream = stream.map(move |(sid, result)| {
-            let result = match (result, me.upgrade()) {
-                (Ok(mut v), Some(me)) => decode_ack(me.local.parser(), &mut v).map_err(AckError::Other),
-                (Ok(_), None) => Err(AckError::Disconnected),
-                (Err(e), _) => Err(AckError::Other(e.to_string())),
-            };
-            (sid.to_string(), result)
-        });
-        (Box::pin(stream), u64::from(count))
+        (self.our_acks(stream), u64::from(count))
     }
 
     fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) -> RoomChanges {

@@ -470,30 +470,13 @@ impl<T: Transport> Emitter<T> {
 
     /// Makes the targeted sockets join `rooms`.
     pub async fn sockets_join<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Result<(), EmitterError> {
-        let core = self.core()?;
-        for rooms in self.room_batches(rooms) {
-            core.add_sockets(self.opts.clone(), rooms).await?;
-        }
+        self.core()?.add_sockets(self.opts.clone(), rooms.into_iter().map(Into::into).collect()).await?;
         Ok(())
-    }
-
-    /// All rooms in one message, or one room per message where the dialect carries one
-    /// (python-socketio's `enter_room` / `leave_room`).
-    fn room_batches<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Vec<Vec<Room>> {
-        let rooms: Vec<Room> = rooms.into_iter().map(Into::into).collect();
-        if !self.shared.config.codec.capabilities().multi_room_joins {
-            rooms.into_iter().map(|r| vec![r]).collect()
-        } else {
-            vec![rooms]
-        }
     }
 
     /// Makes the targeted sockets leave `rooms`.
     pub async fn sockets_leave<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Result<(), EmitterError> {
-        let core = self.core()?;
-        for rooms in self.room_batches(rooms) {
-            core.del_sockets(self.opts.clone(), rooms).await?;
-        }
+        self.core()?.del_sockets(self.opts.clone(), rooms.into_iter().map(Into::into).collect()).await?;
         Ok(())
     }
 

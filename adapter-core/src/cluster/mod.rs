@@ -29,6 +29,7 @@
 //! - `health`: the subscription health check (see its docs);
 //! - `room_channels`: per-room channel subscriptions (dynamic subscription modes);
 //! - `stats`: the counters and their snapshot, [`Stats`];
+//! - `listen`: [`Listener`], hearing a namespace's broadcasts without being a node (`sio tail`);
 //! - `adapter`: [`ClusterAdapter`], the [`Adapter`](crate::Adapter) face.
 
 mod acks;
@@ -38,6 +39,7 @@ mod config;
 mod health;
 mod inbound;
 mod lifecycle;
+mod listen;
 mod membership;
 mod ops;
 mod outbound;
@@ -58,6 +60,7 @@ use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
 pub use config::{ClusterConfig, Membership};
+pub use listen::{Heard, Listener, Undecodable};
 pub use stats::Stats;
 
 use crate::codec::{Codec, check_nsp};

@@ -23,8 +23,8 @@ use crate::value::Value;
 impl<T: Transport> ClusterCore<T> {
     /// Publishes a message as this node (no local effect). A requester whose uid is
     /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
-    /// `@socket.io/redis-emitter`.
-    pub async fn publish(&self, body: Body) -> Result<(), AdapterError> {
+    /// `@socket.io/redis-emitter`. Not public: every message has its operation.
+    pub(crate) async fn publish(&self, body: Body) -> Result<(), AdapterError> {
         let inner = &self.inner;
         let uid = (inner.local.is_some() || inner.uid != EMITTER_UID).then(|| inner.uid.clone());
         let msg = Message::new(uid, inner.nsp.clone(), body);
@@ -36,11 +36,24 @@ impl<T: Transport> ClusterCore<T> {
     /// to the other nodes).
     pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
         let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
-        self.beside_local(pending, async {
-            if opts.flags.local {
-                return Ok(());
+        self.broadcast_beside(pending, Some((packet, opts))).await
+    }
+
+    /// The cluster half of a broadcast whose local half the caller delivered itself: a
+    /// server bridge delivers its own broadcasts to its sockets in the server's own packet
+    /// type and options (the socketioxide bridge does), hands the pending local delivery
+    /// here, and this publishes `remote` (none: local only) while the local sockets catch up,
+    /// counting what the slow-socket policy dropped.
+    pub async fn broadcast_beside(
+        &self,
+        local: Option<PendingDelivery>,
+        remote: Option<(EventPacket, BroadcastOptions)>,
+    ) -> Result<(), AdapterError> {
+        self.beside_local(local, async {
+            match remote {
+                Some((packet, opts)) if !opts.flags.local => self.publish(Body::Broadcast { packet, opts }).await,
+                _ => Ok(()),
             }
-            self.publish(Body::Broadcast { packet, opts }).await
         })
         .await
     }
@@ -66,7 +79,10 @@ impl<T: Transport> ClusterCore<T> {
         if opts.flags.local {
             return Ok(());
         }
-        self.publish(Body::SocketsJoin { opts, rooms }).await
+        for rooms in self.room_batches(rooms) {
+            self.publish(Body::SocketsJoin { opts: opts.clone(), rooms }).await?;
+        }
+        Ok(())
     }
 
     /// Makes the matching sockets of the cluster leave `rooms`.
@@ -77,7 +93,21 @@ impl<T: Transport> ClusterCore<T> {
         if opts.flags.local {
             return Ok(());
         }
-        self.publish(Body::SocketsLeave { opts, rooms }).await
+        for rooms in self.room_batches(rooms) {
+            self.publish(Body::SocketsLeave { opts: opts.clone(), rooms }).await?;
+        }
+        Ok(())
+    }
+
+    /// All rooms in one message, or one room per message where the dialect carries one
+    /// (python-socketio's `enter_room` / `leave_room`): the same for server nodes and
+    /// emitters.
+    fn room_batches(&self, rooms: Vec<Room>) -> Vec<Vec<Room>> {
+        if self.inner.codec.capabilities().multi_room_joins {
+            vec![rooms]
+        } else {
+            rooms.into_iter().map(|r| vec![r]).collect()
+        }
     }
 
     /// Disconnects the matching sockets of the cluster.
@@ -211,13 +241,28 @@ impl<T: Transport> ClusterCore<T> {
         packet: EventPacket,
         mut opts: BroadcastOptions,
     ) -> Result<AckStream, AdapterError> {
+        let timeout = *opts.flags.timeout.get_or_insert(self.inner.config.request_timeout);
+        let local = match &self.inner.local {
+            Some(local) => local.broadcast_with_ack(&packet, &opts, timeout),
+            None => (Box::pin(futures_util::stream::empty()) as LocalAckStream, 0),
+        };
+        self.broadcast_with_ack_beside(local, packet, opts).await
+    }
+
+    /// The cluster half of a broadcast with acks whose local half the caller delivered
+    /// itself (see [`ClusterCore::broadcast_beside`]): `local` is the local sockets' ack
+    /// stream and how many acks it will yield. The stream returned merges them with the
+    /// other nodes' acks. `opts.flags.timeout` (default: the request timeout) bounds both.
+    pub async fn broadcast_with_ack_beside(
+        &self,
+        local: (LocalAckStream, u64),
+        packet: EventPacket,
+        mut opts: BroadcastOptions,
+    ) -> Result<AckStream, AdapterError> {
         let inner = &self.inner;
         let timeout = *opts.flags.timeout.get_or_insert(inner.config.request_timeout);
         let deadline = deadline_after(timeout);
-        let (local_acks, local_count): (LocalAckStream, u64) = match &inner.local {
-            Some(local) => local.broadcast_with_ack(&packet, &opts, timeout),
-            None => (Box::pin(futures_util::stream::empty()), 0),
-        };
+        let (local_acks, local_count) = local;
         let (tx, stream) = AckStream::channel(256);
         let (reg, expect) = if opts.flags.local {
             (None, Expect::count(0, BTreeSet::new()))
@@ -242,5 +287,51 @@ impl<T: Transport> ClusterCore<T> {
             }
         });
         Ok(stream)
+    }
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::codec::{Codec, NodeClusterCodec, PythonCodec};
+    use crate::memory::MemoryHub;
+    use crate::message::Body;
+    use crate::transport::{Channel, Transport, TransportEvent};
+    use crate::types::{BroadcastOptions, Room};
+    use crate::{ClusterConfig, ClusterCore};
+
+    /// What a requester on `codec` publishes for one `add_sockets` to rooms a and b.
+    async fn joins(codec: Arc<dyn Codec>, channel: &str) -> Vec<Vec<Room>> {
+        let hub = MemoryHub::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let listener = hub.transport();
+        listener.subscribe(&[Channel::Exact(channel.to_owned())], tx).await.unwrap();
+        let core = ClusterCore::requester(
+            hub.transport(),
+            Arc::clone(&codec),
+            "/",
+            "emitter".into(),
+            ClusterConfig::default(),
+        )
+        .unwrap();
+        core.add_sockets(BroadcastOptions::all().to("s1"), vec!["a".into(), "b".into()]).await.unwrap();
+        let mut got = Vec::new();
+        let wait = std::time::Duration::from_millis(200);
+        while let Ok(Some(TransportEvent::Message { channel, payload })) = tokio::time::timeout(wait, rx.recv()).await {
+            match codec.decode(&channel, &payload).unwrap().body {
+                Body::SocketsJoin { rooms, .. } => got.push(rooms),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn joins_travel_one_room_per_message_where_the_dialect_carries_one() {
+        let python = joins(Arc::new(PythonCodec::default()), "socketio").await;
+        assert_eq!(python, vec![vec![Room::from("a")], vec![Room::from("b")]]);
+        let node = joins(Arc::new(NodeClusterCodec::default()), "socket.io#/#").await;
+        assert_eq!(node, vec![vec![Room::from("a"), Room::from("b")]]);
     }
 }

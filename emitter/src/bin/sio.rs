@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use socketio_adapter_core::{Body, Channel, Transport, TransportEvent};
+use socketio_adapter_core::cluster::Listener;
+use socketio_adapter_core::{AdapterError, Channel};
 use socketio_emitter::{Args, ConnectOptions, Dialect, Emitter, EmitterError, Value};
 use tokio::io::AsyncBufReadExt;
 
@@ -503,78 +504,47 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
 }
 
 async fn tail(io: &Emitter) -> Result<(), Failure> {
-    let codec = io.codec().clone();
-    let transport = io.transport().clone();
-    let nsp = io.namespace().to_owned();
-    let channels = codec.listener_channels(&nsp);
-    let count_channel = codec.count_channel(&nsp);
-    if channels.iter().any(|c| matches!(c, Channel::Exact(ch) if *ch == count_channel)) {
-        // the broker would count this listener as a server that never answers requests
-        let counts =
-            transport.server_count(&count_channel).await.map_err(|e| Failure { code: 1, message: chain(&e) })?;
-        if counts.is_some() {
-            return Err(usage(format!(
-                "tail is not possible with the {} dialect on {}: its broadcasts share the channel servers are \
-                 counted on, and a listener there would make every fetchSockets wait for it (use classic mode)",
-                codec.dialect(),
-                transport.name()
-            )));
-        }
-    }
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
-    transport.subscribe(&channels, tx.clone()).await.map_err(|e| Failure {
-        code: 1,
-        message: format!(
-            "subscribe to {}: {}",
-            channels.iter().map(Channel::as_str).collect::<Vec<_>>().join(", "),
-            chain(&e)
-        ),
-    })?;
+    let mut listener =
+        Listener::start(io.transport().clone(), io.codec().clone(), io.namespace()).await.map_err(|e| match e {
+            AdapterError::Config(m) => usage(m),
+            e => Failure { code: 1, message: chain(&e) },
+        })?;
     eprintln!(
         "sio: listening to {} (Ctrl-C to stop)",
-        channels.iter().map(Channel::as_str).collect::<Vec<_>>().join(", ")
+        listener.channels().iter().map(Channel::as_str).collect::<Vec<_>>().join(", ")
     );
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                let TransportEvent::Message { channel, payload } = ev else { continue };
-                let msg = match codec.decode(&channel, &payload) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        eprintln!("sio: dropped a message on {channel}: {}", chain(&e));
+            heard = listener.next() => {
+                let heard = match heard {
+                    None => break,
+                    Some(Ok(h)) => h,
+                    Some(Err(bad)) => {
+                        eprintln!("sio: dropped an {bad}");
                         continue;
                     }
                 };
-                if msg.nsp != nsp {
-                    continue;
-                }
-                let (packet, opts, ack) = match &msg.body {
-                    Body::Broadcast { packet, opts } => (packet, opts, false),
-                    Body::BroadcastWithAck { packet, opts, .. } => (packet, opts, true),
-                    _ => continue,
-                };
-                let rooms: Vec<&str> = opts.rooms.iter().map(|r| r.as_str()).collect();
-                let except: Vec<&str> = opts.except.iter().map(|r| r.as_str()).collect();
+                let rooms: Vec<&str> = heard.opts.rooms.iter().map(|r| r.as_str()).collect();
+                let except: Vec<&str> = heard.opts.except.iter().map(|r| r.as_str()).collect();
                 let mut line = serde_json::json!({
-                    "nsp": msg.nsp, "event": packet.event,
-                    "args": packet.args.iter().map(to_json).collect::<Vec<_>>(),
+                    "nsp": heard.nsp, "event": heard.packet.event,
+                    "args": heard.packet.args.iter().map(to_json).collect::<Vec<_>>(),
                     "rooms": rooms, "except": except,
                 });
-                if opts.flags.volatile {
+                if heard.opts.flags.volatile {
                     line["volatile"] = true.into();
                 }
-                if ack {
+                if heard.with_ack {
                     line["ack"] = true.into();
                 }
-                if let Some(uid) = &msg.uid {
+                if let Some(uid) = &heard.from {
                     line["from"] = uid.clone().into();
                 }
                 print_line(&line);
             }
         }
     }
-    let _ = transport.unsubscribe(&channels, &tx).await;
+    let _ = listener.close().await;
     Ok(())
 }
