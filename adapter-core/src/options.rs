@@ -88,6 +88,9 @@ pub struct ParsedUrl {
     pub query: Vec<(String, String)>,
     /// The input without its password, for messages.
     redacted: String,
+    /// An `@` lies outside the authority: maybe a password with an unencoded `/`, `?` or
+    /// `#`, so messages do not quote the hosts (they could be part of it).
+    ambiguous: bool,
 }
 
 impl ParsedUrl {
@@ -95,7 +98,14 @@ impl ParsedUrl {
     ///
     /// The error is one line: the URL without its password, then why.
     pub fn parse(input: &str, schemes: &[&str]) -> Result<Self, String> {
-        let redacted = redact_url(input);
+        let after_scheme = input.find("://").map_or(0, |i| i + 3);
+        let authority_end = input[after_scheme..].find(['/', '?', '#']).map_or(input.len(), |i| after_scheme + i);
+        let ambiguous = !input[after_scheme..authority_end].contains('@') && input[authority_end..].contains('@');
+        let redacted = match input.rfind('@') {
+            // hide everything up to the last `@`: it may all be user-info
+            Some(at) if ambiguous => format!("{}***{}", &input[..after_scheme], &input[at..]),
+            _ => redact_url(input),
+        };
         let bad = |why: String| format!("{redacted}: {why}");
         let expected = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
         let (scheme, rest) = input.split_once("://").ok_or_else(|| bad(format!("expected {expected}")))?;
@@ -127,6 +137,7 @@ impl ParsedUrl {
             path: path.to_owned(),
             query: url::form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
             redacted,
+            ambiguous,
         })
     }
 
@@ -154,25 +165,31 @@ impl ParsedUrl {
     }
 
     fn host(&self, raw: &str, default_port: u16, what: &str) -> Result<HostPort, String> {
-        let url = url::Url::parse(&format!("{}://{raw}", self.scheme)).map_err(|e| match e {
-            url::ParseError::InvalidPort => {
-                self.error(format!("{what} {raw:?}: the port is not a number from 1 to 65535"))
+        let err = |why: &str| {
+            if self.ambiguous {
+                // never quote what may be a piece of a password
+                self.error(format!(
+                    "{what}: {why} (percent-encode '/', '?' and '#' in a user name or password: %2F, %3F, %23)"
+                ))
+            } else {
+                self.error(format!("{what} {raw:?}: {why}"))
             }
-            e => self.error(format!("{what} {raw:?}: {e}")),
+        };
+        let url = url::Url::parse(&format!("{}://{raw}", self.scheme)).map_err(|e| match e {
+            url::ParseError::InvalidPort => err("the port is not a number from 1 to 65535"),
+            e => err(&e.to_string()),
         })?;
         let host = match url.host() {
-            Some(url::Host::Domain(d)) => {
-                decode(d).map_err(|_| self.error(format!("{what} {raw:?} is not UTF-8 once percent-decoded")))?
-            }
+            Some(url::Host::Domain(d)) => decode(d).map_err(|_| err("not UTF-8 once percent-decoded"))?,
             Some(url::Host::Ipv4(a)) => a.to_string(),
             Some(url::Host::Ipv6(a)) => a.to_string(),
             None => String::new(),
         };
         if host.is_empty() {
-            return Err(self.error(format!("{what} {raw:?} has no host name")));
+            return Err(err("no host name"));
         }
         match url.port().unwrap_or(default_port) {
-            0 => Err(self.error(format!("{what} {raw:?}: the port is not a number from 1 to 65535"))),
+            0 => Err(err("the port is not a number from 1 to 65535")),
             port => Ok(HostPort { host, port }),
         }
     }
@@ -333,6 +350,14 @@ mod tests {
         assert_eq!(creds("x://h"), (None, None));
         let err = ParsedUrl::parse("x://u:%FF%FEhunter2@h", &["x"]).unwrap_err();
         assert!(err.contains("password is not UTF-8") && !err.contains("hunter2"), "{err}");
+        // an unencoded '/', '?' or '#' ends the authority inside the password: no piece of
+        // it shows in errors
+        for url in ["x://u:hun/ter2@h", "x://u:hun?ter2@h", "x://u:hun#ter2@h?a=1"] {
+            let err = ParsedUrl::parse(url, &["x"]).and_then(|p| p.hosts(1, "host").map(|_| ())).unwrap_err();
+            assert!(!err.contains("hun") && !err.contains("ter2") && err.contains("percent-encode"), "{url}: {err}");
+        }
+        let p = parts("x://h?to=a@b&bad=1");
+        assert!(p.error("x").starts_with("x://***@b&bad=1"), "over-redacted rather than leaky");
     }
 
     #[test]
