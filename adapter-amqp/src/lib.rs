@@ -27,10 +27,12 @@
 //! | `connect_timeout_ms` | `5000` | one connection attempt |
 //! | `operation_timeout_ms` | `5000` | one broker operation (declare, bind, publish and its confirm) |
 //! | `tls_ca_file` | (web roots) | `amqps://`: PEM file of a private CA to trust instead |
+//! | `heartbeat_interval_ms`, `heartbeat_timeout_ms` | `5000`, `10000` | cluster heartbeats (period; silence before a node is evicted) |
 //!
 //! `user:password` default to `guest:guest`, the port to 5672 (5671 for `amqps://`), the
 //! vhost to `/` (`%2f`; an empty path is `/` too); user, password and vhost are
-//! percent-decoded. `amqps://` needs the cargo feature `tls` (rustls, ring, webpki
+//! percent-decoded only (`+` and `&` in a password are themselves, `@` is `%40`).
+//! `amqps://` needs the cargo feature `tls` (rustls, ring, webpki
 //! roots). [`AmqpOptions::parse`] does no I/O; [`AmqpTransport::connect`] connects.
 //! Errors show the URL with its password replaced by `***`.
 //!

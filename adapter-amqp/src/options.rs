@@ -1,14 +1,13 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use socketio_adapter_core::ClusterConfig;
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, SubscriptionMode};
-use socketio_adapter_core::transport::redact_url;
-use url::Url;
+use socketio_adapter_core::codec::{Codec, SubscriptionMode};
+use socketio_adapter_core::options::{ParsedUrl, SharedOptions, decode, parse_bool, parse_ms};
 
 use crate::error::AmqpTransportError;
 
@@ -20,46 +19,47 @@ pub const MAX_ROUTING_KEY: usize = 255;
 /// ```text
 /// amqp[s]://[user[:password]@]host[:port][/vhost][?option=value&...]
 ///
-///   prefix=socket.io            channel prefix of the node-cluster codec (`channelPrefix`)
 ///   exchange=<prefix>           exchange name (default: the prefix, so `socket.io`)
-///   subscription_mode=static|dynamic|dynamic-private   room routing (default dynamic)
-///   request_timeout_ms=5000     cluster request timeout
 ///   prefetch=256                unacknowledged deliveries in flight to this node
 ///   confirms=true|false         publisher confirms: publish resolves on the broker's ack
 ///   max_queue_length=65536      bound of the node's queue at the broker (0 = unbounded)
 ///   heartbeat=10                AMQP heartbeat in seconds (0 = off)
-///   connect_timeout_ms=5000     one connection attempt
 ///   operation_timeout_ms=5000   one broker operation (declare, bind, publish confirm)
 ///   tls_ca_file=/path/ca.pem    amqps://: trust this CA instead of the web roots
+///
+/// and the options every transport shares (socketio_adapter_core::options):
+///   prefix=socket.io            channel prefix of the node-cluster codec (`channelPrefix`)
+///   request_timeout_ms=5000     cluster request timeout
+///   connect_timeout_ms=5000     one connection attempt
+///   subscription_mode=static|dynamic|dynamic-private   room routing (default dynamic)
+///   heartbeat_interval_ms, heartbeat_timeout_ms        cluster heartbeats (not AMQP's)
 /// ```
 ///
-/// `user:password` default to `guest:guest`, the port to 5672 (5671 for `amqps`), the
+/// `user:password` default to `guest:guest` and are percent-decoded only (`+` and `&` are
+/// themselves; write `@` as `%40`); the port defaults to 5672 (5671 for `amqps`), the
 /// vhost to `/` (write `%2f` for `/` explicitly, as RabbitMQ documents; an empty path
 /// also means `/`).
 ///
 /// Examples: `amqp://guest:guest@127.0.0.1:5672/%2f`,
 /// `amqp://app:secret@rabbit.internal/chat?prefix=chat&subscription_mode=static`,
 /// `amqps://app:secret@mq.example.com/prod?confirms=false`.
+///
+/// The shared options are in [`AmqpOptions::shared`]; the type dereferences to them, so
+/// `opts.prefix`, `opts.request_timeout` and `opts.cluster_config()` work directly.
 #[derive(Clone, Debug)]
 pub struct AmqpOptions {
     /// Where to connect (host, port, credentials, vhost, heartbeat).
     pub uri: AMQPUri,
-    /// Channel prefix of the node-cluster codec.
-    pub prefix: String,
+    /// Prefix, timeouts, subscription mode (and so bindings), heartbeats.
+    pub shared: SharedOptions,
     /// Exchange name; `None` uses the prefix.
     pub exchange: Option<String>,
-    /// Which rooms get their own channel (and so their own binding).
-    pub subscription_mode: SubscriptionMode,
-    /// Cluster request timeout.
-    pub request_timeout: Duration,
     /// `basic.qos` prefetch count of the node's consumer.
     pub prefetch: u16,
     /// Publisher confirms: a publish resolves once the broker has taken the message.
     pub confirms: bool,
     /// `x-max-length` of the node's queue (oldest dropped beyond it); `None` for none.
     pub max_queue_length: Option<u32>,
-    /// Timeout of one connection attempt.
-    pub connect_timeout: Duration,
     /// Timeout of one broker operation (declare, bind, unbind, publish and its confirm).
     pub operation_timeout: Duration,
     /// `amqps://`: a PEM file of the CA(s) that signed the server certificate (read when
@@ -67,69 +67,52 @@ pub struct AmqpOptions {
     pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
+impl Deref for AmqpOptions {
+    type Target = SharedOptions;
+    fn deref(&self) -> &SharedOptions {
+        &self.shared
+    }
+}
+
+impl DerefMut for AmqpOptions {
+    fn deref_mut(&mut self) -> &mut SharedOptions {
+        &mut self.shared
+    }
+}
+
 impl AmqpOptions {
     /// Parses the URL grammar above (no I/O).
     pub fn parse(input: &str) -> Result<Self, AmqpTransportError> {
-        let bad = |why: String| AmqpTransportError::Url(format!("{}: {why}", redact_url(input)));
-        let (scheme, _) = input.split_once("://").ok_or_else(|| bad("expected amqp:// or amqps://".into()))?;
-        let scheme = match scheme {
-            "amqp" => AMQPScheme::AMQP,
-            "amqps" => AMQPScheme::AMQPS,
-            other => return Err(bad(format!("unsupported scheme {other:?} (expected amqp or amqps)"))),
-        };
-        let tls = scheme == AMQPScheme::AMQPS;
+        let url = ParsedUrl::parse(input, &["amqp", "amqps"]).map_err(AmqpTransportError::Url)?;
+        let bad = |why: String| AmqpTransportError::Url(url.error(why));
+        let (scheme, tls) = if url.scheme == "amqps" { (AMQPScheme::AMQPS, true) } else { (AMQPScheme::AMQP, false) };
         if tls && !cfg!(feature = "tls") {
             return Err(bad("amqps:// needs the `tls` feature of socketio-adapter-amqp".into()));
         }
-        let url = Url::parse(input).map_err(|e| bad(e.to_string()))?;
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host".into()))?;
-        let host = decode(host.trim_start_matches('[').trim_end_matches(']')).map_err(bad)?;
-        let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
-        let username = match url.username() {
-            "" => "guest".to_owned(),
-            u => decode(u).map_err(bad)?,
-        };
-        let password = match url.password() {
-            None => "guest".to_owned(),
-            Some(p) => decode(p).map_err(bad)?,
-        };
-        let vhost = match url.path().strip_prefix('/').unwrap_or(url.path()) {
+        let host = url.single_host(if tls { 5671 } else { 5672 }).map_err(AmqpTransportError::Url)?;
+        let vhost = match url.path.strip_prefix('/').unwrap_or(&url.path) {
             "" => "/".to_owned(),
-            v => decode(v).map_err(bad)?,
+            v => decode(v).map_err(|_| bad(format!("vhost {v:?} is not UTF-8 once percent-decoded")))?,
         };
-        let mut query =
-            AMQPQueryString { heartbeat: Some(10), connection_timeout: Some(5000), ..AMQPQueryString::default() };
-
-        let mut opts = AmqpOptions::new("unused");
-        for (k, v) in url.query_pairs() {
-            let v = v.into_owned();
-            match k.as_ref() {
-                "prefix" => {
-                    if v.is_empty() {
-                        return Err(bad("prefix is empty".into()));
-                    }
-                    opts.prefix = v;
+        let mut opts = AmqpOptions::new(String::new());
+        let mut heartbeat = 10;
+        for (k, v) in &url.query {
+            if opts.shared.set(k, v).map_err(bad)? {
+                continue;
+            }
+            match k.as_str() {
+                "exchange" if v.is_empty() => {
+                    return Err(bad("exchange is empty (the default exchange cannot route by channel)".into()));
                 }
-                "exchange" => {
-                    if v.is_empty() {
-                        return Err(bad("exchange is empty (the default exchange cannot route by channel)".into()));
-                    }
-                    opts.exchange = Some(v);
-                }
-                "subscription_mode" => opts.subscription_mode = v.parse().map_err(bad)?,
-                "request_timeout_ms" => opts.request_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "connect_timeout_ms" => {
-                    opts.connect_timeout = parse_ms(&k, &v).map_err(bad)?;
-                    query.connection_timeout = Some(opts.connect_timeout.as_millis() as u64);
-                }
-                "operation_timeout_ms" => opts.operation_timeout = parse_ms(&k, &v).map_err(bad)?,
+                "exchange" => opts.exchange = Some(v.clone()),
+                "operation_timeout_ms" => opts.operation_timeout = parse_ms(k, v).map_err(bad)?,
                 "prefetch" => {
                     opts.prefetch = match v.parse::<u16>() {
                         Ok(n) if n > 0 => n,
                         _ => return Err(bad(format!("prefetch={v:?} is not a number from 1 to 65535"))),
                     }
                 }
-                "confirms" => opts.confirms = parse_bool(&k, &v).map_err(bad)?,
+                "confirms" => opts.confirms = parse_bool(k, v).map_err(bad)?,
                 "max_queue_length" => {
                     opts.max_queue_length = match v.parse::<u32>() {
                         Ok(0) => None,
@@ -138,26 +121,29 @@ impl AmqpOptions {
                     }
                 }
                 "heartbeat" => {
-                    query.heartbeat =
-                        Some(v.parse().map_err(|_| bad(format!("heartbeat={v:?} is not a number of seconds")))?)
+                    heartbeat = v.parse().map_err(|_| bad(format!("heartbeat={v:?} is not a number of seconds")))?
                 }
-                "tls_ca_file" => {
-                    if !tls {
-                        return Err(bad("tls_ca_file needs an amqps:// URL".into()));
-                    }
-                    opts.tls_ca_file = Some(v.into());
-                }
+                "tls_ca_file" if !tls => return Err(bad("tls_ca_file needs an amqps:// URL".into())),
+                "tls_ca_file" => opts.tls_ca_file = Some(v.into()),
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
         if opts.exchange().len() > MAX_ROUTING_KEY {
             return Err(bad(format!("exchange name longer than {MAX_ROUTING_KEY} bytes")));
         }
+        let userinfo = AMQPUserInfo {
+            username: url.username.clone().unwrap_or_else(|| "guest".to_owned()),
+            password: url.password.clone().map_or_else(|| "guest".to_owned(), |p| p.0),
+        };
         opts.uri = AMQPUri {
             scheme,
-            authority: AMQPAuthority { userinfo: AMQPUserInfo { username, password }, host, port },
+            authority: AMQPAuthority { userinfo, host: host.host, port: host.port },
             vhost,
-            query,
+            query: AMQPQueryString {
+                heartbeat: Some(heartbeat),
+                connection_timeout: Some(opts.connect_timeout.as_millis() as u64),
+                ..AMQPQueryString::default()
+            },
         };
         Ok(opts)
     }
@@ -179,14 +165,11 @@ impl AmqpOptions {
                     ..AMQPQueryString::default()
                 },
             },
-            prefix: "socket.io".to_owned(),
+            shared: SharedOptions::default(),
             exchange: None,
-            subscription_mode: SubscriptionMode::Dynamic,
-            request_timeout: Duration::from_secs(5),
             prefetch: 256,
             confirms: true,
             max_queue_length: Some(65_536),
-            connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(5),
             tls_ca_file: None,
         }
@@ -229,26 +212,15 @@ impl AmqpOptions {
 
     /// The node-cluster codec with this prefix and subscription mode.
     pub fn codec(&self) -> Arc<dyn Codec> {
-        Arc::new(NodeClusterCodec::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
-    }
-
-    /// The cluster configuration (request timeout) for this transport.
-    pub fn cluster_config(&self) -> ClusterConfig {
-        ClusterConfig::default().with_request_timeout(self.request_timeout)
+        self.shared.node_cluster_codec()
     }
 
     /// The broker and exchange, for logs (never the password).
     pub fn describe(&self) -> String {
         let a = &self.uri.authority;
-        format!(
-            "{}://{}@{}:{}/{} exchange {:?}",
-            self.uri.scheme,
-            a.userinfo.username,
-            a.host,
-            a.port,
-            self.uri.vhost,
-            self.exchange()
-        )
+        let endpoint =
+            format!("{}://{}@{}:{}/{}", self.uri.scheme, a.userinfo.username, a.host, a.port, self.uri.vhost);
+        self.shared.describe("amqp", &endpoint, &format!("exchange {}", self.exchange()))
     }
 }
 
@@ -277,28 +249,6 @@ pub fn routing_key(channel: &str) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{}~{hash:016x}", &channel[..cut])
-}
-
-fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(format!("{k}={v:?} is not a boolean")),
-    }
-}
-
-fn parse_ms(k: &str, v: &str) -> Result<Duration, String> {
-    match v.parse::<u64>() {
-        Ok(0) | Err(_) => Err(format!("{k}={v:?} is not a positive number of milliseconds")),
-        Ok(ms) => Ok(Duration::from_millis(ms)),
-    }
-}
-
-fn decode(s: &str) -> Result<String, String> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| format!("{s:?} is not UTF-8 once percent-decoded"))
 }
 
 #[cfg(test)]
@@ -369,6 +319,37 @@ mod tests {
         assert!(AmqpOptions::parse(&long).unwrap_err().to_string().contains("longer than 255"));
         let err = AmqpOptions::parse("amqp://u:hunter2@h?x=1").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    /// Issue 19: user and password are URL user-info, percent-decoded only.
+    #[test]
+    fn credentials_are_percent_decoded_user_info() {
+        let creds = |url: &str| {
+            let o = AmqpOptions::parse(url).unwrap();
+            let u = o.uri.authority.userinfo;
+            (u.username, u.password)
+        };
+        let pair = |u: &str, p: &str| (u.to_owned(), p.to_owned());
+        assert_eq!(creds("amqp://u:a+b&c@127.0.0.1:5672/%2f"), pair("u", "a+b&c"));
+        assert_eq!(creds("amqp://u:p%40ss@h"), pair("u", "p@ss"));
+        assert_eq!(creds("amqp://u:a:b@h"), pair("u", "a:b"));
+        assert_eq!(creds("amqp://%C3%A9l%C3%A8ve:%E2%82%AC%2B@h/v"), pair("élève", "€+"));
+        assert_eq!(creds("amqp://u@h"), pair("u", "guest"));
+        assert_eq!(creds("amqp://h"), pair("guest", "guest"));
+        let err = AmqpOptions::parse("amqp://u:hunter2%FF@h").unwrap_err().to_string();
+        assert!(err.contains("not UTF-8") && !err.contains("hunter2"), "{err}");
+        assert!(AmqpOptions::parse("amqp://a,b").unwrap_err().to_string().contains("takes one"));
+    }
+
+    #[test]
+    fn shared_options_and_amqp_heartbeat() {
+        let o = AmqpOptions::parse("amqp://h?connect_timeout_ms=700&confirms=OFF&heartbeat=3&heartbeat_interval_ms=40")
+            .unwrap();
+        assert_eq!((o.connect_timeout, o.uri.query.connection_timeout), (Duration::from_millis(700), Some(700)));
+        assert_eq!((o.confirms, o.uri.query.heartbeat), (false, Some(3)));
+        assert_eq!(o.heartbeat_interval, Some(Duration::from_millis(40)));
+        let o = AmqpOptions::parse("amqp://h").unwrap();
+        assert_eq!((o.uri.query.connection_timeout, o.uri.query.heartbeat), (Some(5000), Some(10)));
     }
 
     #[cfg(not(feature = "tls"))]

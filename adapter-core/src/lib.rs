@@ -25,6 +25,8 @@
 //! - [`codec`]: the pure wire codecs, tested byte for byte against captures of the
 //!   Node.js peers.
 //! - [`Transport`]: the seam transports implement (`socketio-adapter-redis`, ...).
+//! - [`options`]: the URL grammar and the options every transport's URL shares
+//!   (credentials, hosts, query, prefix, timeouts), parsed once for all of them.
 //!
 //! ## Example
 //!
@@ -67,6 +69,7 @@ pub mod json;
 mod local;
 pub mod message;
 pub mod msgpack;
+pub mod options;
 pub mod rooms;
 mod throttle;
 pub mod transport;

@@ -13,7 +13,8 @@
 //!
 //! Hosts are bootstrap brokers (port 9092 by default, IPv6 as `[::1]:9092`).
 //! `user:password@` authenticates with SASL (`PLAIN` unless `sasl_mechanism` says
-//! otherwise, over `sasl_plaintext` unless `security_protocol` says otherwise).
+//! otherwise, over `sasl_plaintext` unless `security_protocol` says otherwise); user and
+//! password are URL user-info: percent-decoded only (`+` and `&` are themselves, `@` is `%40`).
 //! [`KafkaOptions::parse`] does no I/O; [`KafkaTransport::connect`] connects.
 //!
 //! | option | default | meaning |
@@ -38,6 +39,7 @@
 //! | `sasl_mechanism` | `PLAIN` | `PLAIN`; `SCRAM-SHA-256`, `SCRAM-SHA-512` with feature `sasl` |
 //! | `ssl_ca_location` | system roots | CA bundle (PEM) for `ssl` / `sasl_ssl` |
 //! | `librdkafka.<property>` | | any other librdkafka property, passed through unchanged |
+//! | `heartbeat_interval_ms`, `heartbeat_timeout_ms` | `5000`, `10000` | cluster heartbeats (period; silence before a node is evicted) |
 //!
 //! Latency: the producer waits at most `linger_ms` (1 ms) before sending, so an idle
 //! cluster sends each message at once and a busy one batches. Apache Kafka answers a

@@ -1,36 +1,27 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
-use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use socketio_adapter_core::ClusterConfig;
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, SubscriptionMode};
-use socketio_adapter_core::transport::redact_url;
+use socketio_adapter_core::codec::{Codec, SubscriptionMode};
+pub use socketio_adapter_core::options::Password;
+use socketio_adapter_core::options::{
+    ParsedUrl, SharedOptions, parse_bool, parse_ms, parse_ms_or_zero, parse_positive,
+};
 
 use crate::error::KafkaTransportError;
 
 /// Default number of partitions of a topic this transport creates.
 pub const DEFAULT_PARTITIONS: i32 = 4;
 
-/// A password that never shows in `Debug` output or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(pub String);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
 /// Everything needed to connect and to build the matching codec, parsed from a URL.
 ///
 /// ```text
 /// kafka://[user:password@]host[:port][,host[:port]...][?option=value&...]
 ///
-///   prefix=socket.io               channel prefix of the node-cluster codec
 ///   topic=<prefix>                 the one topic every message travels on (default: the prefix)
 ///   partitions=4                   partitions when this transport creates the topic
 ///   replication_factor=-1          replication when creating it (-1: the broker's default)
@@ -40,26 +31,37 @@ impl fmt::Debug for Password {
 ///   batch_size=1000000             producer batch size in bytes
 ///   batch_num_messages=10000       producer batch size in messages
 ///   compression=none               none, gzip, snappy or lz4
-///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
 ///   message_timeout_ms=10000       how long a publish may wait for the broker
-///   connect_timeout_ms=5000        metadata and topic creation at connect
 ///   fetch_wait_max_ms=20           consumer long poll (bounds the latency on brokers that do not answer it early)
-///   subscription_mode=static       static, dynamic or dynamic-private (see the codec)
 ///   idempotence=true               idempotent producer (no duplicates on retries, keeps order)
 ///   security_protocol=plaintext    plaintext, ssl, sasl_plaintext or sasl_ssl
 ///   sasl_mechanism=PLAIN           PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (user:password@)
 ///   ssl_ca_location=/path/ca.pem   CA bundle for ssl / sasl_ssl
 ///   librdkafka.<property>=value    any other librdkafka property, passed through
+///
+/// and the options every transport shares (socketio_adapter_core::options):
+///   prefix=socket.io               channel prefix of the node-cluster codec
+///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
+///   connect_timeout_ms=5000        metadata and topic creation at connect
+///   subscription_mode=static       static, dynamic or dynamic-private (see the codec)
+///   heartbeat_interval_ms, heartbeat_timeout_ms   cluster heartbeats
 /// ```
+///
+/// `user:password@` are the SASL credentials, percent-decoded only (`+` and `&` are
+/// themselves; write `@` as `%40`); with them the defaults are `sasl_plaintext` and
+/// `PLAIN`.
 ///
 /// Examples: `kafka://127.0.0.1:9092`, `kafka://k1:9092,k2:9092?prefix=chat&partitions=8`,
 /// `kafka://app:secret@kafka.internal:9093?security_protocol=sasl_ssl&sasl_mechanism=SCRAM-SHA-512`.
+///
+/// The shared options are in [`KafkaOptions::shared`]; the type dereferences to them, so
+/// `opts.prefix`, `opts.request_timeout` and `opts.cluster_config()` work directly.
 #[derive(Clone, Debug)]
 pub struct KafkaOptions {
     /// Bootstrap brokers, `host:port`.
     pub brokers: Vec<String>,
-    /// Channel prefix of the codec.
-    pub prefix: String,
+    /// Prefix, timeouts, subscription mode (a consumer-side filter here), heartbeats.
+    pub shared: SharedOptions,
     /// The topic (default: the prefix).
     pub topic: String,
     /// Partitions of the topic when this transport creates it.
@@ -78,16 +80,10 @@ pub struct KafkaOptions {
     pub batch_num_messages: Option<u64>,
     /// Producer `compression.codec`.
     pub compression: String,
-    /// Cluster request timeout.
-    pub request_timeout: Duration,
     /// How long one publish may wait for the broker's acknowledgement (`message.timeout.ms`).
     pub message_timeout: Duration,
-    /// Timeout of metadata requests and topic creation.
-    pub connect_timeout: Duration,
     /// Consumer `fetch.wait.max.ms`.
     pub fetch_wait_max: Duration,
-    /// Which rooms get their own channel (a consumer-side filter here).
-    pub subscription_mode: SubscriptionMode,
     /// Producer `enable.idempotence`.
     pub idempotence: bool,
     /// `security.protocol`.
@@ -104,12 +100,25 @@ pub struct KafkaOptions {
     pub librdkafka: Vec<(String, String)>,
 }
 
+impl Deref for KafkaOptions {
+    type Target = SharedOptions;
+    fn deref(&self) -> &SharedOptions {
+        &self.shared
+    }
+}
+
+impl DerefMut for KafkaOptions {
+    fn deref_mut(&mut self) -> &mut SharedOptions {
+        &mut self.shared
+    }
+}
+
 impl KafkaOptions {
     /// Options for these bootstrap brokers (`host:port`) with every default.
     pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> Self {
         KafkaOptions {
             brokers: brokers.into_iter().map(Into::into).collect(),
-            prefix: "socket.io".to_owned(),
+            shared: SharedOptions { subscription_mode: SubscriptionMode::Static, ..SharedOptions::default() },
             topic: "socket.io".to_owned(),
             partitions: DEFAULT_PARTITIONS,
             replication_factor: -1,
@@ -119,11 +128,8 @@ impl KafkaOptions {
             batch_size: None,
             batch_num_messages: None,
             compression: "none".to_owned(),
-            request_timeout: Duration::from_secs(5),
             message_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
             fetch_wait_max: Duration::from_millis(20),
-            subscription_mode: SubscriptionMode::Static,
             idempotence: true,
             security_protocol: None,
             sasl_mechanism: None,
@@ -136,51 +142,22 @@ impl KafkaOptions {
 
     /// Parses the URL grammar above.
     pub fn parse(input: &str) -> Result<Self, KafkaTransportError> {
-        let bad = |why: String| KafkaTransportError::Url(format!("{}: {why}", redact_url(input)));
-        let (scheme, rest) = input.split_once("://").ok_or_else(|| bad("expected kafka://".into()))?;
-        if scheme != "kafka" {
-            return Err(bad(format!("unsupported scheme {scheme:?} (expected kafka)")));
-        }
-        let (authority, query) = match rest.split_once('?') {
-            Some((a, q)) => (a, q),
-            None => (rest, ""),
-        };
-        let authority = authority.trim_end_matches('/');
-        if authority.contains('/') {
+        let url = ParsedUrl::parse(input, &["kafka"]).map_err(KafkaTransportError::Url)?;
+        let bad = |why: String| KafkaTransportError::Url(url.error(why));
+        if !url.path.chars().all(|c| c == '/') {
             return Err(bad("a Kafka URL has no path (use ?topic= for the topic)".into()));
         }
-        let (userinfo, hosts) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let mut brokers = Vec::new();
-        for host in hosts.split(',').filter(|h| !h.is_empty()) {
-            brokers.push(broker(host).map_err(bad)?);
-        }
-        if brokers.is_empty() {
-            return Err(bad("no broker".into()));
-        }
-        let mut opts = KafkaOptions::new(brokers);
-        if let Some(userinfo) = userinfo {
-            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            if !user.is_empty() {
-                opts.username = Some(decode(user));
-            }
-            if !password.is_empty() {
-                opts.password = Some(Password(decode(password)));
-            }
-        }
+        let brokers = url.hosts(9092, "broker").map_err(KafkaTransportError::Url)?;
+        let mut opts = KafkaOptions::new(brokers.iter().map(ToString::to_string));
+        opts.username = url.username.clone();
+        opts.password = url.password.clone();
         let mut topic = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (k, v) = (decode(k), decode(v));
+        for (k, v) in &url.query {
+            if opts.shared.set(k, v).map_err(bad)? {
+                continue;
+            }
+            let v = v.clone();
             match k.as_str() {
-                "prefix" => {
-                    if v.is_empty() {
-                        return Err(bad("prefix is empty".into()));
-                    }
-                    opts.prefix = v;
-                }
                 "topic" => topic = Some(v),
                 "partitions" => {
                     opts.partitions = match v.parse::<i32>() {
@@ -194,32 +171,21 @@ impl KafkaOptions {
                         _ => return Err(bad(format!("replication_factor={v:?} is not a positive number or -1"))),
                     }
                 }
-                "create_topic" => opts.create_topic = parse_bool(&k, &v).map_err(bad)?,
-                "client_id" => {
-                    if v.is_empty() {
-                        return Err(bad("client_id is empty".into()));
-                    }
-                    opts.client_id = v;
-                }
-                "linger_ms" => {
-                    opts.linger = Duration::from_millis(
-                        v.parse::<u64>().map_err(|_| bad(format!("linger_ms={v:?} is not a number")))?,
-                    )
-                }
-                "batch_size" => opts.batch_size = Some(parse_positive(&k, &v).map_err(bad)?),
-                "batch_num_messages" => opts.batch_num_messages = Some(parse_positive(&k, &v).map_err(bad)?),
+                "create_topic" => opts.create_topic = parse_bool(k, &v).map_err(bad)?,
+                "client_id" if v.is_empty() => return Err(bad("client_id is empty".into())),
+                "client_id" => opts.client_id = v,
+                "linger_ms" => opts.linger = parse_ms_or_zero(k, &v).map_err(bad)?,
+                "batch_size" => opts.batch_size = Some(parse_positive(k, &v).map_err(bad)?),
+                "batch_num_messages" => opts.batch_num_messages = Some(parse_positive(k, &v).map_err(bad)?),
                 "compression" => match v.as_str() {
                     "none" | "gzip" | "snappy" | "lz4" => opts.compression = v,
                     other => {
                         return Err(bad(format!("unknown compression {other:?} (expected none, gzip, snappy or lz4)")));
                     }
                 },
-                "request_timeout_ms" => opts.request_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "message_timeout_ms" => opts.message_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "connect_timeout_ms" => opts.connect_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "fetch_wait_max_ms" => opts.fetch_wait_max = parse_ms(&k, &v).map_err(bad)?,
-                "subscription_mode" => opts.subscription_mode = v.parse().map_err(bad)?,
-                "idempotence" => opts.idempotence = parse_bool(&k, &v).map_err(bad)?,
+                "message_timeout_ms" => opts.message_timeout = parse_ms(k, &v).map_err(bad)?,
+                "fetch_wait_max_ms" => opts.fetch_wait_max = parse_ms(k, &v).map_err(bad)?,
+                "idempotence" => opts.idempotence = parse_bool(k, &v).map_err(bad)?,
                 "security_protocol" => {
                     let tls = match v.as_str() {
                         "plaintext" | "sasl_plaintext" => false,
@@ -257,11 +223,7 @@ impl KafkaOptions {
         }
         opts.topic = topic.unwrap_or_else(|| opts.prefix.clone());
         check_topic(&opts.topic).map_err(|why| {
-            bad(if query.contains("topic=") {
-                why
-            } else {
-                format!("{why} (the topic defaults to the prefix; set topic=)")
-            })
+            bad(if url.has("topic") { why } else { format!("{why} (the topic defaults to the prefix; set topic=)") })
         })?;
         Ok(opts)
     }
@@ -294,17 +256,12 @@ impl KafkaOptions {
     /// The codec: the node-cluster envelope (`socket.io-adapter` `ClusterAdapter`) with
     /// this prefix and subscription mode.
     pub fn codec(&self) -> Arc<dyn Codec> {
-        Arc::new(NodeClusterCodec::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
-    }
-
-    /// The cluster configuration (request timeout) for this transport.
-    pub fn cluster_config(&self) -> ClusterConfig {
-        ClusterConfig::default().with_request_timeout(self.request_timeout)
+        self.shared.node_cluster_codec()
     }
 
     /// The brokers and topic, for logs (never the password).
     pub fn describe(&self) -> String {
-        format!("kafka {} topic {}", self.brokers.join(","), self.topic)
+        self.shared.describe("kafka", &self.brokers.join(","), &format!("topic {}", self.topic))
     }
 
     /// Properties shared by every client of this transport.
@@ -402,30 +359,6 @@ impl FromStr for KafkaOptions {
     }
 }
 
-/// `host[:port]` (IPv6 in brackets) with the default port 9092.
-fn broker(host: &str) -> Result<String, String> {
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let (name, after) = rest.split_once(']').ok_or_else(|| format!("broker {host:?}: unclosed '['"))?;
-        (format!("[{name}]"), after.strip_prefix(':'))
-    } else {
-        match host.rsplit_once(':') {
-            Some((n, p)) => (n.to_owned(), Some(p)),
-            None => (host.to_owned(), None),
-        }
-    };
-    if name.is_empty() || name == "[]" {
-        return Err(format!("broker {host:?} has no host name"));
-    }
-    let port: u16 = match port {
-        None => 9092,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(format!("broker {host:?}: port {p:?} is not a number")),
-        },
-    };
-    Ok(format!("{name}:{port}"))
-}
-
 /// Kafka topic names: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 fn check_topic(topic: &str) -> Result<(), String> {
     if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
@@ -435,53 +368,6 @@ fn check_topic(topic: &str) -> Result<(), String> {
         return Err(format!("topic {topic:?} is not a valid Kafka topic name ({c:?}: only a-z A-Z 0-9 . _ -)"));
     }
     Ok(())
-}
-
-fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("{k}={v:?} is not a boolean")),
-    }
-}
-
-fn parse_positive(k: &str, v: &str) -> Result<u64, String> {
-    match v.parse::<u64>() {
-        Ok(0) | Err(_) => Err(format!("{k}={v:?} is not a positive number")),
-        Ok(n) => Ok(n),
-    }
-}
-
-fn parse_ms(k: &str, v: &str) -> Result<Duration, String> {
-    parse_positive(k, v)
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{k}={v:?} is not a positive number of milliseconds"))
-}
-
-/// Percent-decoding (and `+` as space in the query), lossy on invalid UTF-8.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -538,6 +424,38 @@ mod tests {
         }
         let err = KafkaOptions::parse("kafka://u:hunter2@h?x=1").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    /// Issue 19: the SASL credentials are URL user-info, percent-decoded only, and the
+    /// query is a query string.
+    #[test]
+    fn credentials_are_percent_decoded_user_info() {
+        let creds = |url: &str| {
+            let o = KafkaOptions::parse(url).unwrap();
+            (o.username, o.password.map(|p| p.0))
+        };
+        let some = |u: &str, p: &str| (Some(u.to_owned()), Some(p.to_owned()));
+        assert_eq!(creds("kafka://u:a+b&c@127.0.0.1:9092"), some("u", "a+b&c"));
+        assert_eq!(creds("kafka://u:p%40ss@h"), some("u", "p@ss"));
+        assert_eq!(creds("kafka://u:a:b@h"), some("u", "a:b"));
+        assert_eq!(creds("kafka://%C3%A9l%C3%A8ve:%E2%82%AC%2B@h"), some("élève", "€+"));
+        let o = KafkaOptions::parse("kafka://u:a+b&c@h?client_id=a+b%26c&librdkafka.x=1%3D2").unwrap();
+        let c = o.base_config();
+        assert_eq!((c.get("sasl.username"), c.get("sasl.password")), (Some("u"), Some("a+b&c")));
+        assert_eq!((c.get("security.protocol"), c.get("sasl.mechanism")), (Some("sasl_plaintext"), Some("PLAIN")));
+        assert_eq!(o.client_id, "a b&c", "+ is a space in the query, as in any query string");
+        assert_eq!(o.librdkafka, [("x".to_owned(), "1=2".to_owned())]);
+    }
+
+    #[test]
+    fn one_boolean_and_duration_grammar() {
+        let o = KafkaOptions::parse("kafka://h?idempotence=off&create_topic=No&linger_ms=0&heartbeat_timeout_ms=900")
+            .unwrap();
+        assert!(!o.idempotence && !o.create_topic);
+        assert_eq!((o.linger, o.heartbeat_timeout), (Duration::ZERO, Some(Duration::from_millis(900))));
+        assert_eq!(o.connect_timeout, Duration::from_secs(5));
+        let err = KafkaOptions::parse("kafka://u:hunter2@h?idempotence=maybe").unwrap_err().to_string();
+        assert!(err.contains("not a boolean") && !err.contains("hunter2"), "{err}");
     }
 
     #[cfg(not(feature = "ssl"))]

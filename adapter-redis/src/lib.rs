@@ -21,8 +21,10 @@
 //! | `command_timeout_ms` | `2000` | one Redis command |
 //! | `connect_timeout_ms` | `2000` | one connection attempt |
 //! | `tls_ca_file` | (web roots) | `rediss://`: PEM file of a private CA to trust instead |
+//! | `heartbeat_interval_ms`, `heartbeat_timeout_ms` | `5000`, `10000` | cluster heartbeats (period; silence before a node is evicted) |
 //!
-//! `user:password@` authenticates with an ACL user (`:password@` with the default user),
+//! `user:password@` authenticates with an ACL user (`:password@` with the default user);
+//! both are URL user-info: percent-decoded only (`+` and `&` are themselves, `@` is `%40`).
 //! `/db` selects a database (standalone only), `rediss://` uses TLS (feature `tls`).
 //! [`RedisOptions::parse`] does no I/O; [`RedisTransport::connect`] connects.
 //!

@@ -1,15 +1,14 @@
 //! Configuration: the URL grammar and the options it carries. Parsing does no I/O.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use socketio_adapter_core::ClusterConfig;
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
-use socketio_adapter_core::transport::redact_url;
-use url::Url;
+use socketio_adapter_core::codec::{Codec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms};
 
 use crate::error::RedisTransportError;
 
@@ -52,17 +51,27 @@ impl fmt::Display for Mode {
 ///
 ///   mode=classic|sharded                   protocol (default classic)
 ///   cluster=true|false                     Redis Cluster (default: true when several hosts are given)
+///   specific_response_channel=true|false   classic: publishOnSpecificResponseChannel (default false)
+///   command_timeout_ms=2000                timeout of one Redis command
+///   tls_ca_file=/path/ca.pem               rediss://: trust this CA instead of the web roots
+///
+/// and the options every transport shares (socketio_adapter_core::options):
 ///   prefix=socket.io                       channel prefix (`key` / `channelPrefix` in Node.js)
 ///   request_timeout_ms=5000                cluster request timeout
-///   specific_response_channel=true|false   classic: publishOnSpecificResponseChannel (default false)
-///   subscription_mode=static|dynamic|dynamic-private   sharded: room channels (default dynamic)
-///   command_timeout_ms=2000                timeout of one Redis command
 ///   connect_timeout_ms=2000                timeout of one connection attempt
+///   subscription_mode=static|dynamic|dynamic-private   sharded: room channels (default dynamic)
+///   heartbeat_interval_ms, heartbeat_timeout_ms        cluster heartbeats
 /// ```
+///
+/// User and password are percent-decoded only (`+` and `&` are themselves; write `@` as
+/// `%40`), and given to Redis as they are (`AUTH user password`).
 ///
 /// Examples: `redis://127.0.0.1:6379`, `redis://:secret@redis.internal/2?prefix=chat`,
 /// `rediss://app:pw@cache.example.com:6380`,
 /// `redis://10.0.0.1:7000,10.0.0.2:7000?mode=sharded`.
+///
+/// The shared options are in [`RedisOptions::shared`]; the type dereferences to them, so
+/// `opts.prefix`, `opts.request_timeout` and `opts.cluster_config()` work directly.
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
     /// Seed nodes (one for standalone Redis).
@@ -71,18 +80,12 @@ pub struct RedisOptions {
     pub cluster: bool,
     /// Protocol.
     pub mode: Mode,
-    /// Channel prefix.
-    pub prefix: String,
-    /// Cluster request timeout.
-    pub request_timeout: Duration,
+    /// Prefix, timeouts, subscription mode (sharded mode), heartbeats.
+    pub shared: SharedOptions,
     /// Classic mode: answer on (and ask for answers on) the requester's own response channel.
     pub specific_response_channel: bool,
-    /// Sharded mode: which rooms get their own channel.
-    pub subscription_mode: SubscriptionMode,
     /// Timeout of one Redis command (publish, subscribe, count).
     pub command_timeout: Duration,
-    /// Timeout of one connection attempt.
-    pub connect_timeout: Duration,
     /// Bound of the queue between the connection and the subscribers; messages beyond it
     /// are dropped and counted (Redis itself disconnects subscribers that fall far behind).
     pub push_queue_capacity: usize,
@@ -91,94 +94,65 @@ pub struct RedisOptions {
     pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
+impl Deref for RedisOptions {
+    type Target = SharedOptions;
+    fn deref(&self) -> &SharedOptions {
+        &self.shared
+    }
+}
+
+impl DerefMut for RedisOptions {
+    fn deref_mut(&mut self) -> &mut SharedOptions {
+        &mut self.shared
+    }
+}
+
 impl RedisOptions {
     /// Options for one standalone node with every default.
     pub fn new(node: impl IntoConnectionInfo) -> Result<Self, RedisTransportError> {
         let info = node.into_connection_info().map_err(|e| RedisTransportError::Url(e.to_string()))?;
-        Ok(RedisOptions {
-            nodes: vec![info],
+        Ok(RedisOptions::with_nodes(vec![info]))
+    }
+
+    fn with_nodes(nodes: Vec<ConnectionInfo>) -> Self {
+        RedisOptions {
+            nodes,
             cluster: false,
             mode: Mode::Classic,
-            prefix: "socket.io".to_owned(),
-            request_timeout: Duration::from_secs(5),
+            shared: SharedOptions { connect_timeout: Duration::from_secs(2), ..SharedOptions::default() },
             specific_response_channel: false,
-            subscription_mode: SubscriptionMode::Dynamic,
             command_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
             push_queue_capacity: 65_536,
             tls_ca_file: None,
-        })
+        }
     }
 
     /// Parses the URL grammar above.
     pub fn parse(input: &str) -> Result<Self, RedisTransportError> {
-        let bad = |why: String| RedisTransportError::Url(format!("{}: {why}", redact_url(input)));
-        let (scheme, rest) = input.split_once("://").ok_or_else(|| bad("expected redis:// or rediss://".into()))?;
-        let tls = match scheme {
-            "redis" => false,
-            "rediss" => true,
-            other => return Err(bad(format!("unsupported scheme {other:?} (expected redis or rediss)"))),
-        };
+        let url = ParsedUrl::parse(input, &["redis", "rediss"]).map_err(RedisTransportError::Url)?;
+        let bad = |why: String| RedisTransportError::Url(url.error(why));
+        let tls = url.scheme == "rediss";
         if tls && !cfg!(feature = "tls") {
             return Err(bad("rediss:// needs the `tls` feature of socketio-adapter-redis".into()));
         }
-        // split the authority (which may hold several hosts) from path and query
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let (userinfo, hosts) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let hosts: Vec<&str> = hosts.split(',').filter(|h| !h.is_empty()).collect();
-        if hosts.is_empty() {
-            return Err(bad("no host".into()));
-        }
-        // parse the first host with the full URL to validate path and query once
-        let first = format!("{scheme}://{}{}{tail}", userinfo.map(|u| format!("{u}@")).unwrap_or_default(), hosts[0]);
-        let url = Url::parse(&first).map_err(|e| bad(e.to_string()))?;
-        let db: i64 = match url.path().trim_start_matches('/') {
+        let hosts = url.hosts(6379, "host").map_err(RedisTransportError::Url)?;
+        let db: i64 = match url.path.trim_start_matches('/') {
             "" => 0,
             p => p.parse().map_err(|_| bad(format!("database {p:?} is not a number")))?,
         };
-        let username = (!url.username().is_empty()).then(|| decode(url.username()));
-        let password = url.password().map(decode);
-
-        let mut opts = RedisOptions::new("redis://127.0.0.1:6379")?;
-        opts.nodes.clear();
+        let mut opts = RedisOptions::with_nodes(Vec::new());
         let mut cluster = None;
-        for (k, v) in url.query_pairs() {
-            let v = v.into_owned();
-            match k.as_ref() {
+        for (k, v) in &url.query {
+            if opts.shared.set(k, v).map_err(bad)? {
+                continue;
+            }
+            match k.as_str() {
                 "mode" => opts.mode = v.parse().map_err(bad)?,
-                "cluster" => cluster = Some(parse_bool(&k, &v).map_err(bad)?),
-                "prefix" => {
-                    if v.is_empty() {
-                        return Err(bad("prefix is empty".into()));
-                    }
-                    opts.prefix = v;
-                }
-                "request_timeout_ms" => opts.request_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "command_timeout_ms" => opts.command_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "connect_timeout_ms" => opts.connect_timeout = parse_ms(&k, &v).map_err(bad)?,
-                "specific_response_channel" => opts.specific_response_channel = parse_bool(&k, &v).map_err(bad)?,
-                "subscription_mode" => {
-                    opts.subscription_mode = match v.as_str() {
-                        "static" => SubscriptionMode::Static,
-                        "dynamic" => SubscriptionMode::Dynamic,
-                        "dynamic-private" => SubscriptionMode::DynamicPrivate,
-                        other => {
-                            return Err(bad(format!(
-                                "unknown subscription_mode {other:?} (expected static, dynamic or dynamic-private)"
-                            )));
-                        }
-                    }
-                }
-                "tls_ca_file" => {
-                    if !tls {
-                        return Err(bad("tls_ca_file needs a rediss:// URL".into()));
-                    }
-                    opts.tls_ca_file = Some(v.into());
-                }
+                "cluster" => cluster = Some(parse_bool(k, v).map_err(bad)?),
+                "command_timeout_ms" => opts.command_timeout = parse_ms(k, v).map_err(bad)?,
+                "specific_response_channel" => opts.specific_response_channel = parse_bool(k, v).map_err(bad)?,
+                "tls_ca_file" if !tls => return Err(bad("tls_ca_file needs a rediss:// URL".into())),
+                "tls_ca_file" => opts.tls_ca_file = Some(v.into()),
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
@@ -189,25 +163,22 @@ impl RedisOptions {
         if opts.cluster && db != 0 {
             return Err(bad("Redis Cluster has only database 0".into()));
         }
-        for host in hosts {
-            let u = Url::parse(&format!("{scheme}://{host}")).map_err(|e| bad(format!("host {host:?}: {e}")))?;
-            let h = u.host_str().ok_or_else(|| bad(format!("host {host:?} has no name")))?;
-            let h = h.trim_start_matches('[').trim_end_matches(']').to_owned();
-            let port = u.port().unwrap_or(6379);
+        // the credentials as decoded above: redis-rs's own URL parsing is not used
+        let mut settings = redis::RedisConnectionInfo::default().set_db(db);
+        if let Some(u) = &url.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &url.password {
+            settings = settings.set_password(&p.0);
+        }
+        for HostPort { host, port } in hosts {
             let addr = if tls {
-                ConnectionAddr::TcpTls { host: h, port, insecure: false, tls_params: None }
+                ConnectionAddr::TcpTls { host, port, insecure: false, tls_params: None }
             } else {
-                ConnectionAddr::Tcp(h, port)
+                ConnectionAddr::Tcp(host, port)
             };
-            let mut settings = redis::RedisConnectionInfo::default().set_db(db);
-            if let Some(u) = &username {
-                settings = settings.set_username(u);
-            }
-            if let Some(p) = &password {
-                settings = settings.set_password(p);
-            }
-            let info = addr.into_connection_info().map_err(|e| bad(e.to_string()))?.set_redis_settings(settings);
-            opts.nodes.push(info);
+            let info = addr.into_connection_info().map_err(|e| bad(e.to_string()))?;
+            opts.nodes.push(info.set_redis_settings(settings.clone()));
         }
         Ok(opts)
     }
@@ -248,15 +219,8 @@ impl RedisOptions {
             Mode::Classic => Arc::new(
                 NodeRedisCodec::new(self.prefix.clone()).with_specific_response_channel(self.specific_response_channel),
             ),
-            Mode::Sharded => {
-                Arc::new(NodeClusterCodec::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
-            }
+            Mode::Sharded => self.shared.node_cluster_codec(),
         }
-    }
-
-    /// The cluster configuration (request timeout) for this transport.
-    pub fn cluster_config(&self) -> ClusterConfig {
-        ClusterConfig::default().with_request_timeout(self.request_timeout)
     }
 
     pub(crate) fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
@@ -264,10 +228,10 @@ impl RedisOptions {
         info.clone().set_redis_settings(settings)
     }
 
-    /// The first node's address, for logs (never the password).
+    /// The nodes' addresses, for logs (never the password).
     pub fn describe(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| n.addr().to_string()).collect();
-        format!("{} {} ({})", if self.cluster { "cluster" } else { "redis" }, hosts.join(","), self.mode)
+        self.shared.describe(if self.cluster { "cluster" } else { "redis" }, &hosts.join(","), &self.mode.to_string())
     }
 }
 
@@ -276,28 +240,6 @@ impl FromStr for RedisOptions {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         RedisOptions::parse(s)
     }
-}
-
-fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err(format!("{k}={v:?} is not a boolean")),
-    }
-}
-
-fn parse_ms(k: &str, v: &str) -> Result<Duration, String> {
-    match v.parse::<u64>() {
-        Ok(0) | Err(_) => Err(format!("{k}={v:?} is not a positive number of milliseconds")),
-        Ok(ms) => Ok(Duration::from_millis(ms)),
-    }
-}
-
-fn decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }
 
 #[cfg(test)]
@@ -348,6 +290,40 @@ mod tests {
         }
         let err = RedisOptions::parse("redis://u:hunter2@h?x=1").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    /// Issue 19: user and password are URL user-info, percent-decoded only.
+    #[test]
+    fn credentials_are_percent_decoded_user_info() {
+        let creds = |url: &str| {
+            let o = RedisOptions::parse(url).unwrap();
+            let s = o.nodes[0].redis_settings();
+            (s.username().map(str::to_owned), s.password().map(str::to_owned))
+        };
+        let some = |u: &str, p: &str| (Some(u.to_owned()), Some(p.to_owned()));
+        assert_eq!(creds("redis://u:a+b&c@127.0.0.1:6379"), some("u", "a+b&c"));
+        assert_eq!(creds("redis://u:a+b&c@127.0.0.1:6379?prefix=x&mode=sharded"), some("u", "a+b&c"));
+        assert_eq!(creds("redis://u:p%40ss@h"), some("u", "p@ss"));
+        assert_eq!(creds("redis://u:a:b@h"), some("u", "a:b"));
+        assert_eq!(creds("redis://%C3%A9l%C3%A8ve:%E2%82%AC%2B@h"), some("élève", "€+"));
+        let o = RedisOptions::parse("redis://u:a+b&c@h1:7000,h2:7001?prefix=p").unwrap();
+        assert!(o.nodes.iter().all(|n| n.redis_settings().password() == Some("a+b&c")));
+        assert_eq!(o.prefix, "p", "the query is still a query");
+    }
+
+    #[test]
+    fn shared_options_reach_the_cluster_config() {
+        let o = RedisOptions::parse(
+            "redis://h?request_timeout_ms=250&connect_timeout_ms=70&heartbeat_interval_ms=100&specific_response_channel=ON",
+        )
+        .unwrap();
+        assert_eq!(o.cluster_config().request_timeout(), Duration::from_millis(250));
+        assert_eq!(
+            (o.connect_timeout, o.heartbeat_interval),
+            (Duration::from_millis(70), Some(Duration::from_millis(100)))
+        );
+        assert!(o.specific_response_channel);
+        assert_eq!(RedisOptions::parse("redis://h").unwrap().connect_timeout, Duration::from_secs(2));
     }
 
     #[cfg(not(feature = "tls"))]

@@ -123,39 +123,30 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let id = args.id.clone().unwrap_or_else(|| format!("node-{}", args.port));
-    let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(3));
     match args.adapter.as_deref() {
         None => {
             let hub = socketio_adapter_core::memory::MemoryHub::new();
+            let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(3));
             serve(args, id, hub.transport(), Arc::new(NodeClusterCodec::default()), config).await
         }
-        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            let opts = socketio_adapter_redis::RedisOptions::parse(url).map_err(|e| e.to_string())?;
-            let transport = socketio_adapter_redis::RedisTransport::connect(&opts).await.map_err(|e| e.to_string())?;
-            let config = opts.cluster_config();
-            serve(args, id, transport, opts.codec(), config).await
+        Some(url) => {
+            // the same dispatcher as the emitter and `sio`: one URL grammar, one place
+            let opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
+            let transport = opts.connect().await.map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+            serve(args, id, transport, opts.codec(), opts.cluster_config()).await
         }
-        #[cfg(feature = "kafka")]
-        Some(url) if url.starts_with("kafka://") => {
-            let opts = socketio_adapter_kafka::KafkaOptions::parse(url).map_err(|e| e.to_string())?;
-            let transport = socketio_adapter_kafka::KafkaTransport::connect(&opts).await.map_err(|e| e.to_string())?;
-            let config = opts.cluster_config();
-            serve(args, id, transport, opts.codec(), config).await
-        }
-        #[cfg(feature = "amqp")]
-        Some(url) if url.starts_with("amqp://") || url.starts_with("amqps://") => {
-            let opts = socketio_adapter_amqp::AmqpOptions::parse(url).map_err(|e| e.to_string())?;
-            let transport = socketio_adapter_amqp::AmqpTransport::connect(&opts).await.map_err(|e| e.to_string())?;
-            let config = opts.cluster_config();
-            serve(args, id, transport, opts.codec(), config).await
-        }
-        Some(url) if url.starts_with("kafka://") || url.starts_with("amqp://") || url.starts_with("amqps://") => {
-            Err(format!("--adapter {url}: this sio-node was built without that transport (cargo features kafka, amqp)"))
-        }
-        Some(url) => Err(format!(
-            "--adapter {url}: unsupported URL scheme (expected redis://, rediss://, kafka://, amqp:// or amqps://)"
-        )),
     }
+}
+
+/// The causes of `e`, joined (the transport's error is the source of the emitter's).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push(c.to_string());
+        cause = c.source();
+    }
+    out.join(": ")
 }
 
 async fn serve<T: Transport>(

@@ -1,8 +1,169 @@
-//! [`AnyTransport`]: the transports compiled in, behind one type, so that
-//! [`Emitter::connect`](crate::Emitter::connect) can pick one from a URL.
+//! The one way from a URL to a connected transport: [`AnyOptions`] picks the transport
+//! by the URL's scheme and parses its options; [`AnyOptions::connect`] gives an
+//! [`AnyTransport`], the transports compiled in behind one type. Used by
+//! [`Emitter::connect`](crate::Emitter::connect), the `sio` CLI and `sio-node`.
+
+// without a transport the types are empty and their methods never run
+#![cfg_attr(not(any(feature = "redis", feature = "kafka", feature = "amqp")), allow(unused_variables, dead_code))]
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use socketio_adapter_core::{Channel, EventSender, Transport};
+use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::options::SharedOptions;
+use socketio_adapter_core::transport::redact_url;
+use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport};
+
+use crate::EmitterError;
+
+/// The schemes this dispatcher knows, for messages.
+const SCHEMES: &str = "redis://, rediss://, kafka://, amqp:// or amqps://";
+
+/// A URL's options, for the transport its scheme names (cargo features `redis`, `kafka`,
+/// `amqp`): `redis://` / `rediss://`, `kafka://`, `amqp://` / `amqps://`. Parsing does no
+/// I/O. Dereferences to the options every transport shares (prefix, timeouts, ...).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AnyOptions {
+    /// Redis or Redis Cluster.
+    #[cfg(feature = "redis")]
+    Redis(socketio_adapter_redis::RedisOptions),
+    /// Kafka.
+    #[cfg(feature = "kafka")]
+    Kafka(socketio_adapter_kafka::KafkaOptions),
+    /// RabbitMQ (AMQP 0-9-1).
+    #[cfg(feature = "amqp")]
+    Amqp(socketio_adapter_amqp::AmqpOptions),
+}
+
+/// `$e` with `$o` bound to the options of whichever transport `$self` holds.
+macro_rules! each_options {
+    ($self:expr, $o:ident => $e:expr) => {
+        match $self {
+            #[cfg(feature = "redis")]
+            AnyOptions::Redis($o) => $e,
+            #[cfg(feature = "kafka")]
+            AnyOptions::Kafka($o) => $e,
+            #[cfg(feature = "amqp")]
+            AnyOptions::Amqp($o) => $e,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("no transport compiled in"),
+        }
+    };
+}
+
+impl AnyOptions {
+    /// Parses `url` with the grammar of the transport its scheme names.
+    pub fn parse(url: &str) -> Result<Self, EmitterError> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+        let bad = |reason: String| EmitterError::Url { url: redact_url(url), reason };
+        match scheme.as_str() {
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => {
+                socketio_adapter_redis::RedisOptions::parse(url).map(AnyOptions::Redis).map_err(|e| bad(e.to_string()))
+            }
+            #[cfg(feature = "kafka")]
+            "kafka" => {
+                socketio_adapter_kafka::KafkaOptions::parse(url).map(AnyOptions::Kafka).map_err(|e| bad(e.to_string()))
+            }
+            #[cfg(feature = "amqp")]
+            "amqp" | "amqps" => {
+                socketio_adapter_amqp::AmqpOptions::parse(url).map(AnyOptions::Amqp).map_err(|e| bad(e.to_string()))
+            }
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => Err(bad("this build has no Redis support (cargo feature `redis`)".into())),
+            #[cfg(not(feature = "kafka"))]
+            "kafka" => Err(bad("this build has no Kafka support (cargo feature `kafka`)".into())),
+            #[cfg(not(feature = "amqp"))]
+            "amqp" | "amqps" => Err(bad("this build has no AMQP support (cargo feature `amqp`)".into())),
+            "" => Err(bad(format!("expected scheme://host ({SCHEMES})"))),
+            other => Err(bad(format!("unsupported scheme {other}:// (expected {SCHEMES})"))),
+        }
+    }
+
+    /// The broker's name: `Redis`, `Kafka` or `AMQP`.
+    pub fn broker(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "redis")]
+            AnyOptions::Redis(_) => "Redis",
+            #[cfg(feature = "kafka")]
+            AnyOptions::Kafka(_) => "Kafka",
+            #[cfg(feature = "amqp")]
+            AnyOptions::Amqp(_) => "AMQP",
+            #[allow(unreachable_patterns)]
+            _ => "none",
+        }
+    }
+
+    /// Sets the channel prefix. On Kafka the topic follows unless the URL named it.
+    pub fn set_prefix(&mut self, prefix: &str) {
+        #[cfg(feature = "kafka")]
+        if let AnyOptions::Kafka(o) = self
+            && o.topic == o.prefix
+        {
+            o.topic = prefix.to_owned();
+        }
+        self.prefix = prefix.to_owned();
+    }
+
+    /// The codec that speaks the configured protocol.
+    pub fn codec(&self) -> Arc<dyn Codec> {
+        each_options!(self, o => o.codec())
+    }
+
+    /// The cluster configuration (request timeout, heartbeats).
+    pub fn cluster_config(&self) -> ClusterConfig {
+        self.shared().cluster_config()
+    }
+
+    /// Where it connects, for logs (never the password).
+    pub fn describe(&self) -> String {
+        each_options!(self, o => o.describe())
+    }
+
+    /// The options every transport shares.
+    pub fn shared(&self) -> &SharedOptions {
+        each_options!(self, o => &o.shared)
+    }
+
+    /// Connects the transport (no subscription yet).
+    pub async fn connect(&self) -> Result<AnyTransport, EmitterError> {
+        let failed =
+            |e: Box<dyn std::error::Error + Send + Sync>| EmitterError::Connect { target: self.describe(), source: e };
+        match self {
+            #[cfg(feature = "redis")]
+            AnyOptions::Redis(o) => socketio_adapter_redis::RedisTransport::connect(o)
+                .await
+                .map(AnyTransport::Redis)
+                .map_err(|e| failed(Box::new(e))),
+            #[cfg(feature = "kafka")]
+            AnyOptions::Kafka(o) => socketio_adapter_kafka::KafkaTransport::connect(o)
+                .await
+                .map(AnyTransport::Kafka)
+                .map_err(|e| failed(Box::new(e))),
+            #[cfg(feature = "amqp")]
+            AnyOptions::Amqp(o) => socketio_adapter_amqp::AmqpTransport::connect(o)
+                .await
+                .map(AnyTransport::Amqp)
+                .map_err(|e| failed(Box::new(e))),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("no transport compiled in"),
+        }
+    }
+}
+
+impl std::ops::Deref for AnyOptions {
+    type Target = SharedOptions;
+    fn deref(&self) -> &SharedOptions {
+        self.shared()
+    }
+}
+
+impl std::ops::DerefMut for AnyOptions {
+    fn deref_mut(&mut self) -> &mut SharedOptions {
+        each_options!(self, o => &mut o.shared)
+    }
+}
 
 /// One of the transports compiled into this crate (cargo features `redis`, `kafka`,
 /// `amqp`).

@@ -70,10 +70,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use socketio_adapter_core::codec::{Codec, EMITTER_UID, NodeClusterCodec, NodeRedisCodec, PythonCodec};
-use socketio_adapter_core::transport::redact_url;
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
-pub use any::{AnyTransport, AnyTransportError};
+pub use any::{AnyOptions, AnyTransport, AnyTransportError};
 pub use error::EmitterError;
 pub use socketio_adapter_core::{Args, Gathered, Shortfall, SocketInfo, Value};
 
@@ -118,13 +117,6 @@ impl Dialect {
             Dialect::Python => Arc::new(PythonCodec::new(name)),
         }
     }
-}
-
-#[cfg(any(feature = "kafka", feature = "amqp"))]
-fn python_needs_redis(broker: &str) -> EmitterError {
-    EmitterError::Dialect(format!(
-        "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
-    ))
 }
 
 /// How an emitter talks to the cluster: the dialect (as a codec) and the request settings.
@@ -239,99 +231,41 @@ impl Emitter<AnyTransport> {
 }
 
 async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTransport, EmitterConfig), EmitterError> {
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
-    let bad = |reason: String| EmitterError::Url { url: redact_url(url), reason };
-    match scheme.as_str() {
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => {
-            use socketio_adapter_redis::{Mode, RedisOptions, RedisTransport};
-            let mut opts = RedisOptions::parse(url).map_err(|e| bad(e.to_string()))?;
-            match options.dialect {
-                Some(Dialect::NodeRedis) => opts.mode = Mode::Classic,
-                Some(Dialect::NodeCluster) => opts.mode = Mode::Sharded,
-                _ => {}
-            }
-            if let Some(p) = &options.prefix {
-                opts.prefix = p.clone();
-            }
-            if let Some(t) = options.request_timeout {
-                opts.request_timeout = t;
-            }
-            let transport = RedisTransport::connect(&opts)
-                .await
-                .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
-            let codec = match options.dialect {
-                Some(Dialect::Python) => Dialect::Python
-                    .codec(options.channel.as_deref().unwrap_or(socketio_adapter_core::codec::python::DEFAULT_CHANNEL)),
-                _ => opts.codec(),
-            };
-            let config = EmitterConfig { codec, cluster: opts.cluster_config() };
-            Ok((AnyTransport::Redis(transport), config))
+    let mut opts = AnyOptions::parse(url)?;
+    let broker = opts.broker();
+    match options.dialect {
+        Some(Dialect::NodeRedis) if broker != "Redis" => {
+            return Err(EmitterError::Dialect(format!(
+                "the node-redis dialect needs Redis; {broker} speaks node-cluster"
+            )));
         }
-        #[cfg(not(feature = "redis"))]
-        "redis" | "rediss" => Err(bad("this build has no Redis support (cargo feature `redis`)".into())),
-        #[cfg(feature = "kafka")]
-        "kafka" => {
-            use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
-            match options.dialect {
-                Some(Dialect::NodeRedis) => {
-                    return Err(EmitterError::Dialect(
-                        "the node-redis dialect needs Redis; Kafka speaks node-cluster".into(),
-                    ));
-                }
-                Some(Dialect::Python) => return Err(python_needs_redis("kafka")),
-                _ => {}
-            }
-            let mut opts = KafkaOptions::parse(url).map_err(|e| bad(e.to_string()))?;
-            if let Some(p) = &options.prefix {
-                if opts.topic == opts.prefix {
-                    opts.topic = p.clone();
-                }
-                opts.prefix = p.clone();
-            }
-            if let Some(t) = options.request_timeout {
-                opts.request_timeout = t;
-            }
-            let transport = KafkaTransport::connect(&opts)
-                .await
-                .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
-            let config = EmitterConfig { codec: opts.codec(), cluster: opts.cluster_config() };
-            Ok((AnyTransport::Kafka(transport), config))
+        Some(Dialect::Python) if broker != "Redis" => {
+            return Err(EmitterError::Dialect(format!(
+                "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
+            )));
         }
-        #[cfg(not(feature = "kafka"))]
-        "kafka" => Err(bad("this build has no Kafka support (cargo feature `kafka`)".into())),
-        #[cfg(feature = "amqp")]
-        "amqp" | "amqps" => {
-            use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
-            match options.dialect {
-                Some(Dialect::NodeRedis) => {
-                    return Err(EmitterError::Dialect(
-                        "the node-redis dialect needs Redis; AMQP speaks node-cluster".into(),
-                    ));
-                }
-                Some(Dialect::Python) => return Err(python_needs_redis("amqp")),
-                _ => {}
-            }
-            let mut opts = AmqpOptions::parse(url).map_err(|e| bad(e.to_string()))?;
-            if let Some(p) = &options.prefix {
-                opts.prefix = p.clone();
-            }
-            if let Some(t) = options.request_timeout {
-                opts.request_timeout = t;
-            }
-            let transport = AmqpTransport::connect(&opts)
-                .await
-                .map_err(|e| EmitterError::Connect { target: opts.describe(), source: Box::new(e) })?;
-            let config = EmitterConfig { codec: opts.codec(), cluster: opts.cluster_config() };
-            Ok((AnyTransport::Amqp(transport), config))
-        }
-        #[cfg(not(feature = "amqp"))]
-        "amqp" | "amqps" => Err(bad("this build has no AMQP support (cargo feature `amqp`)".into())),
-        "" => Err(bad("expected scheme://host (redis://, rediss://, kafka://, amqp://, amqps://)".into())),
-        other => Err(bad(format!(
-            "unsupported scheme {other}:// (expected redis://, rediss://, kafka://, amqp:// or amqps://)"
-        ))),
+        _ => {}
     }
+    match (&mut opts, options.dialect) {
+        #[cfg(feature = "redis")]
+        (AnyOptions::Redis(o), Some(Dialect::NodeRedis)) => o.mode = socketio_adapter_redis::Mode::Classic,
+        #[cfg(feature = "redis")]
+        (AnyOptions::Redis(o), Some(Dialect::NodeCluster)) => o.mode = socketio_adapter_redis::Mode::Sharded,
+        _ => {}
+    }
+    if let Some(p) = &options.prefix {
+        opts.set_prefix(p);
+    }
+    if let Some(t) = options.request_timeout {
+        opts.request_timeout = t;
+    }
+    let transport = opts.connect().await?;
+    let codec = match options.dialect {
+        Some(Dialect::Python) => Dialect::Python
+            .codec(options.channel.as_deref().unwrap_or(socketio_adapter_core::codec::python::DEFAULT_CHANNEL)),
+        _ => opts.codec(),
+    };
+    Ok((transport, EmitterConfig { codec, cluster: opts.cluster_config() }))
 }
 
 impl<T: Transport> Emitter<T> {

@@ -771,3 +771,29 @@ async fn acks_that_time_out_return_what_arrived() {
     })
     .await
 }
+
+/// Issue 19: `sio --url 'redis://u:a+b&c@host' servers` authenticates with the password
+/// `a+b&c`, as `redis-cli --user u --pass 'a+b&c'` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sio_takes_a_password_with_plus_and_ampersand() {
+    run(async {
+        let user = format!("sio-cli-plus-{:08x}", fastrand::u32(..));
+        let admin = redis::Client::open(env("REDIS_URL")).unwrap();
+        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", &user, "on", ">a+b&c", "~*", "&*", "+@all"])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
+        let url = format!("redis://{user}:a+b&c@{host}?prefix={}", prefix("cli-plus"));
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url, "--timeout", "500", "servers"]).output().await;
+        let _: () = redis::cmd("ACL").arg(&["DELUSER", &user]).query_async(&mut admin).await.unwrap();
+        let out = out.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("a+b&c"), "{stderr}");
+    })
+    .await
+}

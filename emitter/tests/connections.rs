@@ -61,3 +61,38 @@ async fn one_connection_for_emits_and_no_server_channel_for_requests() {
     })
     .await
 }
+
+/// Issue 19: a password is URL user-info, percent-decoded only. `a+b&c` used to be read
+/// as a form value (`a b`) and Redis answered "Password authentication failed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_with_plus_and_ampersand_authenticates() {
+    run(async {
+        let user = format!("sio-plus-{:08x}", fastrand::u32(..));
+        let admin = redis::Client::open(env("REDIS_URL")).unwrap();
+        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", &user, "on", ">a+b&c", "~*", "&*", "+@all"])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
+        let url = format!("redis://{user}:a+b&c@{host}?prefix={}&request_timeout_ms=500", prefix("plus"));
+        let outcome = async {
+            use socketio_adapter_core::Transport;
+            let opts = socketio_adapter_redis::RedisOptions::parse(&url).map_err(|e| e.to_string())?;
+            let transport = socketio_adapter_redis::RedisTransport::connect(&opts).await.map_err(|e| e.to_string())?;
+            transport.publish("plus-check", "x".into()).await.map_err(|e| e.to_string())?;
+            let io = Emitter::connect(&url).await.map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+            io.emit("tick", ()).await.map_err(|e| e.to_string())?;
+            let servers = io.server_count().await.map_err(|e| e.to_string())?;
+            io.close().await.map_err(|e| e.to_string())?;
+            let conns = clients_of(&mut admin, &user).await;
+            Ok::<_, String>((servers, conns.len()))
+        }
+        .await;
+        let _: () = redis::cmd("ACL").arg(&["DELUSER", &user]).query_async(&mut admin).await.unwrap();
+        let (servers, _) = outcome.unwrap();
+        assert_eq!(servers, 0, "no server on this prefix");
+    })
+    .await
+}
