@@ -292,6 +292,7 @@ impl<T: Transport> ClusterCore<T> {
 
 #[cfg(all(test, feature = "memory"))]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use std::sync::Arc;
 
     use crate::codec::{Codec, NodeClusterCodec, PythonCodec};
