@@ -1,6 +1,6 @@
 //! JSON text in the exact shape peers produce.
 //!
-//! [`write`] matches JavaScript's `JSON.stringify`: no spaces, numbers as
+//! [`write()`] matches JavaScript's `JSON.stringify`: no spaces, numbers as
 //! `Number.prototype.toString` prints them, binary as a Node.js `Buffer`
 //! (`{"type":"Buffer","data":[...]}`), timestamps as `Date.prototype.toJSON`
 //! strings. [`write_python`] matches Python's `json.dumps` defaults

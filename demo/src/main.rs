@@ -60,7 +60,7 @@ struct Args {
     /// Cluster to join: redis://, rediss://, kafka://, amqp://, amqps:// (with the transport's options).
     #[arg(long, env = "SIO_ADAPTER")]
     adapter: Option<String>,
-    /// The node's name in answers and on the page (default node-<port>).
+    /// The node's name in answers and on the page (default node-PORT).
     #[arg(long)]
     id: Option<String>,
     /// Directory holding socket.io-client/dist/socket.io.min.js (from npm).

@@ -86,7 +86,7 @@ pub async fn converge<T: Transport>(nodes: &[Node<T>], n: usize) {
     }
 }
 
-/// Three nodes A, B, C with sockets a1 [r1], a2 [] / b1 [r1, r2], b2 [r3] / c1 [r2].
+/// Three nodes A, B, C with sockets `a1 [r1], a2 [] / b1 [r1, r2], b2 [r3] / c1 [r2]`.
 pub async fn cluster<B: Backend>(b: &B, case: &str) -> (String, Vec<Node<B::T>>) {
     let prefix = prefix(case);
     let mut nodes = Vec::new();
@@ -354,8 +354,33 @@ pub async fn run(case: impl Future<Output = ()>) {
 
 /// Instantiates the conformance suite for a backend: one `#[tokio::test]` per case.
 ///
-/// ```ignore
-/// socketio_adapter_core::conformance_suite!(classic, ClassicRedis);
+/// A backend over the in-memory transport (the broker suites in `tests/` do the same
+/// with Redis, Kafka and RabbitMQ):
+///
+/// ```
+/// use std::sync::Arc;
+/// use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
+/// use socketio_adapter_core::conformance_suite;
+/// use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
+/// use socketio_adapter_core::testing::conformance::Backend;
+///
+/// struct Memory(MemoryHub);
+///
+/// impl Backend for Memory {
+///     type T = MemoryTransport;
+///     fn name(&self) -> String {
+///         "memory".into()
+///     }
+///     fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
+///         Arc::new(NodeClusterCodec::new(prefix))
+///     }
+///     async fn connect(&self, _prefix: &str) -> MemoryTransport {
+///         self.0.transport()
+///     }
+/// }
+///
+/// conformance_suite!(memory, Memory(MemoryHub::new()));
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_suite {
