@@ -202,6 +202,7 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
                     handled = seen;
                     break;
                 }
+                Err(_) if shutdown.has_changed().unwrap_or(true) => break 'outer,
                 Err(e) => {
                     let retry_in = backoff.delay(attempt);
                     warn!(transport = sup.name, target = %sup.target, attempt, error = %e, ?retry_in, "not reconnected yet");
@@ -359,5 +360,22 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(attempts.load(Ordering::SeqCst), 2);
         assert_eq!(sup.stats().reconnects, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_retrying_and_closes() {
+        let sup = Supervisor::new("fake", "nowhere");
+        let fake = Arc::new(Fake { failures: AtomicU32::new(u32::MAX), ..Fake::default() });
+        let (stop, stop_rx) = watch::channel(false);
+        sup.spawn(Arc::clone(&fake), stop_rx);
+        sup.connection_lost();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let attempts = fake.attempts.load(Ordering::SeqCst);
+        assert!((8..=12).contains(&attempts), "backing off up to 2 s: {attempts}");
+        drop(stop);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(fake.closed.load(Ordering::SeqCst));
+        assert!(fake.attempts.load(Ordering::SeqCst) <= attempts + 1, "no attempts after shutdown");
+        assert_eq!(sup.stats().reconnects, 0);
     }
 }
