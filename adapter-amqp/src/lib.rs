@@ -100,8 +100,9 @@
 //! 250 ms, and at once when a publish fails or the consumer ends). When any of them is
 //! lost (broker restart, network failure, missed AMQP heartbeats, a channel closed by a
 //! broker error, the queue deleted by an operator) it drops the connection and
-//! reconnects with exponential backoff (100 ms doubling to 5 s, plus up to 25% random
-//! jitter so that nodes restarted together do not reconnect in lockstep), re-declares the
+//! reconnects with exponential backoff (core's [`Backoff`](socketio_adapter_core::Backoff):
+//! 100 ms doubling to 2 s, with random jitter so that nodes restarted together do not
+//! reconnect in lockstep; [`AmqpTransport::set_backoff`] changes it), re-declares the
 //! exchange, declares a new queue, re-binds every subscribed channel, resumes consuming
 //! and then sends [`TransportEvent::Reconnected`](socketio_adapter_core::TransportEvent)
 //! to every subscriber (the engine answers with a fresh heartbeat, so membership
@@ -138,8 +139,9 @@
 
 mod error;
 mod options;
+mod session;
 mod transport;
 
 pub use error::AmqpTransportError;
 pub use options::{AmqpOptions, MAX_ROUTING_KEY, routing_key};
-pub use transport::{AmqpStats, AmqpTransport};
+pub use transport::AmqpTransport;

@@ -93,6 +93,9 @@ pub use local::{
     SocketDetails,
 };
 pub use message::{Body, Message};
-pub use transport::{Channel, EventSender, Subscribers, Transport, TransportEvent};
+pub use transport::{
+    Backoff, Channel, Counters, EventSender, Reconnect, Stat, Subscribers, Supervisor, Transport, TransportEvent,
+    TransportStats,
+};
 pub use types::{BroadcastFlags, BroadcastOptions, EventPacket, Handshake, NodeId, Room, SocketId, SocketInfo};
 pub use value::{Args, Map, Timestamp, Value, ValueError};

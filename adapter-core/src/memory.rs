@@ -8,31 +8,37 @@
 //! subscription that silently stopped receiving) and [`MemoryTransport::disconnect`].
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use crate::transport::{Channel, EventSender, Transport, TransportEvent, glob_match};
+use crate::transport::{Channel, Counters, EventSender, Stat, Subscribers, Transport, TransportStats};
 
-#[derive(Debug)]
-struct Sub {
-    conn: u64,
-    channel: Channel,
-    sink: EventSender,
-}
-
+/// One connection: its subscribers, as a broker keeps them per client.
 #[derive(Debug, Default)]
 struct Conn {
     frozen: AtomicBool,
     deaf: AtomicBool,
+    subscribers: Subscribers,
+    counters: Counters,
+}
+
+impl Conn {
+    fn receiving(&self) -> bool {
+        !self.frozen.load(Ordering::SeqCst) && !self.deaf.load(Ordering::SeqCst)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Hub {
-    subs: Mutex<Vec<Sub>>,
-    conns: Mutex<Vec<(u64, Arc<Conn>)>>,
-    next: AtomicU64,
+    conns: Mutex<Vec<Arc<Conn>>>,
+}
+
+impl Hub {
+    fn conns(&self) -> Vec<Arc<Conn>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 /// The shared "broker" of memory transports.
@@ -56,10 +62,9 @@ impl MemoryHub {
 
     /// A new connection to this hub.
     pub fn transport(&self) -> MemoryTransport {
-        let id = self.hub.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn::default());
-        self.hub.conns.lock().unwrap_or_else(PoisonError::into_inner).push((id, conn.clone()));
-        MemoryTransport { hub: self.hub.clone(), id, conn, count_subscribers: self.count_subscribers }
+        self.hub.conns.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&conn));
+        MemoryTransport { hub: self.hub.clone(), conn, count_subscribers: self.count_subscribers }
     }
 }
 
@@ -67,7 +72,6 @@ impl MemoryHub {
 #[derive(Clone, Debug)]
 pub struct MemoryTransport {
     hub: Arc<Hub>,
-    id: u64,
     conn: Arc<Conn>,
     count_subscribers: bool,
 }
@@ -87,15 +91,13 @@ impl MemoryTransport {
     /// The connection closes: every subscription of this transport disappears.
     pub fn disconnect(&self) {
         self.conn.frozen.store(true, Ordering::SeqCst);
-        self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner).retain(|s| s.conn != self.id);
+        self.conn.subscribers.clear();
     }
 
-    fn receiving(&self, conn: u64) -> bool {
-        let conns = self.hub.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        conns
-            .iter()
-            .find(|(id, _)| *id == conn)
-            .is_some_and(|(_, c)| !c.frozen.load(Ordering::SeqCst) && !c.deaf.load(Ordering::SeqCst))
+    /// Counters (`delivered` to this connection's subscribers, `reconnects` by
+    /// [`Transport::resubscribe`]).
+    pub fn stats(&self) -> TransportStats {
+        self.conn.counters.snapshot()
     }
 }
 
@@ -110,47 +112,29 @@ impl Transport for MemoryTransport {
         if self.conn.frozen.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let targets: Vec<(u64, EventSender)> = {
-            let subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut seen: Vec<(u64, EventSender)> = Vec::new();
-            for s in subs.iter() {
-                let hit = match &s.channel {
-                    Channel::Exact(c) => c == channel,
-                    Channel::Pattern(p) => glob_match(p, channel),
-                };
-                // one delivery per (connection, subscriber), as Redis does per client
-                if hit && !seen.iter().any(|(c, sink)| *c == s.conn && sink.same_channel(&s.sink)) {
-                    seen.push((s.conn, s.sink.clone()));
-                }
-            }
-            seen
-        };
-        for (conn, sink) in targets {
-            if self.receiving(conn) {
-                let _ =
-                    sink.send(TransportEvent::Message { channel: channel.to_owned(), payload: payload.clone() }).await;
+        // one delivery per (connection, subscriber), as Redis does per client
+        let targets: Vec<(Arc<Conn>, Vec<EventSender>)> =
+            self.hub.conns().into_iter().map(|c| (Arc::clone(&c), c.subscribers.matching(channel))).collect();
+        for (conn, sinks) in targets {
+            if !sinks.is_empty() && conn.receiving() {
+                let n = conn.subscribers.send(sinks, channel, &payload).await;
+                conn.counters.add(Stat::Delivered, n);
             }
         }
         Ok(())
     }
 
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), Infallible> {
-        let mut subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
         for channel in channels {
-            let dup = subs.iter().any(|s| s.conn == self.id && &s.channel == channel && s.sink.same_channel(&sink));
-            if !dup {
-                subs.push(Sub { conn: self.id, channel: channel.clone(), sink: sink.clone() });
-            }
+            self.conn.subscribers.add(channel, &sink);
         }
         Ok(())
     }
 
     async fn unsubscribe(&self, channels: &[Channel], sink: &EventSender) -> Result<(), Infallible> {
-        self.hub
-            .subs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|s| !(s.conn == self.id && channels.contains(&s.channel) && s.sink.same_channel(sink)));
+        for channel in channels {
+            self.conn.subscribers.remove(channel, sink);
+        }
         Ok(())
     }
 
@@ -158,31 +142,19 @@ impl Transport for MemoryTransport {
         if !self.count_subscribers {
             return Ok(None);
         }
-        let mut subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
+        let channel = Channel::Exact(channel.to_owned());
+        let conns = self.hub.conns();
         // a subscriber whose receiver is gone is a closed connection: the broker forgets it
-        subs.retain(|s| !s.sink.is_closed());
-        let mut conns: Vec<u64> =
-            subs.iter().filter(|s| matches!(&s.channel, Channel::Exact(c) if c == channel)).map(|s| s.conn).collect();
-        conns.sort_unstable();
-        conns.dedup();
-        Ok(Some(conns.len()))
+        for conn in &conns {
+            conn.subscribers.forget_closed();
+        }
+        Ok(Some(conns.iter().filter(|c| c.subscribers.contains(&channel)).count()))
     }
 
     async fn resubscribe(&self) -> Result<(), Infallible> {
         self.conn.deaf.store(false, Ordering::SeqCst);
-        let sinks: Vec<EventSender> = {
-            let subs = self.hub.subs.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut sinks: Vec<EventSender> = Vec::new();
-            for s in subs.iter().filter(|s| s.conn == self.id) {
-                if !sinks.iter().any(|k| k.same_channel(&s.sink)) {
-                    sinks.push(s.sink.clone());
-                }
-            }
-            sinks
-        };
-        for sink in sinks {
-            let _ = sink.send(TransportEvent::Reconnected).await;
-        }
+        self.conn.counters.bump(Stat::Reconnects);
+        self.conn.subscribers.reconnected().await;
         Ok(())
     }
 }

@@ -112,7 +112,8 @@
 //! 4. sends [`TransportEvent::Reconnected`](socketio_adapter_core::TransportEvent) to
 //!    every subscriber (the cluster engine then announces itself again).
 //!
-//! Retries back off from 100 ms to 2 s. Messages published while the broker was down
+//! Retries back off as core's [`Backoff`](socketio_adapter_core::Backoff) says (100 ms doubling to 2 s,
+//! jittered; [`KafkaTransport::set_backoff`] changes it). Messages published while the broker was down
 //! fail (`publish` returns an error after `message_timeout_ms`); messages other nodes
 //! published between the restart and this node's re-placement may be lost on a broker
 //! without persistence, never delivered twice. With a persistent broker, records
@@ -139,10 +140,11 @@
 //! ```
 #![warn(missing_docs)]
 
+mod consumer;
 mod error;
 mod options;
 mod transport;
 
 pub use error::KafkaTransportError;
 pub use options::{DEFAULT_PARTITIONS, KafkaOptions, Password};
-pub use transport::{CHANNEL_HEADER, KafkaStats, KafkaTransport, MARKER_HEADER};
+pub use transport::{CHANNEL_HEADER, KafkaTransport, MARKER_HEADER};

@@ -67,9 +67,10 @@
 //! ## Reconnection
 //!
 //! The publisher reconnects on its own. The subscriber's channels live in a registry of
-//! this crate: after a disconnect (or when Redis drops a shard channel after a slot
+//! `socketio-adapter-core` (its [`Supervisor`](socketio_adapter_core::Supervisor)): after a disconnect (or when Redis drops a shard channel after a slot
 //! migration, or when the cluster engine's health check finds the subscription deaf) a
-//! supervisor reconnects with exponential backoff (50 ms to 5 s, jittered), re-issues
+//! supervisor reconnects with exponential backoff (core's [`Backoff`](socketio_adapter_core::Backoff):
+//! 100 ms doubling to 2 s, jittered; [`RedisTransport::set_backoff`] changes it), re-issues
 //! every channel (one per SSUBSCRIBE) and sends `Reconnected` to the cluster engine.
 //! Messages published while the subscriber was down are lost, as with every Redis pub/sub
 //! client.
@@ -92,8 +93,9 @@
 mod batch;
 mod error;
 mod options;
+mod subscriber;
 mod transport;
 
 pub use error::RedisTransportError;
 pub use options::{Mode, RedisOptions};
-pub use transport::{RedisStats, RedisTransport};
+pub use transport::RedisTransport;

@@ -3,39 +3,29 @@
 //!
 //! Two connections per transport: a publisher (a [`ConnectionManager`] that reconnects on
 //! its own, or the cluster connection) and a RESP3 subscriber whose pushes feed one
-//! dispatcher task. The subscriber's channels are kept in a registry owned here, not in
-//! the client library: after a disconnect, a server-side unsubscribe (slot migration on
-//! Redis Cluster) or a health-check request, a supervisor task reconnects with backoff
-//! and re-issues every subscription from that registry (one channel per SSUBSCRIBE), then
-//! tells each subscriber with [`TransportEvent::Reconnected`].
+//! dispatcher task ([`crate::subscriber`]). Subscribers, counters and reconnection are
+//! core's [`Supervisor`]: after a disconnect, a server-side unsubscribe (slot migration on
+//! Redis Cluster) or a health-check request it reconnects with backoff and re-issues
+//! every subscription (one channel per SSUBSCRIBE), then tells each subscriber with
+//! [`TransportEvent::Reconnected`](socketio_adapter_core::TransportEvent::Reconnected).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, ProtocolVersion, PushInfo, PushKind, Value};
-use socketio_adapter_core::{Channel, EventSender, Subscribers, Transport};
-use tokio::sync::{Notify, mpsc, watch};
-use tracing::{debug, info, warn};
+use redis::{AsyncConnectionConfig, Client, ProtocolVersion, Value};
+use socketio_adapter_core::{Backoff, Channel, EventSender, Stat, Supervisor, Transport, TransportStats};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
 use crate::batch::Batcher;
 use crate::error::RedisTransportError;
 use crate::options::{Mode, RedisOptions};
-
-/// Counters of one transport.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RedisStats {
-    /// Messages dropped because the subscriber queue was full.
-    pub dropped: u64,
-    /// Times the subscriptions were restored (reconnects and repairs).
-    pub resubscriptions: u64,
-    /// Messages handed to subscribers.
-    pub delivered: u64,
-}
+use crate::subscriber::{Connector, Repair, SubConn, SubState, Verb, dispatch, push_sender};
 
 /// A Redis transport. Clones share the connections.
 ///
@@ -63,201 +53,14 @@ struct Inner {
     /// Opens the standalone subscriber connection (lazily, then on every repair).
     connector: Arc<Connector>,
     command_timeout: Duration,
-    shutdown: watch::Sender<bool>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-    }
+    /// Dropped with the last clone: stops the dispatcher and the supervisor.
+    _shutdown: watch::Sender<bool>,
 }
 
 #[derive(Clone)]
 enum Publisher {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
-}
-
-#[derive(Clone)]
-enum SubConn {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-/// How to open a subscriber connection again.
-enum Connector {
-    Single { client: Box<Client>, config: Box<dyn Fn(u64) -> AsyncConnectionConfig + Send + Sync> },
-    Cluster,
-}
-
-impl Connector {
-    /// A fresh standalone subscriber connection (`None` on Redis Cluster, whose client
-    /// connection is kept); pushes of older connections are ignored from here on.
-    async fn open_single(
-        &self,
-        state: &SubState,
-        op: impl FnOnce() -> String,
-    ) -> Result<Option<SubConn>, RedisTransportError> {
-        let Connector::Single { client, config } = self else { return Ok(None) };
-        let generation = state.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&config(generation))
-            .await
-            .map_err(|e| RedisTransportError::command(op(), e))?;
-        Ok(Some(SubConn::Single(conn)))
-    }
-}
-
-struct SubState {
-    mode: Mode,
-    cluster: bool,
-    subscribers: Subscribers,
-    conn: tokio::sync::Mutex<Option<SubConn>>,
-    /// Generation of the standalone subscriber connection: pushes of older ones are ignored.
-    generation: AtomicU64,
-    kick: Notify,
-    /// The next repair must drop and re-create the subscriptions (not just re-issue them).
-    force: AtomicBool,
-    dropped: AtomicU64,
-    resubscriptions: AtomicU64,
-    delivered: AtomicU64,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Verb {
-    Sub,
-    Unsub,
-}
-
-impl SubState {
-    fn command_name(&self, channel: &Channel, verb: Verb) -> &'static str {
-        match (channel, self.mode, verb) {
-            (Channel::Pattern(_), _, Verb::Sub) => "PSUBSCRIBE",
-            (Channel::Pattern(_), _, Verb::Unsub) => "PUNSUBSCRIBE",
-            (Channel::Exact(_), Mode::Classic, Verb::Sub) => "SUBSCRIBE",
-            (Channel::Exact(_), Mode::Classic, Verb::Unsub) => "UNSUBSCRIBE",
-            (Channel::Exact(_), Mode::Sharded, Verb::Sub) => "SSUBSCRIBE",
-            (Channel::Exact(_), Mode::Sharded, Verb::Unsub) => "SUNSUBSCRIBE",
-        }
-    }
-
-    /// Issues one subscribe-like command for one channel (one channel per command: on
-    /// Redis Cluster, channels of different slots cannot share an SSUBSCRIBE).
-    async fn issue(&self, conn: &mut SubConn, channel: &Channel, verb: Verb) -> Result<(), RedisTransportError> {
-        let name = self.command_name(channel, verb);
-        let ch = channel.as_str();
-        let result = match conn {
-            SubConn::Single(c) => match (name, verb) {
-                ("SUBSCRIBE", _) => c.subscribe(ch).await,
-                ("UNSUBSCRIBE", _) => c.unsubscribe(ch).await,
-                ("PSUBSCRIBE", _) => c.psubscribe(ch).await,
-                ("PUNSUBSCRIBE", _) => c.punsubscribe(ch).await,
-                // the multiplexed connection has no typed SSUBSCRIBE; RESP3 confirms it with a push
-                _ => redis::cmd(name).arg(ch).exec_async(c).await,
-            },
-            SubConn::Cluster(c) => match name {
-                "SUBSCRIBE" => c.subscribe(ch).await,
-                "UNSUBSCRIBE" => c.unsubscribe(ch).await,
-                "PSUBSCRIBE" => c.psubscribe(ch).await,
-                "PUNSUBSCRIBE" => c.punsubscribe(ch).await,
-                "SSUBSCRIBE" => c.ssubscribe(ch).await,
-                _ => c.sunsubscribe(ch).await,
-            },
-        };
-        result.map_err(|e| RedisTransportError::command(format!("{name} {ch}"), e))
-    }
-
-    /// Re-issues every registered subscription on `conn`.
-    async fn restore(&self, conn: &mut SubConn, force: bool) -> Result<(), RedisTransportError> {
-        for channel in &self.subscribers.channels() {
-            if force {
-                let _ = self.issue(conn, channel, Verb::Unsub).await;
-            }
-            self.issue(conn, channel, Verb::Sub).await?;
-        }
-        Ok(())
-    }
-
-    async fn deliver(&self, key: &Channel, channel: String, payload: Bytes) {
-        let n = self.subscribers.deliver_to(key, &channel, &payload).await;
-        self.delivered.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Handles one push from the connection.
-    async fn on_push(&self, info: PushInfo) {
-        let PushInfo { kind, data } = info;
-        match kind {
-            PushKind::Message | PushKind::SMessage => {
-                let mut it = data.into_iter();
-                if let (Some(ch), Some(payload)) = (it.next().and_then(text), it.next().and_then(bytes)) {
-                    self.deliver(&Channel::Exact(ch.clone()), ch, payload).await;
-                }
-            }
-            PushKind::PMessage => {
-                let mut it = data.into_iter();
-                if let (Some(pattern), Some(ch), Some(payload)) =
-                    (it.next().and_then(text), it.next().and_then(text), it.next().and_then(bytes))
-                {
-                    self.deliver(&Channel::Pattern(pattern), ch, payload).await;
-                }
-            }
-            PushKind::SUnsubscribe if self.cluster => {
-                // the server dropped a shard channel we still want (its slot moved): repair
-                if let Some(ch) = data.into_iter().next().and_then(text)
-                    && self.subscribers.contains(&Channel::Exact(ch.clone()))
-                {
-                    warn!(channel = %ch, "Redis unsubscribed a shard channel (slot moved?); resubscribing");
-                    self.kick.notify_one();
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn text(v: Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => {
-            Some(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
-        }
-        Value::SimpleString(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn bytes(v: Value) -> Option<Bytes> {
-    match v {
-        Value::BulkString(b) => Some(Bytes::from(b)),
-        Value::SimpleString(s) => Some(Bytes::from(s.into_bytes())),
-        _ => None,
-    }
-}
-
-/// The push sender handed to the client library: never blocks, never grows without
-/// bound. A disconnection of the current connection wakes the supervisor directly.
-fn push_sender(
-    state: &Arc<SubState>,
-    tx: mpsc::Sender<PushInfo>,
-    generation: Option<u64>,
-) -> impl Fn(PushInfo) -> Result<(), std::convert::Infallible> + Send + Sync + 'static {
-    let state = Arc::downgrade(state);
-    move |info: PushInfo| {
-        let Some(state) = state.upgrade() else { return Ok(()) };
-        if info.kind == PushKind::Disconnection {
-            let current = generation.is_none_or(|g| g == state.generation.load(Ordering::Acquire));
-            if current {
-                state.kick.notify_one();
-            }
-            return Ok(());
-        }
-        if tx.try_send(info).is_err() {
-            let n = state.dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
-                warn!(dropped = n + 1, "Redis subscriber queue full: messages dropped");
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The private CA of `opts`, read from its file.
@@ -302,19 +105,14 @@ impl RedisTransport {
         }
         let first = opts.nodes.first().ok_or_else(|| RedisTransportError::Url("no node".into()))?;
         let (push_tx, push_rx) = mpsc::channel(opts.push_queue_capacity.max(16));
+        let target = opts.describe();
         let sub = Arc::new(SubState {
             mode: opts.mode,
             cluster: opts.cluster,
-            subscribers: Subscribers::new(),
+            sup: Supervisor::new("Redis", target.clone()),
             conn: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
-            kick: Notify::new(),
-            force: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-            resubscriptions: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
         });
-        let target = opts.describe();
         let (publisher, sub_conn, connector) = if opts.cluster {
             let nodes: Vec<_> = opts.nodes.iter().map(RedisOptions::resp3).collect();
             let mut builder = ClusterClientBuilder::new(nodes)
@@ -372,7 +170,7 @@ impl RedisTransport {
         let connector = Arc::new(connector);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(dispatch(Arc::clone(&sub), push_rx, shutdown_rx.clone()));
-        tokio::spawn(supervise(Arc::clone(&sub), Arc::clone(&connector), shutdown_rx, target.clone()));
+        sub.sup.spawn(Repair { state: Arc::clone(&sub), connector: Arc::clone(&connector) }, shutdown_rx);
         info!(target = %target, "Redis transport connected");
         Ok(RedisTransport {
             inner: Arc::new(Inner {
@@ -386,7 +184,7 @@ impl RedisTransport {
                 sub,
                 connector,
                 command_timeout: opts.command_timeout,
-                shutdown,
+                _shutdown: shutdown,
             }),
         })
     }
@@ -396,14 +194,15 @@ impl RedisTransport {
         self.inner.mode
     }
 
-    /// Counters.
-    pub fn stats(&self) -> RedisStats {
-        let s = &self.inner.sub;
-        RedisStats {
-            dropped: s.dropped.load(Ordering::Relaxed),
-            resubscriptions: s.resubscriptions.load(Ordering::Relaxed),
-            delivered: s.delivered.load(Ordering::Relaxed),
-        }
+    /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard
+    /// channel or a resubscribe; `dropped`: the subscriber queue was full).
+    pub fn stats(&self) -> TransportStats {
+        self.inner.sub.sup.stats()
+    }
+
+    /// Changes the reconnect policy of the subscriber (default [`Backoff::default`]).
+    pub fn set_backoff(&self, backoff: Backoff) {
+        self.inner.sub.sup.set_backoff(backoff);
     }
 
     /// The `CLIENT ID` of the subscriber connection on standalone Redis (`None` on Redis
@@ -431,7 +230,7 @@ impl RedisTransport {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
-        for channel in &state.subscribers.channels() {
+        for channel in &state.sup.subscribers().channels() {
             state.issue(conn, channel, Verb::Unsub).await?;
         }
         Ok(())
@@ -458,87 +257,6 @@ impl RedisTransport {
             )),
         }
     }
-}
-
-async fn dispatch(state: Arc<SubState>, mut rx: mpsc::Receiver<PushInfo>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            push = rx.recv() => match push {
-                Some(info) => state.on_push(info).await,
-                None => return,
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Waits for a reason to repair (disconnect, lost shard channel, health check), then
-/// restores the subscriptions with backoff until it works.
-async fn supervise(
-    state: Arc<SubState>,
-    connector: Arc<Connector>,
-    mut shutdown: watch::Receiver<bool>,
-    target: String,
-) {
-    loop {
-        tokio::select! {
-            _ = state.kick.notified() => {}
-            _ = shutdown.changed() => {
-                *state.conn.lock().await = None;
-                return;
-            }
-        }
-        let mut delay = Duration::from_millis(50);
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let force = state.force.swap(false, Ordering::AcqRel);
-            let result = repair(&state, &connector, force).await;
-            match result {
-                Ok(()) => break,
-                Err(e) => {
-                    if force {
-                        state.force.store(true, Ordering::Release);
-                    }
-                    warn!(target = %target, attempt, error = %e, retry_in = ?delay, "Redis subscriber not restored");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay + Duration::from_millis(fastrand_ms(delay))) => {}
-                _ = shutdown.changed() => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        state.resubscriptions.fetch_add(1, Ordering::Relaxed);
-        info!(target = %target, channels = state.subscribers.len(), "Redis subscriptions restored");
-        state.subscribers.reconnected().await;
-    }
-}
-
-fn fastrand_ms(delay: Duration) -> u64 {
-    // up to 25% jitter so that nodes restarted together do not reconnect in lockstep
-    fastrand::u64(0..(delay.as_millis() as u64 / 4).max(1))
-}
-
-async fn repair(state: &SubState, connector: &Connector, force: bool) -> Result<(), RedisTransportError> {
-    let mut guard = state.conn.lock().await;
-    match connector {
-        Connector::Single { .. } => {
-            *guard = None;
-            let mut conn = connector
-                .open_single(state, || "reconnect subscriber".to_owned())
-                .await?
-                .ok_or(RedisTransportError::Closed)?;
-            state.restore(&mut conn, false).await?;
-            *guard = Some(conn);
-        }
-        Connector::Cluster => {
-            let conn = guard.as_mut().ok_or(RedisTransportError::Closed)?;
-            state.restore(conn, force).await?;
-        }
-    }
-    debug!("subscriber repaired");
-    Ok(())
 }
 
 /// `PUBSUB NUMSUB ch` / `PUBSUB SHARDNUMSUB ch`: a flat `[ch, n]` array (RESP2), a map
@@ -571,21 +289,26 @@ impl Transport for RedisTransport {
             Mode::Classic => "PUBLISH",
             Mode::Sharded => "SPUBLISH",
         };
-        if let Some(batcher) = &self.inner.batcher {
-            return batcher
+        let result = if let Some(batcher) = &self.inner.batcher {
+            batcher
                 .publish(verb, channel, payload)
                 .await
-                .map_err(|e| RedisTransportError::command(format!("{verb} {channel}"), e));
+                .map_err(|e| RedisTransportError::command(format!("{verb} {channel}"), e))
+        } else {
+            let mut cmd = redis::cmd(verb);
+            cmd.arg(channel).arg(payload.as_ref());
+            self.query(&cmd, || format!("{verb} {channel}")).await.map(drop)
+        };
+        if result.is_err() {
+            self.inner.sub.sup.counters().bump(Stat::PublishErrors);
         }
-        let mut cmd = redis::cmd(verb);
-        cmd.arg(channel).arg(payload.as_ref());
-        self.query(&cmd, || format!("{verb} {channel}")).await.map(drop)
+        result
     }
 
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), RedisTransportError> {
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
-        if guard.is_none() && state.subscribers.is_empty() {
+        if guard.is_none() && state.sup.subscribers().is_empty() {
             // the first subscription: connect now (with channels registered, a missing
             // connection is the supervisor's to restore)
             let target = &self.inner.target;
@@ -594,10 +317,10 @@ impl Transport for RedisTransport {
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
         for channel in channels {
             // registered only once the broker confirmed it, so a failure is retried whole
-            if !state.subscribers.contains(channel) {
+            if !state.sup.subscribers().contains(channel) {
                 state.issue(conn, channel, Verb::Sub).await?;
             }
-            state.subscribers.add(channel, &sink);
+            state.sup.subscribers().add(channel, &sink);
         }
         Ok(())
     }
@@ -607,7 +330,7 @@ impl Transport for RedisTransport {
         let mut guard = state.conn.lock().await;
         let mut first_error = None;
         for channel in channels {
-            let now_empty = state.subscribers.remove(channel, sink);
+            let now_empty = state.sup.subscribers().remove(channel, sink);
             if now_empty && let Some(conn) = guard.as_mut() {
                 // forgotten either way: a failed unsubscribe only costs unwanted messages
                 // until the next reconnect, which does not restore it
@@ -638,8 +361,7 @@ impl Transport for RedisTransport {
     }
 
     async fn resubscribe(&self) -> Result<(), RedisTransportError> {
-        self.inner.sub.force.store(true, Ordering::Release);
-        self.inner.sub.kick.notify_one();
+        self.inner.sub.sup.resubscribe();
         Ok(())
     }
 }

@@ -25,7 +25,7 @@ use socketio_cluster_tests::conformance::{Node, converge, eventually, prefix};
 use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 
-/// Longest outage handling we accept: reconnect backoff is capped at 5 s.
+/// Longest outage handling we accept: reconnect backoff is capped at 2 s (core's `Backoff`).
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn node(opts: &AmqpOptions, name: &str) -> (Node<AmqpTransport>, AmqpTransport) {

@@ -196,7 +196,7 @@ async fn resubscribe_replaces_the_consumer_without_gaps_or_duplicates() {
         assert_eq!(texts.pop().as_deref(), Some("final"));
         texts.sort();
         assert_eq!(texts, (0..100).map(|i| format!("m-{i:03}")).collect::<Vec<_>>());
-        assert_eq!(node.stats().recoveries, 1);
+        assert_eq!(node.stats().reconnects, 1);
     })
     .await
 }

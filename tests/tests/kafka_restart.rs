@@ -149,7 +149,7 @@ async fn restart(downtime: Duration) {
         for n in &nodes {
             let stats = n.adapter.core().transport().stats();
             eprintln!("{}: {stats:?}", n.sockets.name);
-            assert!(stats.recoveries >= 1, "{}: the consumer was never re-placed", n.sockets.name);
+            assert!(stats.reconnects >= 1, "{}: the consumer was never re-placed", n.sockets.name);
         }
         converge(&nodes, 2).await;
 

@@ -8,6 +8,16 @@ use std::future::Future;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+mod backoff;
+mod stats;
+mod subscribers;
+mod supervisor;
+
+pub use backoff::Backoff;
+pub use stats::{Counters, Stat, TransportStats};
+pub use subscribers::Subscribers;
+pub use supervisor::{Reconnect, Supervisor};
+
 /// A subscription target.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Channel {
@@ -51,6 +61,44 @@ pub type EventSender = mpsc::Sender<TransportEvent>;
 /// Clones share one connection. Implementations reconnect on their own, restore every
 /// subscription after a reconnect and then send [`TransportEvent::Reconnected`] to
 /// each subscriber.
+///
+/// # Writing a transport
+///
+/// A transport is a byte mover: it knows its broker, nothing of Socket.IO. What every
+/// transport needs besides is here, once:
+///
+/// - [`Supervisor`]: the state a transport shares with its tasks, made at connect with
+///   [`Supervisor::new`]. It holds the [`Subscribers`] (which local sinks get which
+///   channel, patterns included), the [`Counters`] behind the transport's `stats()`
+///   ([`TransportStats`], one name per event whatever the broker), and runs the one
+///   reconnect loop ([`Supervisor::spawn`]) with the one [`Backoff`] policy.
+/// - [`Subscribers::deliver`] / [`Supervisor::deliver`]: hand what arrives to the right
+///   sinks (back-pressure included; closed sinks are forgotten).
+///
+/// So a transport implements only its broker's side:
+///
+/// 1. **connect**: open the connection(s), make a [`Supervisor`], start reading (a task
+///    that passes each message to [`Supervisor::deliver`]) and
+///    [`Supervisor::spawn`] the supervisor over a [`Reconnect`] implementation;
+/// 2. **publish** ([`Transport::publish`]): one message, resolved when the broker took it
+///    (count failures as [`Stat::PublishErrors`]);
+/// 3. **subscribe / unsubscribe at the broker**: [`Transport::subscribe`] issues the
+///    broker subscription for each channel [`Subscribers::contains`] does not have yet,
+///    then [`Subscribers::add`]s the sink; [`Transport::unsubscribe`] drops the broker
+///    subscription when [`Subscribers::remove`] says the channel has no subscriber left;
+/// 4. **count subscribers** ([`Transport::server_count`]) if the broker can, else `None`;
+/// 5. **report connection loss**: from the client library's callbacks or its reading
+///    task, call [`Supervisor::connection_lost`]; forward [`Transport::resubscribe`] to
+///    [`Supervisor::resubscribe`]; implement [`Reconnect::reconnect`] as "connect again
+///    and re-issue every channel of [`Subscribers::channels`]" (plus, if useful,
+///    [`Reconnect::disconnect`], [`Reconnect::close`] and a periodic
+///    [`Reconnect::needs_reconnect`] check). The supervisor retries with backoff, counts
+///    [`TransportStats::reconnects`] and sends [`TransportEvent::Reconnected`].
+///
+/// The in-memory transport (`memory` feature) is the smallest example of 2-4; the Redis,
+/// Kafka and AMQP crates are the examples of 1 and 5 (each `transport.rs` a few hundred
+/// lines). The conformance suite (`testing::conformance`, feature `test-util`) checks a
+/// transport against the cluster engine.
 pub trait Transport: Clone + Send + Sync + 'static {
     /// The transport's error type.
     type Error: StdError + Send + Sync + 'static;
@@ -85,149 +133,6 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// Drops and restores every subscription. The engine calls it when its health
     /// check finds that messages stopped arriving although the connection looks up.
     fn resubscribe(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
-}
-
-/// The subscriber bookkeeping every transport needs: which sinks want which channels.
-/// A transport keeps its broker subscriptions in step with it (subscribe a channel when
-/// [`Subscribers::add`] says it is new, drop it when [`Subscribers::remove`] says it has
-/// no subscriber left, re-issue [`Subscribers::channels`] after a reconnect) and hands
-/// what arrives to [`Subscribers::deliver`]. Sinks whose receiver is gone are forgotten.
-#[derive(Debug, Default)]
-pub struct Subscribers {
-    map: std::sync::Mutex<std::collections::HashMap<Channel, Vec<EventSender>>>,
-}
-
-impl Subscribers {
-    /// No subscriber.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Channel, Vec<EventSender>>> {
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Registers `sink` for `channel`; `true` when the channel had no subscriber yet.
-    pub fn add(&self, channel: &Channel, sink: &EventSender) -> bool {
-        let mut map = self.lock();
-        let list = map.entry(channel.clone()).or_default();
-        let fresh = list.is_empty();
-        if !list.iter().any(|s| s.same_channel(sink)) {
-            list.push(sink.clone());
-        }
-        fresh
-    }
-
-    /// Unregisters `sink` from `channel`; `true` when that left the channel without
-    /// subscribers (and it was registered).
-    pub fn remove(&self, channel: &Channel, sink: &EventSender) -> bool {
-        let mut map = self.lock();
-        let Some(list) = map.get_mut(channel) else { return false };
-        list.retain(|s| !s.same_channel(sink));
-        if list.is_empty() {
-            map.remove(channel);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// `true` when `channel` has a subscriber.
-    pub fn contains(&self, channel: &Channel) -> bool {
-        self.lock().contains_key(channel)
-    }
-
-    /// Every channel with a subscriber.
-    pub fn channels(&self) -> Vec<Channel> {
-        self.lock().keys().cloned().collect()
-    }
-
-    /// How many channels have subscribers.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// `true` when nothing is subscribed.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    /// Every sink, once.
-    pub fn sinks(&self) -> Vec<EventSender> {
-        let map = self.lock();
-        let mut sinks: Vec<EventSender> = Vec::new();
-        for sink in map.values().flatten() {
-            if !sinks.iter().any(|s| s.same_channel(sink)) {
-                sinks.push(sink.clone());
-            }
-        }
-        sinks
-    }
-
-    /// The sinks a message published on `channel` is for: subscribers of the channel
-    /// and of every matching pattern, each once.
-    pub fn matching(&self, channel: &str) -> Vec<EventSender> {
-        let map = self.lock();
-        let mut sinks: Vec<EventSender> = Vec::new();
-        for (key, list) in map.iter() {
-            let hit = match key {
-                Channel::Exact(c) => c == channel,
-                Channel::Pattern(p) => glob_match(p, channel),
-            };
-            for sink in list.iter().filter(|_| hit) {
-                if !sinks.iter().any(|s| s.same_channel(sink)) {
-                    sinks.push(sink.clone());
-                }
-            }
-        }
-        sinks
-    }
-
-    /// Sends a message published on `channel` to `sinks` (waiting while a queue is full);
-    /// forgets sinks whose receiver is gone. Returns how many received it.
-    pub async fn send(&self, sinks: Vec<EventSender>, channel: &str, payload: &Bytes) -> u64 {
-        let mut delivered = 0;
-        for sink in sinks {
-            let event = TransportEvent::Message { channel: channel.to_owned(), payload: payload.clone() };
-            if sink.send(event).await.is_ok() {
-                delivered += 1;
-            } else {
-                self.forget(&sink);
-            }
-        }
-        delivered
-    }
-
-    /// [`Subscribers::send`] to the subscribers of exactly `key` (a channel, or the
-    /// pattern a broker matched, as Redis tells with `pmessage`).
-    pub async fn deliver_to(&self, key: &Channel, channel: &str, payload: &Bytes) -> u64 {
-        let sinks = self.lock().get(key).cloned().unwrap_or_default();
-        self.send(sinks, channel, payload).await
-    }
-
-    /// [`Subscribers::send`] to [`Subscribers::matching`] sinks.
-    pub async fn deliver(&self, channel: &str, payload: &Bytes) -> u64 {
-        let sinks = self.matching(channel);
-        self.send(sinks, channel, payload).await
-    }
-
-    /// Tells every sink that the subscriptions were restored.
-    pub async fn reconnected(&self) {
-        for sink in self.sinks() {
-            if sink.send(TransportEvent::Reconnected).await.is_err() {
-                self.forget(&sink);
-            }
-        }
-    }
-
-    /// Drops `sink` from every channel (its receiver is gone).
-    fn forget(&self, sink: &EventSender) {
-        let mut map = self.lock();
-        for list in map.values_mut() {
-            list.retain(|s| !s.same_channel(sink));
-        }
-        map.retain(|_, list| !list.is_empty());
-    }
 }
 
 /// `url` with the password of its user info replaced by `***` (the user name kept), for
@@ -331,27 +236,7 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Channel, Subscribers, TransportEvent, glob_match, redact_url};
-
-    #[tokio::test]
-    async fn subscribers_track_channels_and_forget_gone_sinks() {
-        let subs = Subscribers::new();
-        let (a, mut ra) = tokio::sync::mpsc::channel(8);
-        let (b, rb) = tokio::sync::mpsc::channel(8);
-        let room = Channel::Exact("p#/#r#".into());
-        let all = Channel::Pattern("p#/#*".into());
-        assert!(subs.add(&room, &a), "first subscriber");
-        assert!(!subs.add(&room, &b), "second subscriber");
-        assert!(subs.add(&all, &a));
-        assert_eq!(subs.matching("p#/#r#").len(), 2, "a once, b once");
-        drop(rb);
-        assert_eq!(subs.deliver("p#/#r#", &bytes::Bytes::from_static(b"x")).await, 1);
-        assert!(matches!(ra.recv().await, Some(TransportEvent::Message { .. })));
-        assert_eq!(subs.sinks().len(), 1, "b forgotten");
-        assert!(!subs.remove(&room, &a) || !subs.contains(&room));
-        assert!(subs.remove(&all, &a));
-        assert!(subs.is_empty());
-    }
+    use super::{glob_match, redact_url};
 
     #[test]
     fn passwords_never_show() {
