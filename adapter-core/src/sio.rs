@@ -5,7 +5,7 @@
 //! use std::convert::Infallible;
 //! use std::sync::Arc;
 //!
-//! use socketio_adapter_core::codec::NodeClusterCodec;
+//! use socketio_adapter_core::dialect::NodeClusterDialect;
 //! use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 //! use socketio_adapter_core::sio::{SioAdapter, SioState};
 //! use socketio_adapter_core::ClusterConfig;
@@ -29,7 +29,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let transport = MemoryHub::new().transport();
-//! let state = SioState::new(transport, Arc::new(NodeClusterCodec::default()), ClusterConfig::default());
+//! let state = SioState::new(transport, Arc::new(NodeClusterDialect::default()), ClusterConfig::default());
 //! let cluster = state.handle();
 //! let (layer, io) = SocketIo::builder().max_buffer_size(1024).with_adapter::<Adapter>(state).build_layer();
 //! io.ns("/", (async || {}).with(handlers)).await?; // subscribes the namespace's channels
@@ -109,7 +109,7 @@ use socketioxide_core::{Sid, Uid};
 use tracing::{debug, warn};
 
 use crate::cluster::{ClusterConfig, ClusterCore};
-use crate::codec::Codec;
+use crate::dialect::Dialect;
 use crate::error::AdapterError;
 use crate::local::{AckError, LocalAckStream, LocalNode, PendingDelivery, ServerSideAck, SocketDetails};
 use crate::rooms::RoomChanges;
@@ -173,7 +173,7 @@ trait RoomDiff: Send + Sync {
 /// namespace, sharing its connections), the dialect and the cluster configuration.
 pub struct SioState<T: Transport> {
     transport: T,
-    codec: Arc<dyn Codec>,
+    dialect: Arc<dyn Dialect>,
     config: ClusterConfig,
     hooks: Hooks,
     room_poll: Duration,
@@ -183,16 +183,16 @@ pub struct SioState<T: Transport> {
 
 impl<T: Transport> std::fmt::Debug for SioState<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SioState").field("dialect", &self.codec.dialect()).finish()
+        f.debug_struct("SioState").field("dialect", &self.dialect.name()).finish()
     }
 }
 
 impl<T: Transport> SioState<T> {
-    /// A state over `transport` speaking `codec`.
-    pub fn new(transport: T, codec: Arc<dyn Codec>, config: ClusterConfig) -> Self {
+    /// A state over `transport` speaking `dialect`.
+    pub fn new(transport: T, dialect: Arc<dyn Dialect>, config: ClusterConfig) -> Self {
         SioState {
             transport,
-            codec,
+            dialect,
             config,
             hooks: Hooks::default(),
             room_poll: Duration::from_millis(100),
@@ -364,7 +364,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
         });
         let node: Arc<dyn LocalNode> = local.clone();
         let core =
-            ClusterCore::node(state.transport.clone(), Arc::clone(&state.codec), &nsp, node, state.config.clone())
+            ClusterCore::node(state.transport.clone(), Arc::clone(&state.dialect), &nsp, node, state.config.clone())
                 .map_err(|e| e.to_string());
         match &core {
             Ok(c) => {
@@ -381,7 +381,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
             let core = self.core()?.clone();
             core.start().await?;
             on_success();
-            if !core.codec().capabilities().room_channels {
+            if !core.dialect().capabilities().room_channels {
                 return Ok(());
             }
             // socketioxide changes rooms without telling the adapter: poll for per-room channels

@@ -2,7 +2,7 @@
 //! read and write them, and their serde conversion (`from_serialize`) and `Display`
 //! (JSON text) are implemented there, so nothing here depends on an encoding.
 //!
-//! The argument value model shared by every codec.
+//! The argument value model shared by every dialect.
 //!
 //! [`Value`] carries everything JSON and MessagePack can: maps (in insertion order),
 //! arrays, strings, integers over the whole `i64` and `u64` range, floats, booleans,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use socketio_adapter_core::codec::{Codec, NodeRedisCodec};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect};
 use socketio_adapter_core::memory::MemoryHub;
 use socketio_adapter_core::rooms::RoomIndex;
 use socketio_adapter_core::{
@@ -55,10 +55,10 @@ pub async fn ingest(sockets: usize, rooms: usize, n: u64) -> Result<Json, String
     // a hub that counts subscribers, as Redis does for the node-redis dialect
     let hub = MemoryHub::counting();
     let prefix = "ingest";
-    let codec = Arc::new(NodeRedisCodec::new(prefix));
+    let dialect = Arc::new(NodeRedisDialect::new(prefix));
     let node = ClusterCore::node(
         hub.transport(),
-        codec.clone(),
+        dialect.clone(),
         "/",
         Arc::clone(&local) as Arc<dyn LocalNode>,
         ClusterConfig::default(),
@@ -71,7 +71,7 @@ pub async fn ingest(sockets: usize, rooms: usize, n: u64) -> Result<Json, String
             let args = vec![Value::from(0u64), Value::from(0.0f64), Value::from(pad.as_str())];
             let opts = BroadcastOptions::default().to(format!("r{r}"));
             let body = Body::Broadcast { packet: EventPacket::new("m", args), opts };
-            codec.encode(&Message::new(None, "/".to_owned(), body)).map_err(|e| e.to_string())
+            dialect.encode(&Message::new(None, "/".to_owned(), body)).map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
     let publisher = hub.transport();

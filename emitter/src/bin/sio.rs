@@ -12,7 +12,7 @@ use base64::Engine;
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use socketio_adapter_core::cluster::Listener;
 use socketio_adapter_core::{AdapterError, Channel};
-use socketio_emitter::{Args, ConnectOptions, Dialect, Emitter, EmitterError, Value};
+use socketio_emitter::{Args, ConnectOptions, DialectKind, Emitter, EmitterError, Value};
 use tokio::io::AsyncBufReadExt;
 
 const EXAMPLES: &str = "\
@@ -216,9 +216,9 @@ fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
     let mut opts = ConnectOptions::default().request_timeout(Duration::from_millis(cli.timeout));
     match cli.dialect.as_str() {
         "auto" => {}
-        d => opts = opts.dialect(d.parse::<Dialect>().map_err(|e| usage(format!("--dialect: {e}")))?),
+        d => opts = opts.dialect(d.parse::<DialectKind>().map_err(|e| usage(format!("--dialect: {e}")))?),
     }
-    if opts.dialect == Some(Dialect::Python) {
+    if opts.dialect == Some(DialectKind::Python) {
         opts = opts.channel(cli.channel.clone());
     }
     if let Some(p) = &cli.prefix {
@@ -505,7 +505,7 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
 
 async fn tail(io: &Emitter) -> Result<(), Failure> {
     let mut listener =
-        Listener::start(io.transport().clone(), io.codec().clone(), io.namespace()).await.map_err(|e| match e {
+        Listener::start(io.transport().clone(), io.dialect().clone(), io.namespace()).await.map_err(|e| match e {
             AdapterError::Config(m) => usage(m),
             e => Failure { code: 1, message: chain(&e) },
         })?;

@@ -17,11 +17,11 @@
 //! response is JSON. Responses do not say who sent them: requesters count them against
 //! the number of subscribers of the request channel (`PUBSUB NUMSUB`).
 
-use crate::codec::{
-    Capabilities, Codec, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, parse_payload, rooms_of, uid2,
+use crate::dialect::{
+    Capabilities, Dialect, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, parse_payload, rooms_of, uid2,
     write_sockets,
 };
-use crate::error::{CodecError, DecodeError};
+use crate::error::{DecodeError, DialectError};
 use crate::message::{Body, LegacyOp, Message};
 use crate::msgpack;
 use crate::transport::Channel;
@@ -44,21 +44,21 @@ mod req {
 
 /// The classic Node.js Redis adapter dialect.
 #[derive(Clone, Debug)]
-pub struct NodeRedisCodec {
+pub struct NodeRedisDialect {
     prefix: String,
     specific_response_channel: bool,
 }
 
-impl Default for NodeRedisCodec {
+impl Default for NodeRedisDialect {
     fn default() -> Self {
         Self::new("socket.io")
     }
 }
 
-impl NodeRedisCodec {
-    /// A codec for channel prefix `prefix` (Node.js option `key`, default `socket.io`).
+impl NodeRedisDialect {
+    /// A dialect for channel prefix `prefix` (Node.js option `key`, default `socket.io`).
     pub fn new(prefix: impl Into<String>) -> Self {
-        NodeRedisCodec { prefix: prefix.into(), specific_response_channel: false }
+        NodeRedisDialect { prefix: prefix.into(), specific_response_channel: false }
     }
 
     /// Publish responses on the requester's own channel `key-response#nsp#uid#` instead of
@@ -270,8 +270,8 @@ fn nsp_after<'c>(channel: &'c str, head: &str) -> Option<&'c str> {
     Some(&rest[..end])
 }
 
-impl Codec for NodeRedisCodec {
-    fn dialect(&self) -> &'static str {
+impl Dialect for NodeRedisDialect {
+    fn name(&self) -> &'static str {
         "node-redis"
     }
 
@@ -317,7 +317,7 @@ impl Codec for NodeRedisCodec {
         room.strip_suffix('#').filter(|r| !r.is_empty())
     }
 
-    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError> {
+    fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         check_nsp(&msg.nsp)?;
         let json = |build: &dyn Fn(&mut Enc)| {
             let mut e = Enc::new(Fmt::Json);
@@ -484,13 +484,13 @@ impl Codec for NodeRedisCodec {
                 e.end();
             })),
             Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose => {
-                return Err(CodecError::Unsupported { dialect: self.dialect(), operation: "heartbeats" });
+                return Err(DialectError::Unsupported { dialect: self.name(), operation: "heartbeats" });
             }
         })
     }
 
-    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError> {
-        let err = |source| CodecError::Decode { channel: channel.to_owned(), source };
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
+        let err = |source| DialectError::Decode { channel: channel.to_owned(), source };
         let request_head = format!("{}-request#", self.prefix);
         let response_head = format!("{}-response#", self.prefix);
         if let Some(nsp) = nsp_after(channel, &request_head) {
@@ -502,6 +502,6 @@ impl Codec for NodeRedisCodec {
         if channel.starts_with(self.prefix.as_str()) && channel[self.prefix.len()..].starts_with('#') {
             return self.decode_broadcast(channel, payload).map_err(err);
         }
-        Err(err(DecodeError::Invalid(format!("channel is not part of the {} protocol", self.dialect()))))
+        Err(err(DecodeError::Invalid(format!("channel is not part of the {} protocol", self.name()))))
     }
 }
