@@ -82,7 +82,7 @@ pub mod memory;
 pub mod testing;
 
 #[cfg(feature = "socketioxide")]
-pub mod sio;
+pub mod socketioxide;
 
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};

@@ -32,7 +32,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
-use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
+use socketio_adapter_core::socketioxide::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
     Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value,
 };
