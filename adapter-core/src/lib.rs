@@ -89,7 +89,7 @@ pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats}
 pub use dialect::Dialect;
 pub use error::{AdapterError, DecodeError, DialectError, Shortfall};
 pub use local::{
-    AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
+    AckError, IndexedNode, LocalAck, LocalAckStream, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
     SocketDetails,
 };
 pub use message::{Body, Message};

@@ -10,7 +10,7 @@ use super::{ClusterConfig, ClusterCore, Stats};
 use crate::adapter::{AckStream, Adapter, Gathered};
 use crate::dialect::Dialect;
 use crate::error::AdapterError;
-use crate::local::{LocalAdapter, LocalSockets};
+use crate::local::{IndexedNode, LocalSockets};
 use crate::transport::Transport;
 use crate::types::{BroadcastOptions, EventPacket, Room, SocketId, SocketInfo};
 use crate::value::Value;
@@ -32,7 +32,7 @@ use crate::value::Value;
 /// ```
 pub struct ClusterAdapter<T: Transport> {
     core: ClusterCore<T>,
-    local: Arc<LocalAdapter>,
+    local: Arc<IndexedNode>,
 }
 
 impl<T: Transport> fmt::Debug for ClusterAdapter<T> {
@@ -50,7 +50,7 @@ impl<T: Transport> ClusterAdapter<T> {
         sockets: Arc<dyn LocalSockets>,
         config: ClusterConfig,
     ) -> Result<Self, AdapterError> {
-        let local = Arc::new(LocalAdapter::new(sockets));
+        let local = Arc::new(IndexedNode::new(sockets));
         let core = ClusterCore::node(transport, dialect, nsp, local.clone(), config)?;
         Ok(ClusterAdapter { core, local })
     }
@@ -61,7 +61,7 @@ impl<T: Transport> ClusterAdapter<T> {
     }
 
     /// The local half (room index and delivery).
-    pub fn local(&self) -> &Arc<LocalAdapter> {
+    pub fn local(&self) -> &Arc<IndexedNode> {
         &self.local
     }
 

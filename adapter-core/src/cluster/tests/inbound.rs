@@ -10,7 +10,7 @@ use crate::dialect::{Dialect, EMITTER_UID, NodeClusterDialect};
 use crate::memory::{MemoryHub, MemoryTransport};
 use crate::message::{Body, Message};
 use crate::testing::Recorder;
-use crate::{BroadcastOptions, ClusterConfig, LocalAdapter};
+use crate::{BroadcastOptions, ClusterConfig, IndexedNode};
 
 struct Fixture {
     core: ClusterCore<MemoryTransport>,
@@ -21,7 +21,7 @@ struct Fixture {
 /// A node of `/` with one socket, `a1`, in room `r1`.
 fn fixture() -> Fixture {
     let sockets = Recorder::new("A");
-    let local = Arc::new(LocalAdapter::new(sockets.clone()));
+    let local = Arc::new(IndexedNode::new(sockets.clone()));
     let _ = local.write().add_all("a1", &["r1".into()]);
     let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
     let core = ClusterCore::node(MemoryHub::new().transport(), dialect.clone(), "/", local, ClusterConfig::default())
