@@ -316,7 +316,7 @@ class Suite:
         self.table("5. Adapter ingest without websockets: broadcasts decoded and resolved to local sockets "
                    "(10k sockets in 1k rooms, node-redis classic format)",
                    ["adapter", "median msgs/s", "ours/row"],
-                   [["ours (ClusterCore + LocalAdapter)", fmt(median(ours), "/s"), "1.00x"],
+                   [["ours (ClusterCore + IndexedNode)", fmt(median(ours), "/s"), "1.00x"],
                     ["socket.io-adapter + redis-adapter onmessage (Node.js)", fmt(median(node), "/s"),
                      fmt(ratio(median(ours), median(node)), "x")]])
 

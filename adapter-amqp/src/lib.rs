@@ -1,7 +1,7 @@
 //! # socketio-adapter-amqp
 //!
 //! The AMQP 0-9-1 (RabbitMQ) transport of `socketio-adapter-core`. Nodes speak the
-//! `socket.io-adapter` ClusterAdapter envelope (the node-cluster codec, as the sharded
+//! `socket.io-adapter` ClusterAdapter envelope (the node-cluster dialect, as the sharded
 //! Redis adapter does); this crate only moves its bytes. Requests, responses, heartbeats
 //! and dead-node eviction are the cluster engine's ([`ClusterAdapter`]), the same one
 //! every transport uses.
@@ -16,7 +16,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `prefix` | `socket.io` | channel prefix of the node-cluster codec (`channelPrefix` in Node.js) |
+//! | `prefix` | `socket.io` | channel prefix of the node-cluster dialect (`channelPrefix` in Node.js) |
 //! | `exchange` | the prefix | name of the direct exchange (at most 255 bytes) |
 //! | `subscription_mode` | `dynamic` | `static`, `dynamic` or `dynamic-private`: which rooms get their own routing key |
 //! | `request_timeout_ms` | `5000` | how long a cluster request waits for answers |
@@ -91,7 +91,7 @@
 //!   (so a slow node pushes back to the broker), and the broker keeps at most
 //!   `max_queue_length` messages per node queue, dropping the oldest beyond it.
 //! - Malformed payloads are not this crate's business: they are handed on as bytes and
-//!   the codec logs and drops them. A delivery whose routing key no subscriber wants is
+//!   the dialect logs and drops them. A delivery whose routing key no subscriber wants is
 //!   acknowledged and dropped.
 //!
 //! ## Restarts and reconnection
@@ -131,7 +131,7 @@
 //!
 //! let opts = AmqpOptions::parse("amqp://guest:guest@127.0.0.1:5672/%2f?prefix=socket.io")?;
 //! let transport = AmqpTransport::connect(&opts).await?;
-//! let adapter = ClusterAdapter::new(transport, opts.codec(), "/", sockets, opts.cluster_config())?;
+//! let adapter = ClusterAdapter::new(transport, opts.dialect(), "/", sockets, opts.cluster_config())?;
 //! adapter.init().await?;
 //! # Ok(()) }
 //! ```

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
-use socketio_adapter_core::codec::{Codec, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, SubscriptionMode};
 use socketio_adapter_core::options::{ParsedUrl, SharedOptions, decode, parse_bool, parse_ms};
 
 use crate::error::AmqpTransportError;
@@ -14,7 +14,7 @@ use crate::error::AmqpTransportError;
 /// The longest routing key (and exchange name) AMQP 0-9-1 allows: a `shortstr`.
 pub const MAX_ROUTING_KEY: usize = 255;
 
-/// Everything needed to connect and to build the matching codec, parsed from a URL.
+/// Everything needed to connect and to build the matching dialect, parsed from a URL.
 ///
 /// ```text
 /// amqp[s]://[user[:password]@]host[:port][/vhost][?option=value&...]
@@ -28,7 +28,7 @@ pub const MAX_ROUTING_KEY: usize = 255;
 ///   tls_ca_file=/path/ca.pem    amqps://: trust this CA instead of the web roots
 ///
 /// and the options every transport shares (socketio_adapter_core::options):
-///   prefix=socket.io            channel prefix of the node-cluster codec (`channelPrefix`)
+///   prefix=socket.io            channel prefix of the node-cluster dialect (`channelPrefix`)
 ///   request_timeout_ms=5000     cluster request timeout
 ///   connect_timeout_ms=5000     one connection attempt
 ///   subscription_mode=static|dynamic|dynamic-private   room routing (default dynamic)
@@ -210,9 +210,9 @@ impl AmqpOptions {
         self.exchange.as_deref().unwrap_or(&self.prefix)
     }
 
-    /// The node-cluster codec with this prefix and subscription mode.
-    pub fn codec(&self) -> Arc<dyn Codec> {
-        self.shared.node_cluster_codec()
+    /// The node-cluster dialect with this prefix and subscription mode.
+    pub fn dialect(&self) -> Arc<dyn Dialect> {
+        self.shared.node_cluster_dialect()
     }
 
     /// The broker and exchange, for logs (never the password).
@@ -289,12 +289,12 @@ mod tests {
     }
 
     #[test]
-    fn the_codec_speaks_node_cluster_with_the_prefix() {
+    fn the_dialect_speaks_node_cluster_with_the_prefix() {
         let o = AmqpOptions::parse("amqp://h?prefix=p&subscription_mode=static").unwrap();
-        let codec = o.codec();
-        assert_eq!(codec.dialect(), "node-cluster");
-        assert!(!codec.capabilities().room_channels);
-        let channels = codec.node_channels("/", "u");
+        let dialect = o.dialect();
+        assert_eq!(dialect.name(), "node-cluster");
+        assert!(!dialect.capabilities().room_channels);
+        let channels = dialect.node_channels("/", "u");
         assert_eq!(channels[0].as_str(), "p#/#");
     }
 

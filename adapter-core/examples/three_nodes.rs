@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use socketio_adapter_core::codec::NodeRedisCodec;
+use socketio_adapter_core::dialect::NodeRedisDialect;
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 use socketio_adapter_core::{
     Adapter, BroadcastFlags, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, LocalAckStream,
@@ -59,7 +59,7 @@ async fn node(hub: &MemoryHub, name: &'static str) -> ClusterAdapter<MemoryTrans
     let server = Arc::new(PrintingServer { name, log: Mutex::default() });
     let adapter = ClusterAdapter::new(
         hub.transport(),
-        Arc::new(NodeRedisCodec::default()),
+        Arc::new(NodeRedisDialect::default()),
         "/",
         server,
         ClusterConfig::default(),

@@ -54,7 +54,7 @@ pub enum DecodeError {
 /// A message could not be encoded or decoded by a dialect.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum CodecError {
+pub enum DialectError {
     /// The bytes are not a valid message.
     #[error("cannot decode a message on channel {channel:?}")]
     Decode {
@@ -124,7 +124,7 @@ pub enum AdapterError {
     },
     /// A message could not be encoded.
     #[error(transparent)]
-    Codec(#[from] CodecError),
+    Dialect(#[from] DialectError),
     /// A request completed without every answer.
     #[error("{0}")]
     Incomplete(Shortfall),

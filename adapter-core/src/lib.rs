@@ -12,7 +12,7 @@
 //!       v                                     v
 //!  ClusterAdapter<T> / ClusterCore<T>  -- ids, response accounting, timeouts,
 //!       |                                  heartbeats, eviction, ack streams
-//!       |  Codec: Message <-> (channel, bytes)
+//!       |  Dialect: Message <-> (channel, bytes)
 //!       |     node-redis   : @socket.io/redis-adapter 8.x classic
 //!       |     node-cluster : socket.io-adapter ClusterAdapter envelope
 //!       v
@@ -22,7 +22,7 @@
 //! - [`Adapter`]: the trait a server calls, object-safe.
 //! - [`LocalSockets`]: what the server implements so the adapter reaches its sockets.
 //! - [`ClusterAdapter`]: the one implementation of [`Adapter`] for every transport.
-//! - [`codec`]: the pure wire codecs, tested byte for byte against captures of the
+//! - [`dialect`]: the pure wire dialects, tested byte for byte against captures of the
 //!   Node.js peers.
 //! - [`Transport`]: the seam transports implement (`socketio-adapter-redis`, ...).
 //! - [`options`]: the URL grammar and the options every transport's URL shares
@@ -35,14 +35,14 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use socketio_adapter_core::codec::NodeClusterCodec;
+//! use socketio_adapter_core::dialect::NodeClusterDialect;
 //! use socketio_adapter_core::{
 //!     Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, LocalSockets, Transport,
 //! };
 //!
 //! async fn run<T: Transport>(transport: T, sockets: Arc<dyn LocalSockets>) -> Result<(), Box<dyn std::error::Error>> {
 //!     let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(2));
-//!     let adapter = ClusterAdapter::new(transport, Arc::new(NodeClusterCodec::default()), "/", sockets, config)?;
+//!     let adapter = ClusterAdapter::new(transport, Arc::new(NodeClusterDialect::default()), "/", sockets, config)?;
 //!     adapter.init().await?;
 //!     // the server reports membership as sockets connect and join rooms
 //!     adapter.add_all("sid-1", &["room1".into()]);
@@ -63,7 +63,7 @@
 
 mod adapter;
 pub mod cluster;
-pub mod codec;
+pub mod dialect;
 mod error;
 pub mod json;
 mod local;
@@ -82,14 +82,14 @@ pub mod memory;
 pub mod testing;
 
 #[cfg(feature = "socketioxide")]
-pub mod sio;
+pub mod socketioxide;
 
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};
-pub use codec::Codec;
-pub use error::{AdapterError, CodecError, DecodeError, Shortfall};
+pub use dialect::Dialect;
+pub use error::{AdapterError, DecodeError, DialectError, Shortfall};
 pub use local::{
-    AckError, LocalAck, LocalAckStream, LocalAdapter, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
+    AckError, IndexedNode, LocalAck, LocalAckStream, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
     SocketDetails,
 };
 pub use message::{Body, Message};

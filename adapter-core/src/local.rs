@@ -4,7 +4,7 @@
 //!   deliver to the sockets it holds.
 //! - [`LocalNode`] is the local half of every cluster operation, what the cluster
 //!   engine calls when a request arrives from another node.
-//! - [`LocalAdapter`] implements [`LocalNode`] with a [`RoomIndex`] over any
+//! - [`IndexedNode`] implements [`LocalNode`] with a [`RoomIndex`] over any
 //!   [`LocalSockets`].
 
 use std::fmt;
@@ -184,21 +184,21 @@ pub trait LocalNode: Send + Sync + 'static {
 }
 
 /// [`LocalNode`] over a [`RoomIndex`] and a server's [`LocalSockets`].
-pub struct LocalAdapter {
+pub struct IndexedNode {
     index: RwLock<RoomIndex>,
     sockets: Arc<dyn LocalSockets>,
 }
 
-impl fmt::Debug for LocalAdapter {
+impl fmt::Debug for IndexedNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LocalAdapter").field("sockets", &self.read().socket_count()).finish()
+        f.debug_struct("IndexedNode").field("sockets", &self.read().socket_count()).finish()
     }
 }
 
-impl LocalAdapter {
-    /// A local adapter delivering through `sockets`.
+impl IndexedNode {
+    /// An indexed node delivering through `sockets`.
     pub fn new(sockets: Arc<dyn LocalSockets>) -> Self {
-        LocalAdapter { index: RwLock::new(RoomIndex::new()), sockets }
+        IndexedNode { index: RwLock::new(RoomIndex::new()), sockets }
     }
 
     /// Read access to the room index.
@@ -217,7 +217,7 @@ impl LocalAdapter {
     }
 }
 
-impl LocalNode for LocalAdapter {
+impl LocalNode for IndexedNode {
     fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) -> Option<PendingDelivery> {
         let sids = self.read().matching(opts);
         if sids.is_empty() {

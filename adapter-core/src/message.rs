@@ -1,6 +1,6 @@
 //! Semantic cluster messages: what nodes tell each other, independent of the wire format.
 //!
-//! A [`Codec`](crate::codec::Codec) turns a [`Message`] into `(channel, bytes)` pairs and
+//! A [`Dialect`](crate::dialect::Dialect) turns a [`Message`] into `(channel, bytes)` pairs and
 //! back. The cluster adapter only ever deals with these types.
 
 use crate::types::{BroadcastOptions, EventPacket, NodeId, Room, SocketId, SocketInfo};

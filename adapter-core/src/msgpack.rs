@@ -1,4 +1,4 @@
-//! MessagePack with the rules of notepack.io 3, the codec of `@socket.io/redis-adapter`
+//! MessagePack with the rules of notepack.io 3, the dialect of `@socket.io/redis-adapter`
 //! 8.x and `@socket.io/redis-emitter` 5.x.
 //!
 //! Encoding:

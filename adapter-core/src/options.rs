@@ -38,7 +38,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 
 use crate::ClusterConfig;
-use crate::codec::{Codec, NodeClusterCodec, SubscriptionMode};
+use crate::dialect::{Dialect, NodeClusterDialect, SubscriptionMode};
 use crate::transport::redact_url;
 
 /// A password that never shows in `Debug` output or error messages.
@@ -243,13 +243,13 @@ pub fn parse_ms_or_zero(key: &str, value: &str) -> Result<Duration, String> {
 /// before.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedOptions {
-    /// Channel prefix of the codec.
+    /// Channel prefix of the dialect.
     pub prefix: String,
     /// Cluster request timeout.
     pub request_timeout: Duration,
     /// Timeout of one connection attempt.
     pub connect_timeout: Duration,
-    /// Which rooms get their own channel (codecs that have room channels).
+    /// Which rooms get their own channel (dialects that have room channels).
     pub subscription_mode: SubscriptionMode,
     /// Cluster heartbeat period; `None` keeps [`ClusterConfig`]'s default.
     pub heartbeat_interval: Option<Duration>,
@@ -304,10 +304,10 @@ impl SharedOptions {
         c
     }
 
-    /// The node-cluster codec (socket.io-adapter `ClusterAdapter` envelope) with this
+    /// The node-cluster dialect (socket.io-adapter `ClusterAdapter` envelope) with this
     /// prefix and subscription mode.
-    pub fn node_cluster_codec(&self) -> Arc<dyn Codec> {
-        Arc::new(NodeClusterCodec::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
+    pub fn node_cluster_dialect(&self) -> Arc<dyn Dialect> {
+        Arc::new(NodeClusterDialect::new(self.prefix.clone()).with_subscription_mode(self.subscription_mode))
     }
 
     /// A one-line description for logs and errors, never with a password:
@@ -415,7 +415,7 @@ mod tests {
         assert_eq!((s.request_timeout, s.connect_timeout), (Duration::from_millis(250), Duration::from_millis(100)));
         assert_eq!(s.subscription_mode, SubscriptionMode::Static);
         assert_eq!(s.cluster_config().request_timeout(), Duration::from_millis(250));
-        assert_eq!(s.node_cluster_codec().dialect(), "node-cluster");
+        assert_eq!(s.node_cluster_dialect().name(), "node-cluster");
         assert!(s.set("prefix", "").unwrap_err().contains("prefix is empty"));
         assert!(s.set("subscription_mode", "x").unwrap_err().contains("unknown subscription mode"));
         assert_eq!(s.describe("kafka", "h:9092", "topic t"), "kafka h:9092 (topic t, prefix chat)");

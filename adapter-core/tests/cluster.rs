@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect, SubscriptionMode};
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 use socketio_adapter_core::testing::Recorder;
 use socketio_adapter_core::{
@@ -34,10 +34,10 @@ enum Flavor {
     Heartbeat,
 }
 
-fn codec(flavor: Flavor) -> Arc<dyn Codec> {
+fn dialect(flavor: Flavor) -> Arc<dyn Dialect> {
     match flavor {
-        Flavor::Broker => Arc::new(NodeRedisCodec::default()),
-        Flavor::Heartbeat => Arc::new(NodeClusterCodec::default()),
+        Flavor::Broker => Arc::new(NodeRedisDialect::default()),
+        Flavor::Heartbeat => Arc::new(NodeClusterDialect::default()),
     }
 }
 
@@ -48,10 +48,10 @@ fn hub(flavor: Flavor) -> MemoryHub {
     }
 }
 
-async fn node(hub: &MemoryHub, codec: Arc<dyn Codec>, name: &str, config: ClusterConfig) -> Node {
+async fn node(hub: &MemoryHub, dialect: Arc<dyn Dialect>, name: &str, config: ClusterConfig) -> Node {
     let transport = hub.transport();
     let sockets = Recorder::new(name);
-    let adapter = ClusterAdapter::new(transport.clone(), codec, "/", sockets.clone(), config).expect("adapter");
+    let adapter = ClusterAdapter::new(transport.clone(), dialect, "/", sockets.clone(), config).expect("adapter");
     adapter.init().await.expect("init");
     Node { adapter, sockets, transport }
 }
@@ -61,7 +61,7 @@ async fn cluster(flavor: Flavor, config: ClusterConfig) -> (MemoryHub, Vec<Node>
     let hub = hub(flavor);
     let mut nodes = Vec::new();
     for name in ["A", "B", "C"] {
-        nodes.push(node(&hub, codec(flavor), name, config.clone()).await);
+        nodes.push(node(&hub, dialect(flavor), name, config.clone()).await);
     }
     settle().await;
     let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
@@ -250,10 +250,11 @@ async fn undecodable_messages_are_dropped_and_counted() {
 #[tokio::test(start_paused = true)]
 async fn dynamic_mode_routes_room_broadcasts_to_interested_nodes_only() {
     let hub = MemoryHub::new();
-    let codec: Arc<dyn Codec> = Arc::new(NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::Dynamic));
+    let dialect: Arc<dyn Dialect> =
+        Arc::new(NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::Dynamic));
     let mut nodes = Vec::new();
     for name in ["A", "B", "C"] {
-        nodes.push(node(&hub, codec.clone(), name, ClusterConfig::default()).await);
+        nodes.push(node(&hub, dialect.clone(), name, ClusterConfig::default()).await);
     }
     settle().await;
     nodes[1].adapter.add_all("b1", &["news".into()]);
@@ -284,9 +285,9 @@ async fn a_requester_without_sockets_is_not_counted_and_gets_every_answer() {
         let (hub, nodes) = cluster(flavor, ClusterConfig::default()).await;
         let uid = match flavor {
             Flavor::Broker => "requester1".to_owned(),
-            Flavor::Heartbeat => socketio_adapter_core::codec::EMITTER_UID.to_owned(),
+            Flavor::Heartbeat => socketio_adapter_core::dialect::EMITTER_UID.to_owned(),
         };
-        let requester = ClusterCore::requester(hub.transport(), codec(flavor), "/", uid, ClusterConfig::default())
+        let requester = ClusterCore::requester(hub.transport(), dialect(flavor), "/", uid, ClusterConfig::default())
             .expect("requester");
         assert_eq!(requester.server_count().await.expect("count"), 3, "{flavor:?}");
         let got = requester.fetch_sockets(all().to("r2")).await.expect("fetch").into_result().expect("complete");
@@ -305,16 +306,21 @@ async fn a_requester_without_sockets_is_not_counted_and_gets_every_answer() {
 #[tokio::test(start_paused = true)]
 async fn operations_before_init_and_after_close_are_errors() {
     let hub = MemoryHub::counting();
-    let adapter =
-        ClusterAdapter::new(hub.transport(), codec(Flavor::Broker), "/", Recorder::new("A"), ClusterConfig::default())
-            .expect("adapter");
+    let adapter = ClusterAdapter::new(
+        hub.transport(),
+        dialect(Flavor::Broker),
+        "/",
+        Recorder::new("A"),
+        ClusterConfig::default(),
+    )
+    .expect("adapter");
     assert!(matches!(adapter.fetch_sockets(all()).await, Err(AdapterError::NotInitialized)));
     adapter.init().await.expect("init");
     adapter.close().await.expect("close");
     assert!(matches!(adapter.all_rooms().await, Err(AdapterError::Closed)));
     let bad = ClusterAdapter::new(
         hub.transport(),
-        codec(Flavor::Broker),
+        dialect(Flavor::Broker),
         "chat",
         Recorder::new("B"),
         ClusterConfig::default(),
@@ -325,7 +331,7 @@ async fn operations_before_init_and_after_close_are_errors() {
 #[tokio::test(start_paused = true)]
 async fn reconnect_events_make_heartbeat_nodes_announce_themselves() {
     let hub = MemoryHub::new();
-    let a = node(&hub, codec(Flavor::Heartbeat), "A", ClusterConfig::default()).await;
+    let a = node(&hub, dialect(Flavor::Heartbeat), "A", ClusterConfig::default()).await;
     let spy = hub.transport();
     let (tx, mut rx) = mpsc::channel(16);
     spy.subscribe(&[socketio_adapter_core::Channel::Exact("socket.io#/#".into())], tx).await.expect("spy");

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec};
 use socketio_adapter_core::conformance_suite;
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect};
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 use socketio_adapter_core::testing::conformance::Backend;
 
@@ -28,8 +28,8 @@ impl Backend for Memory {
         if self.counting { "memory-broker-count" } else { "memory-heartbeats" }.to_owned()
     }
 
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-        if self.counting { Arc::new(NodeRedisCodec::new(prefix)) } else { Arc::new(NodeClusterCodec::new(prefix)) }
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        if self.counting { Arc::new(NodeRedisDialect::new(prefix)) } else { Arc::new(NodeClusterDialect::new(prefix)) }
     }
 
     async fn connect(&self, _prefix: &str) -> MemoryTransport {

@@ -1,4 +1,4 @@
-//! No decoder may panic on network input: every codec gets at least 100 000 random and
+//! No decoder may panic on network input: every dialect gets at least 100 000 random and
 //! mutated inputs per run (mutations of real captured messages and of encodings of
 //! every message type), on every channel kind it listens to.
 //!
@@ -8,7 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec};
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect};
 use socketio_adapter_core::{
     Body, BroadcastOptions, EventPacket, Map, Message, SocketInfo, Timestamp, Value, json, msgpack,
 };
@@ -141,7 +141,7 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
     input
 }
 
-fn run(name: &str, codec: &dyn Codec, channels: &[&str], corpus: &[Vec<u8>], iterations: usize, seed: u64) {
+fn run(name: &str, dialect: &dyn Dialect, channels: &[&str], corpus: &[Vec<u8>], iterations: usize, seed: u64) {
     let mut rng = Rng(seed);
     let (mut ok, mut err) = (0usize, 0usize);
     for i in 0..iterations {
@@ -150,7 +150,7 @@ fn run(name: &str, codec: &dyn Codec, channels: &[&str], corpus: &[Vec<u8>], ite
         let result = catch_unwind(AssertUnwindSafe(|| {
             let _ = msgpack::decode(&input);
             let _ = json::parse(&input);
-            codec.decode(channel, &input).is_ok()
+            dialect.decode(channel, &input).is_ok()
         }));
         match result {
             Ok(true) => ok += 1,
@@ -174,12 +174,12 @@ fn params() -> (usize, u64) {
     (iterations.max(100_000), seed)
 }
 
-fn corpus_for(codec: &dyn Codec, extra: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+fn corpus_for(dialect: &dyn Dialect, extra: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut corpus = extra;
     for body in every_body() {
         let mut msg = Message::new(Some("0123456789abcdef".into()), "/", body);
         msg.reply_to = Some("fedcba9876543210".into());
-        if let Ok(out) = codec.encode(&msg) {
+        if let Ok(out) = dialect.encode(&msg) {
             corpus.push(out.payload.to_vec());
         }
     }
@@ -188,19 +188,19 @@ fn corpus_for(codec: &dyn Codec, extra: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 #[test]
 fn node_redis_decoder_never_panics() {
-    let codec = NodeRedisCodec::default();
-    let corpus = corpus_for(&codec, captured());
+    let dialect = NodeRedisDialect::default();
+    let corpus = corpus_for(&dialect, captured());
     let channels = ["socket.io#/#", "socket.io#/#r1#", "socket.io-request#/#", "socket.io-response#/#", "x"];
     let (n, seed) = params();
-    run("node-redis", &codec, &channels, &corpus, n, seed);
+    run("node-redis", &dialect, &channels, &corpus, n, seed);
 }
 
 #[test]
 fn node_cluster_decoder_never_panics() {
-    let codec = NodeClusterCodec::default();
-    let corpus = corpus_for(&codec, Vec::new());
+    let dialect = NodeClusterDialect::default();
+    let corpus = corpus_for(&dialect, Vec::new());
     assert!(corpus.len() >= 14, "every ClusterAdapter message type is in the corpus");
     let channels = ["socket.io#/#", "socket.io#/#0123456789abcdef#", "socket.io#/#room#"];
     let (n, seed) = params();
-    run("node-cluster", &codec, &channels, &corpus, n, seed);
+    run("node-cluster", &dialect, &channels, &corpus, n, seed);
 }

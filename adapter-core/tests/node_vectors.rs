@@ -1,10 +1,10 @@
-//! The classic Redis codec against every message captured from real Node.js peers
+//! The classic Redis dialect against every message captured from real Node.js peers
 //! (socket.io 4.8.4, @socket.io/redis-adapter 8.3.0, @socket.io/redis-emitter 5.1.0):
 //! every message decodes, decodes to what Node.js meant, and re-encodes byte for byte.
 
 use std::path::PathBuf;
 
-use socketio_adapter_core::codec::{Codec, NodeRedisCodec};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect};
 use socketio_adapter_core::{Body, BroadcastOptions, EventPacket, Room, Value, json, msgpack};
 
 struct Captured {
@@ -88,10 +88,10 @@ fn generic_decoders_read_exactly_what_node_sent() {
 
 #[test]
 fn every_message_decodes_and_reencodes_byte_for_byte() {
-    let codec = NodeRedisCodec::default();
+    let dialect = NodeRedisDialect::default();
     for c in fixtures() {
-        let msg = codec.decode(&c.channel, &c.bytes).unwrap_or_else(|e| panic!("{}: {e}", c.scenario));
-        let out = codec.encode(&msg).unwrap_or_else(|e| panic!("{}: {e}", c.scenario));
+        let msg = dialect.decode(&c.channel, &c.bytes).unwrap_or_else(|e| panic!("{}: {e}", c.scenario));
+        let out = dialect.encode(&msg).unwrap_or_else(|e| panic!("{}: {e}", c.scenario));
         assert_eq!(out.channel, c.channel, "{}: channel", c.scenario);
         assert_eq!(
             hex(&out.payload),
@@ -106,7 +106,7 @@ fn every_message_decodes_and_reencodes_byte_for_byte() {
 
 fn decode_first(scenario: &str) -> (String, socketio_adapter_core::Message) {
     let c = fixtures().into_iter().find(|c| c.scenario.starts_with(scenario)).expect("scenario");
-    let msg = NodeRedisCodec::default().decode(&c.channel, &c.bytes).expect("decodes");
+    let msg = NodeRedisDialect::default().decode(&c.channel, &c.bytes).expect("decodes");
     (c.channel, msg)
 }
 
@@ -196,15 +196,15 @@ fn requests_and_responses_mean_what_node_meant() {
     assert!(matches!(m.body, Body::DisconnectSockets { close: false, .. }));
 
     let fetch: Vec<_> = fixtures().into_iter().filter(|c| c.scenario.starts_with("24_")).collect();
-    let codec = NodeRedisCodec::default();
-    match codec.decode(&fetch[0].channel, &fetch[0].bytes).expect("request").body {
+    let dialect = NodeRedisDialect::default();
+    match dialect.decode(&fetch[0].channel, &fetch[0].bytes).expect("request").body {
         Body::FetchSockets { request_id, opts } => {
             assert_eq!(request_id, "e1sUSH");
             assert!(opts.rooms.is_empty());
         }
         other => panic!("{other:?}"),
     }
-    match codec.decode(&fetch[1].channel, &fetch[1].bytes).expect("response").body {
+    match dialect.decode(&fetch[1].channel, &fetch[1].bytes).expect("response").body {
         Body::FetchSocketsResponse { request_id, sockets } => {
             assert_eq!(request_id, "e1sUSH");
             assert_eq!(sockets.len(), 2);
@@ -217,7 +217,7 @@ fn requests_and_responses_mean_what_node_meant() {
     }
 
     let acks: Vec<_> = fixtures().into_iter().filter(|c| c.scenario.starts_with("29_")).collect();
-    let bodies: Vec<Body> = acks.iter().map(|c| codec.decode(&c.channel, &c.bytes).expect("decodes").body).collect();
+    let bodies: Vec<Body> = acks.iter().map(|c| dialect.decode(&c.channel, &c.bytes).expect("decodes").body).collect();
     match &bodies[0] {
         Body::BroadcastWithAck { request_id, packet, opts } => {
             assert_eq!(request_id, "vcWgIG");
@@ -234,12 +234,12 @@ fn requests_and_responses_mean_what_node_meant() {
     let (_, m) = decode_first("26_");
     assert!(matches!(m.body, Body::AllRooms { .. }));
     let rooms: Vec<_> = fixtures().into_iter().filter(|c| c.scenario.starts_with("26_")).collect();
-    match codec.decode(&rooms[1].channel, &rooms[1].bytes).expect("decodes").body {
+    match dialect.decode(&rooms[1].channel, &rooms[1].bytes).expect("decodes").body {
         Body::AllRoomsResponse { rooms, .. } => assert_eq!(rooms.len(), 5),
         other => panic!("{other:?}"),
     }
     let sse: Vec<_> = fixtures().into_iter().filter(|c| c.scenario.starts_with("28_")).collect();
-    match codec.decode(&sse[1].channel, &sse[1].bytes).expect("decodes").body {
+    match dialect.decode(&sse[1].channel, &sse[1].bytes).expect("decodes").body {
         Body::ServerSideEmitResponse { request_id, value } => {
             assert_eq!(request_id, "GYiXBc");
             assert_eq!(value.get("from"), Some(&Value::Int(3002)));
@@ -250,9 +250,9 @@ fn requests_and_responses_mean_what_node_meant() {
 
 #[test]
 fn room_channels_are_recognised_for_filtering() {
-    let codec = NodeRedisCodec::default();
-    assert_eq!(codec.broadcast_room("/", "socket.io#/#r1#"), Some("r1"));
-    assert_eq!(codec.broadcast_room("/", "socket.io#/#"), None);
-    assert_eq!(codec.broadcast_room("/admin", "socket.io#/admin#r1#"), Some("r1"));
-    assert_eq!(codec.broadcast_room("/", "socket.io#/admin#r1#"), None);
+    let dialect = NodeRedisDialect::default();
+    assert_eq!(dialect.broadcast_room("/", "socket.io#/#r1#"), Some("r1"));
+    assert_eq!(dialect.broadcast_room("/", "socket.io#/#"), None);
+    assert_eq!(dialect.broadcast_room("/admin", "socket.io#/admin#r1#"), Some("r1"));
+    assert_eq!(dialect.broadcast_room("/", "socket.io#/admin#r1#"), None);
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use socketio_adapter_core::codec::{Codec, PythonCodec};
+use socketio_adapter_core::dialect::{Dialect, PythonDialect};
 use socketio_adapter_core::{Body, Room};
 
 fn hex_decode(s: &str) -> Vec<u8> {
@@ -40,12 +40,12 @@ fn fixtures() -> Vec<Captured> {
 
 #[test]
 fn python_emits_decode_to_what_clients_received_and_reencode_exactly() {
-    let codec = PythonCodec::default();
+    let dialect = PythonDialect::default();
     let all = fixtures();
     assert_eq!(all.len(), 15, "15 captured messages");
     let mut checked = 0;
     for c in &all {
-        let decoded = codec.decode("socketio", &c.bytes);
+        let decoded = dialect.decode("socketio", &c.bytes);
         if c.format != "json" {
             assert!(decoded.is_err(), "{}: pickled messages are refused", c.label);
             continue;
@@ -72,7 +72,7 @@ fn python_emits_decode_to_what_clients_received_and_reencode_exactly() {
             }
         }
         if c.label.starts_with("emitter_") {
-            let out = codec.encode(&msg).unwrap();
+            let out = dialect.encode(&msg).unwrap();
             assert_eq!(
                 String::from_utf8_lossy(&out.payload),
                 String::from_utf8_lossy(&c.bytes),
@@ -87,15 +87,15 @@ fn python_emits_decode_to_what_clients_received_and_reencode_exactly() {
 
 #[test]
 fn rooms_and_skip_sid_mean_what_python_meant() {
-    let codec = PythonCodec::default();
+    let dialect = PythonDialect::default();
     let by_label = |l: &str| fixtures().into_iter().find(|c| c.label == l).unwrap();
-    let m = codec.decode("socketio", &by_label("emitter_room_list").bytes).unwrap();
+    let m = dialect.decode("socketio", &by_label("emitter_room_list").bytes).unwrap();
     let Body::Broadcast { opts, .. } = m.body else { panic!() };
     assert_eq!(opts.rooms, vec![Room::from("r1"), Room::from("r3")]);
-    let m = codec.decode("socketio", &by_label("emitter_skip_sid").bytes).unwrap();
+    let m = dialect.decode("socketio", &by_label("emitter_skip_sid").bytes).unwrap();
     let Body::Broadcast { opts, .. } = m.body else { panic!() };
     assert!(opts.rooms.is_empty());
     assert_eq!(opts.except.len(), 1, "skip_sid is one socket id");
-    let m = codec.decode("socketio", &by_label("emitter_nsp_admin_room_r1").bytes).unwrap();
+    let m = dialect.decode("socketio", &by_label("emitter_nsp_admin_room_r1").bytes).unwrap();
     assert_eq!(m.nsp, "/admin");
 }

@@ -2,7 +2,7 @@
 //!
 //! The Kafka transport of `socketio-adapter-core`: Socket.IO nodes (and publish-only
 //! emitters) form a cluster over one Kafka topic, speaking the `socket.io-adapter`
-//! `ClusterAdapter` envelope (the node-cluster codec) with heartbeat membership. Built on
+//! `ClusterAdapter` envelope (the node-cluster dialect) with heartbeat membership. Built on
 //! `rdkafka` (bundled librdkafka); tested against the tansu Kafka-protocol broker.
 //!
 //! ## URL
@@ -19,7 +19,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `prefix` | `socket.io` | channel prefix of the codec (`channelPrefix` in Node.js) |
+//! | `prefix` | `socket.io` | channel prefix of the dialect (`channelPrefix` in Node.js) |
 //! | `topic` | the prefix | the topic every message travels on |
 //! | `partitions` | `4` | partitions when this transport creates the topic |
 //! | `replication_factor` | `-1` | replication when creating it (`-1`: the broker's default) |
@@ -34,7 +34,7 @@
 //! | `message_timeout_ms` | `10000` | how long one publish may wait for the broker |
 //! | `connect_timeout_ms` | `5000` | metadata requests, topic creation, connection set-up |
 //! | `fetch_wait_max_ms` | `20` | consumer long poll (`fetch.wait.max.ms`), see below |
-//! | `subscription_mode` | `static` | codec: `static`, `dynamic` or `dynamic-private` |
+//! | `subscription_mode` | `static` | dialect: `static`, `dynamic` or `dynamic-private` |
 //! | `security_protocol` | `plaintext` | `plaintext`, `sasl_plaintext`; `ssl`, `sasl_ssl` with feature `ssl` |
 //! | `sasl_mechanism` | `PLAIN` | `PLAIN`; `SCRAM-SHA-256`, `SCRAM-SHA-512` with feature `sasl` |
 //! | `ssl_ca_location` | system roots | CA bundle (PEM) for `ssl` / `sasl_ssl` |
@@ -48,7 +48,7 @@
 //! 12 ms measured with the default 20 ms, 52 ms with 100 ms). On brokers that answer
 //! early, raise it (e.g. 500) to save idle fetch requests at no latency cost.
 //!
-//! `subscription_mode` only changes which channel names the codec uses: every node reads
+//! `subscription_mode` only changes which channel names the dialect uses: every node reads
 //! the whole topic anyway, and per-room channels become a filter in the node (records of
 //! rooms without local members are dropped before decoding). `static` is the default
 //! because it needs no subscription changes when rooms come and go.
@@ -64,10 +64,10 @@
 //!   partition and keeps its order (broadcasts, requests and responses alike);
 //! - header [`CHANNEL_HEADER`] (`sio-channel`): the channel, e.g. `socket.io#/#` or
 //!   `socket.io#/#<node uid>#`; subscribing to a channel is a filter in the consumer;
-//! - value: the codec's bytes (JSON, or MessagePack when the message holds binary).
+//! - value: the dialect's bytes (JSON, or MessagePack when the message holds binary).
 //!
 //! Records without the header, or with a non-UTF-8 one, are logged (rate-limited) and
-//! dropped; payloads the codec cannot decode are logged and dropped by the cluster engine.
+//! dropped; payloads the dialect cannot decode are logged and dropped by the cluster engine.
 //! Neither ever panics. Set a retention on the topic that suits you (cluster messages are
 //! only useful for seconds); this transport never reads old records.
 //!
@@ -134,7 +134,7 @@
 //!
 //! let opts = KafkaOptions::parse("kafka://127.0.0.1:9092?prefix=socket.io")?;
 //! let transport = KafkaTransport::connect(&opts).await?;
-//! let adapter = ClusterAdapter::new(transport, opts.codec(), "/", sockets, opts.cluster_config())?;
+//! let adapter = ClusterAdapter::new(transport, opts.dialect(), "/", sockets, opts.cluster_config())?;
 //! adapter.init().await?;
 //! # Ok(()) }
 //! ```

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use socketio_adapter_core::codec::{Codec, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, SubscriptionMode};
 pub use socketio_adapter_core::options::Password;
 use socketio_adapter_core::options::{
     ParsedUrl, SharedOptions, parse_bool, parse_ms, parse_ms_or_zero, parse_positive,
@@ -17,7 +17,7 @@ use crate::error::KafkaTransportError;
 /// Default number of partitions of a topic this transport creates.
 pub const DEFAULT_PARTITIONS: i32 = 4;
 
-/// Everything needed to connect and to build the matching codec, parsed from a URL.
+/// Everything needed to connect and to build the matching dialect, parsed from a URL.
 ///
 /// ```text
 /// kafka://[user:password@]host[:port][,host[:port]...][?option=value&...]
@@ -40,10 +40,10 @@ pub const DEFAULT_PARTITIONS: i32 = 4;
 ///   librdkafka.<property>=value    any other librdkafka property, passed through
 ///
 /// and the options every transport shares (socketio_adapter_core::options):
-///   prefix=socket.io               channel prefix of the node-cluster codec
+///   prefix=socket.io               channel prefix of the node-cluster dialect
 ///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
 ///   connect_timeout_ms=5000        metadata and topic creation at connect
-///   subscription_mode=static       static, dynamic or dynamic-private (see the codec)
+///   subscription_mode=static       static, dynamic or dynamic-private (see the dialect)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms   cluster heartbeats
 /// ```
 ///
@@ -247,16 +247,16 @@ impl KafkaOptions {
         self
     }
 
-    /// Sets the subscription mode of the codec.
+    /// Sets the subscription mode of the dialect.
     pub fn with_subscription_mode(mut self, mode: SubscriptionMode) -> Self {
         self.subscription_mode = mode;
         self
     }
 
-    /// The codec: the node-cluster envelope (`socket.io-adapter` `ClusterAdapter`) with
+    /// The dialect: the node-cluster envelope (`socket.io-adapter` `ClusterAdapter`) with
     /// this prefix and subscription mode.
-    pub fn codec(&self) -> Arc<dyn Codec> {
-        self.shared.node_cluster_codec()
+    pub fn dialect(&self) -> Arc<dyn Dialect> {
+        self.shared.node_cluster_dialect()
     }
 
     /// The brokers and topic, for logs (never the password).
@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(o.password, Some(Password("p@ss".into())));
         assert_eq!(o.librdkafka, [("socket.nagle.disable".to_owned(), "true".to_owned())]);
         assert!(!format!("{o:?}").contains("p@ss"));
-        assert_eq!(o.codec().dialect(), "node-cluster");
+        assert_eq!(o.dialect().name(), "node-cluster");
 
         let o = KafkaOptions::parse("kafka://h?prefix=a%23b&topic=cluster-events").unwrap();
         assert_eq!((o.prefix.as_str(), o.topic.as_str()), ("a#b", "cluster-events"));

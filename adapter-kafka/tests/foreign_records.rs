@@ -1,5 +1,5 @@
 //! Records this transport did not write (no channel header, a non-UTF-8 one, a payload
-//! the codec cannot read) are dropped and counted, and the node keeps working. Needs the
+//! the dialect cannot read) are dropped and counted, and the node keeps working. Needs the
 //! broker of `scripts/services.sh` (`KAFKA_BROKERS`); skipped without it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -40,7 +40,7 @@ async fn foreign_records_are_dropped() {
     send(Some(OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(&[0xff_u8, 0xfe][..]) })), b"x")
         .await;
     send(Some(OwnedHeaders::new().insert(Header { key: "other", value: Some("v") })), b"other header").await;
-    // a well-formed record on our channel with garbage inside: delivered (the codec
+    // a well-formed record on our channel with garbage inside: delivered (the dialect
     // drops it, see the engine), not a transport concern
     send(Some(OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(channel.as_str()) })), b"\xc1")
         .await;

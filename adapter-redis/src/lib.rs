@@ -84,7 +84,7 @@
 //!
 //! let opts = RedisOptions::parse("redis://127.0.0.1:6379?prefix=socket.io")?;
 //! let transport = RedisTransport::connect(&opts).await?;
-//! let adapter = ClusterAdapter::new(transport, opts.codec(), "/", sockets, opts.cluster_config())?;
+//! let adapter = ClusterAdapter::new(transport, opts.dialect(), "/", sockets, opts.cluster_config())?;
 //! adapter.init().await?;
 //! # Ok(()) }
 //! ```

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use socketio_adapter_core::codec::{Codec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect, SubscriptionMode};
 use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms};
 
 use crate::error::RedisTransportError;
@@ -44,7 +44,7 @@ impl fmt::Display for Mode {
     }
 }
 
-/// Everything needed to connect and to build the matching codec, parsed from a URL.
+/// Everything needed to connect and to build the matching dialect, parsed from a URL.
 ///
 /// ```text
 /// redis[s]://[[user]:password@]host[:port][,host[:port]...][/db][?option=value&...]
@@ -213,13 +213,14 @@ impl RedisOptions {
         self
     }
 
-    /// The codec that speaks this configuration's protocol.
-    pub fn codec(&self) -> Arc<dyn Codec> {
+    /// The dialect that speaks this configuration's protocol.
+    pub fn dialect(&self) -> Arc<dyn Dialect> {
         match self.mode {
             Mode::Classic => Arc::new(
-                NodeRedisCodec::new(self.prefix.clone()).with_specific_response_channel(self.specific_response_channel),
+                NodeRedisDialect::new(self.prefix.clone())
+                    .with_specific_response_channel(self.specific_response_channel),
             ),
-            Mode::Sharded => self.shared.node_cluster_codec(),
+            Mode::Sharded => self.shared.node_cluster_dialect(),
         }
     }
 

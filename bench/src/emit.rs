@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use socketio_adapter_core::codec::{Codec, NodeRedisCodec};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect};
 use socketio_adapter_core::{Body, BroadcastOptions, EventPacket, Message, Value};
 use socketio_emitter::Emitter;
 use socketioxide::SocketIo;
@@ -123,10 +123,10 @@ pub async fn sxr_io(
 /// dialect), and their channel: what the raw clients publish, so that both move the same
 /// bytes.
 pub fn sample_message(prefix: &str, room: &str, pad: &str) -> (String, bytes::Bytes) {
-    let codec = NodeRedisCodec::new(prefix);
+    let dialect = NodeRedisDialect::new(prefix);
     let args = vec![Value::from(0u64), Value::from(now_ms()), Value::from(pad)];
     let body = Body::Broadcast { packet: EventPacket::new("m", args), opts: BroadcastOptions::default().to(room) };
-    let out = codec.encode(&Message::new(None, "/".to_owned(), body)).unwrap_or_else(|e| panic!("encode: {e}"));
+    let out = dialect.encode(&Message::new(None, "/".to_owned(), body)).unwrap_or_else(|e| panic!("encode: {e}"));
     (out.channel, out.payload)
 }
 

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use socketio_adapter_core::codec::{Codec, NodeRedisCodec};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect};
 use socketio_adapter_core::memory::MemoryHub;
 use socketio_adapter_core::rooms::RoomIndex;
 use socketio_adapter_core::{
-    AckError, Body, BroadcastFlags, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, LocalAckStream,
-    LocalAdapter, LocalNode, LocalSockets, Message, Room, SocketDetails, SocketId, Transport, Value,
+    AckError, Body, BroadcastFlags, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, IndexedNode,
+    LocalAckStream, LocalNode, LocalSockets, Message, Room, SocketDetails, SocketId, Transport, Value,
 };
 
 /// Server sockets that only count what they are handed.
@@ -45,7 +45,7 @@ fn sid(i: usize) -> String {
 /// delivery to its sockets (`sockets` sockets, socket i in room `r{i % rooms}`).
 pub async fn ingest(sockets: usize, rooms: usize, n: u64) -> Result<Json, String> {
     let counting = Arc::new(Counting::default());
-    let local = Arc::new(LocalAdapter::new(Arc::clone(&counting) as Arc<dyn LocalSockets>));
+    let local = Arc::new(IndexedNode::new(Arc::clone(&counting) as Arc<dyn LocalSockets>));
     {
         let mut index = local.write();
         for i in 0..sockets {
@@ -55,10 +55,10 @@ pub async fn ingest(sockets: usize, rooms: usize, n: u64) -> Result<Json, String
     // a hub that counts subscribers, as Redis does for the node-redis dialect
     let hub = MemoryHub::counting();
     let prefix = "ingest";
-    let codec = Arc::new(NodeRedisCodec::new(prefix));
+    let dialect = Arc::new(NodeRedisDialect::new(prefix));
     let node = ClusterCore::node(
         hub.transport(),
-        codec.clone(),
+        dialect.clone(),
         "/",
         Arc::clone(&local) as Arc<dyn LocalNode>,
         ClusterConfig::default(),
@@ -71,7 +71,7 @@ pub async fn ingest(sockets: usize, rooms: usize, n: u64) -> Result<Json, String
             let args = vec![Value::from(0u64), Value::from(0.0f64), Value::from(pad.as_str())];
             let opts = BroadcastOptions::default().to(format!("r{r}"));
             let body = Body::Broadcast { packet: EventPacket::new("m", args), opts };
-            codec.encode(&Message::new(None, "/".to_owned(), body)).map_err(|e| e.to_string())
+            dialect.encode(&Message::new(None, "/".to_owned(), body)).map_err(|e| e.to_string())
         })
         .collect::<Result<_, _>>()?;
     let publisher = hub.transport();
@@ -116,10 +116,10 @@ pub fn rooms_memory(sockets: usize, per_socket: usize, rooms: usize) -> Json {
 }
 
 /// Time of a broadcast to a room of `hot` sockets in an index of `rooms` other rooms
-/// (one socket each), through the local adapter to counting sockets.
+/// (one socket each), through the indexed node to counting sockets.
 pub fn rooms_broadcast(rooms: usize, hot: usize, iterations: u64) -> Json {
     let counting = Arc::new(Counting::default());
-    let local = LocalAdapter::new(Arc::clone(&counting) as Arc<dyn LocalSockets>);
+    let local = IndexedNode::new(Arc::clone(&counting) as Arc<dyn LocalSockets>);
     {
         let mut index = local.write();
         for i in 0..rooms {

@@ -31,8 +31,8 @@ use axum::serve::ListenerExt;
 use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
-use socketio_adapter_core::sio::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
+use socketio_adapter_core::socketioxide::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
     Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value,
 };
@@ -127,13 +127,13 @@ async fn run(args: Args) -> Result<(), String> {
         None => {
             let hub = socketio_adapter_core::memory::MemoryHub::new();
             let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(3));
-            serve(args, id, hub.transport(), Arc::new(NodeClusterCodec::default()), config).await
+            serve(args, id, hub.transport(), Arc::new(NodeClusterDialect::default()), config).await
         }
         Some(url) => {
             // the same dispatcher as the emitter and `sio`: one URL grammar, one place
             let opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
             let transport = opts.connect().await.map_err(|e| format!("{e}: {}", error_chain(&e)))?;
-            serve(args, id, transport, opts.codec(), opts.cluster_config()).await
+            serve(args, id, transport, opts.dialect(), opts.cluster_config()).await
         }
     }
 }
@@ -153,13 +153,13 @@ async fn serve<T: Transport>(
     args: Args,
     id: String,
     transport: T,
-    codec: Arc<dyn Codec>,
+    dialect: Arc<dyn Dialect>,
     config: ClusterConfig,
 ) -> Result<(), String> {
     let node = id.clone();
     let server_events = Arc::new(Mutex::new(VecDeque::new()));
     let events = server_events.clone();
-    let state = SioState::new(transport, codec, config).on_server_side_emit(move |nsp, packet, ack| {
+    let state = SioState::new(transport, dialect, config).on_server_side_emit(move |nsp, packet, ack| {
         if packet.event == "ping"
             && let Some(ack) = ack
         {

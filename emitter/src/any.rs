@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::dialect::Dialect;
 use socketio_adapter_core::options::SharedOptions;
 use socketio_adapter_core::transport::redact_url;
 use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport};
@@ -106,9 +106,9 @@ impl AnyOptions {
         self.prefix = prefix.to_owned();
     }
 
-    /// The codec that speaks the configured protocol.
-    pub fn codec(&self) -> Arc<dyn Codec> {
-        each_options!(self, o => o.codec())
+    /// The dialect that speaks the configured protocol.
+    pub fn dialect(&self) -> Arc<dyn Dialect> {
+        each_options!(self, o => o.dialect())
     }
 
     /// The cluster configuration (request timeout, heartbeats).

@@ -27,14 +27,14 @@
 //! [`Emitter::connect`] takes the URL the servers use: `redis://` / `rediss://` (cargo
 //! feature `redis`, on by default; every option of `socketio-adapter-redis`, e.g.
 //! `?mode=sharded&prefix=chat`), `kafka://` (feature `kafka`), `amqp://` / `amqps://`
-//! (feature `amqp`). The [`Dialect`] follows from the URL unless
+//! (feature `amqp`). The [`DialectKind`] follows from the URL unless
 //! [`ConnectOptions::dialect`] says otherwise:
 //!
 //! | dialect | speaks to | default for |
 //! |---|---|---|
-//! | [`Dialect::NodeRedis`] | `@socket.io/redis-adapter` `createAdapter` servers (what `@socket.io/redis-emitter` sends) | `redis://` |
-//! | [`Dialect::NodeCluster`] | `createShardedAdapter` servers and the Kafka / AMQP transports | `redis://..?mode=sharded`, `kafka://`, `amqp://` |
-//! | [`Dialect::Python`] | python-socketio / Flask-SocketIO `RedisManager` (channel `socketio`, or [`ConnectOptions::channel`]) | never by default |
+//! | [`DialectKind::NodeRedis`] | `@socket.io/redis-adapter` `createAdapter` servers (what `@socket.io/redis-emitter` sends) | `redis://` |
+//! | [`DialectKind::NodeCluster`] | `createShardedAdapter` servers and the Kafka / AMQP transports | `redis://..?mode=sharded`, `kafka://`, `amqp://` |
+//! | [`DialectKind::Python`] | python-socketio / Flask-SocketIO `RedisManager` (channel `socketio`, or [`ConnectOptions::channel`]) | never by default |
 //!
 //! The python dialect carries emits (rooms; `except` entries are socket ids, python's
 //! `skip_sid`), and joins, leaves and disconnects of one socket id; python-socketio has
@@ -69,7 +69,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use socketio_adapter_core::codec::{Codec, EMITTER_UID, NodeClusterCodec, NodeRedisCodec, PythonCodec};
+use socketio_adapter_core::dialect::{Dialect, EMITTER_UID, NodeClusterDialect, NodeRedisDialect, PythonDialect};
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
 pub use any::{AnyOptions, AnyTransport, AnyTransportError};
@@ -83,7 +83,7 @@ pub const RESERVED_EVENTS: [&str; 6] =
 /// Which wire protocol the emitter speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Dialect {
+pub enum DialectKind {
     /// `@socket.io/redis-adapter` classic (`createAdapter`), as `@socket.io/redis-emitter`.
     NodeRedis,
     /// The socket.io-adapter `ClusterAdapter` envelope: `createShardedAdapter`, Kafka, AMQP.
@@ -92,14 +92,14 @@ pub enum Dialect {
     Python,
 }
 
-impl std::str::FromStr for Dialect {
+impl std::str::FromStr for DialectKind {
     type Err = EmitterError;
 
     fn from_str(s: &str) -> Result<Self, EmitterError> {
         match s {
-            "node" | "node-redis" => Ok(Dialect::NodeRedis),
-            "cluster" | "node-cluster" => Ok(Dialect::NodeCluster),
-            "python" => Ok(Dialect::Python),
+            "node" | "node-redis" => Ok(DialectKind::NodeRedis),
+            "cluster" | "node-cluster" => Ok(DialectKind::NodeCluster),
+            "python" => Ok(DialectKind::Python),
             other => Err(EmitterError::Dialect(format!(
                 "unknown dialect {other:?} (expected node-redis, node-cluster or python)"
             ))),
@@ -107,31 +107,31 @@ impl std::str::FromStr for Dialect {
     }
 }
 
-impl Dialect {
-    /// The codec of this dialect on `name`: the channel prefix of the Node.js dialects,
+impl DialectKind {
+    /// This dialect, built for `name`: the channel prefix of the Node.js dialects,
     /// the manager channel of the python one.
-    pub fn codec(self, name: &str) -> Arc<dyn Codec> {
+    pub fn dialect(self, name: &str) -> Arc<dyn Dialect> {
         match self {
-            Dialect::NodeRedis => Arc::new(NodeRedisCodec::new(name)),
-            Dialect::NodeCluster => Arc::new(NodeClusterCodec::new(name)),
-            Dialect::Python => Arc::new(PythonCodec::new(name)),
+            DialectKind::NodeRedis => Arc::new(NodeRedisDialect::new(name)),
+            DialectKind::NodeCluster => Arc::new(NodeClusterDialect::new(name)),
+            DialectKind::Python => Arc::new(PythonDialect::new(name)),
         }
     }
 }
 
-/// How an emitter talks to the cluster: the dialect (as a codec) and the request settings.
+/// How an emitter talks to the cluster: the dialect (with its channel prefix) and the request settings.
 #[derive(Clone, Debug)]
 pub struct EmitterConfig {
     /// The wire protocol, with its channel prefix.
-    pub codec: Arc<dyn Codec>,
+    pub dialect: Arc<dyn Dialect>,
     /// Timeouts and limits of requests (`request_timeout` bounds `fetch_sockets` & co.).
     pub cluster: ClusterConfig,
 }
 
 impl EmitterConfig {
-    /// A configuration for `codec` with default request settings.
-    pub fn new(codec: Arc<dyn Codec>) -> Self {
-        EmitterConfig { codec, cluster: ClusterConfig::default() }
+    /// A configuration for `dialect` with default request settings.
+    pub fn new(dialect: Arc<dyn Dialect>) -> Self {
+        EmitterConfig { dialect, cluster: ClusterConfig::default() }
     }
 
     /// Bounds every request (and, unless [`Emitter::timeout`] says otherwise, the wait
@@ -147,7 +147,7 @@ impl EmitterConfig {
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// The dialect (default: from the URL).
-    pub dialect: Option<Dialect>,
+    pub dialect: Option<DialectKind>,
     /// The channel prefix (default: the URL's `prefix` option, else `socket.io`).
     pub prefix: Option<String>,
     /// The request timeout (default: the URL's `request_timeout_ms`, else 5 s).
@@ -159,7 +159,7 @@ pub struct ConnectOptions {
 
 impl ConnectOptions {
     /// Sets the dialect.
-    pub fn dialect(mut self, dialect: Dialect) -> Self {
+    pub fn dialect(mut self, dialect: DialectKind) -> Self {
         self.dialect = Some(dialect);
         self
     }
@@ -210,7 +210,7 @@ impl<T: Transport> std::fmt::Debug for Emitter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emitter")
             .field("transport", &self.shared.transport.name())
-            .field("dialect", &self.shared.config.codec.dialect())
+            .field("dialect", &self.shared.config.dialect.name())
             .field("nsp", &self.nsp)
             .field("opts", &self.opts)
             .finish()
@@ -234,12 +234,12 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
     let mut opts = AnyOptions::parse(url)?;
     let broker = opts.broker();
     match options.dialect {
-        Some(Dialect::NodeRedis) if broker != "Redis" => {
+        Some(DialectKind::NodeRedis) if broker != "Redis" => {
             return Err(EmitterError::Dialect(format!(
                 "the node-redis dialect needs Redis; {broker} speaks node-cluster"
             )));
         }
-        Some(Dialect::Python) if broker != "Redis" => {
+        Some(DialectKind::Python) if broker != "Redis" => {
             return Err(EmitterError::Dialect(format!(
                 "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
             )));
@@ -248,9 +248,9 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
     }
     match (&mut opts, options.dialect) {
         #[cfg(feature = "redis")]
-        (AnyOptions::Redis(o), Some(Dialect::NodeRedis)) => o.mode = socketio_adapter_redis::Mode::Classic,
+        (AnyOptions::Redis(o), Some(DialectKind::NodeRedis)) => o.mode = socketio_adapter_redis::Mode::Classic,
         #[cfg(feature = "redis")]
-        (AnyOptions::Redis(o), Some(Dialect::NodeCluster)) => o.mode = socketio_adapter_redis::Mode::Sharded,
+        (AnyOptions::Redis(o), Some(DialectKind::NodeCluster)) => o.mode = socketio_adapter_redis::Mode::Sharded,
         _ => {}
     }
     if let Some(p) = &options.prefix {
@@ -260,12 +260,12 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         opts.request_timeout = t;
     }
     let transport = opts.connect().await?;
-    let codec = match options.dialect {
-        Some(Dialect::Python) => Dialect::Python
-            .codec(options.channel.as_deref().unwrap_or(socketio_adapter_core::codec::python::DEFAULT_CHANNEL)),
-        _ => opts.codec(),
+    let dialect = match options.dialect {
+        Some(DialectKind::Python) => DialectKind::Python
+            .dialect(options.channel.as_deref().unwrap_or(socketio_adapter_core::dialect::python::DEFAULT_CHANNEL)),
+        _ => opts.dialect(),
     };
-    Ok((transport, EmitterConfig { codec, cluster: opts.cluster_config() }))
+    Ok((transport, EmitterConfig { dialect, cluster: opts.cluster_config() }))
 }
 
 impl<T: Transport> Emitter<T> {
@@ -283,9 +283,9 @@ impl<T: Transport> Emitter<T> {
         &self.shared.transport
     }
 
-    /// The codec (dialect and prefix).
-    pub fn codec(&self) -> &Arc<dyn Codec> {
-        &self.shared.config.codec
+    /// The dialect (with its channel prefix).
+    pub fn dialect(&self) -> &Arc<dyn Dialect> {
+        &self.shared.config.dialect
     }
 
     /// The namespace this view targets.
@@ -348,7 +348,7 @@ impl<T: Transport> Emitter<T> {
         let s = &self.shared;
         let core = ClusterCore::requester(
             s.transport.clone(),
-            Arc::clone(&s.config.codec),
+            Arc::clone(&s.config.dialect),
             self.nsp.clone(),
             EMITTER_UID.to_owned(),
             s.config.cluster.clone(),

@@ -744,7 +744,7 @@ async fn acks_that_time_out_return_what_arrived() {
             let rec = Recorder::new(name);
             let transport = RedisTransport::connect(&opts).await.unwrap();
             let adapter =
-                ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).unwrap();
+                ClusterAdapter::new(transport, opts.dialect(), "/", rec.clone(), opts.cluster_config()).unwrap();
             adapter.init().await.unwrap();
             adapter.add_all(&sid(socket), &[]);
             nodes.push((adapter, rec));

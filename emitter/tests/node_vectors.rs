@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde::Serialize;
-use socketio_adapter_core::codec::NodeRedisCodec;
+use socketio_adapter_core::dialect::NodeRedisDialect;
 use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 use socketio_adapter_core::{Channel, Room, Transport, TransportEvent};
 use socketio_emitter::{Emitter, EmitterConfig};
@@ -76,7 +76,7 @@ async fn emits_are_byte_identical_to_the_node_emitter() {
     let spy: MemoryTransport = hub.transport();
     let (tx, mut rx) = mpsc::channel(64);
     spy.subscribe(&[Channel::Pattern("*".into())], tx).await.unwrap();
-    let io = Emitter::new(hub.transport(), EmitterConfig::new(std::sync::Arc::new(NodeRedisCodec::new("socket.io"))));
+    let io = Emitter::new(hub.transport(), EmitterConfig::new(std::sync::Arc::new(NodeRedisDialect::new("socket.io"))));
     let want = fixtures();
     assert_eq!(want.len(), 18, "18 emitter scenarios");
     let r = &mut rx;
@@ -111,7 +111,7 @@ async fn emits_are_byte_identical_to_the_node_emitter() {
 #[tokio::test]
 async fn reserved_events_and_bad_namespaces_are_errors() {
     let hub = MemoryHub::new();
-    let io = Emitter::new(hub.transport(), EmitterConfig::new(std::sync::Arc::new(NodeRedisCodec::new("socket.io"))));
+    let io = Emitter::new(hub.transport(), EmitterConfig::new(std::sync::Arc::new(NodeRedisDialect::new("socket.io"))));
     for ev in socketio_emitter::RESERVED_EVENTS {
         let e = io.emit(ev, ()).await.unwrap_err();
         assert!(matches!(e, socketio_emitter::EmitterError::ReservedEvent(_)), "{ev}: {e}");

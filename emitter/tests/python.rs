@@ -10,7 +10,7 @@ use serde_json::json;
 use socketio_cluster_tests::conformance::{prefix, run};
 use socketio_cluster_tests::env;
 use socketio_cluster_tests::node::{NodePeer, free_port, wait_for_port};
-use socketio_emitter::{ConnectOptions, Dialect, Emitter};
+use socketio_emitter::{ConnectOptions, DialectKind, Emitter};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -50,7 +50,7 @@ async fn emits_reach_python_socketio_servers() {
         let id = |n: &str| ids[n].as_str().unwrap().to_owned();
         let io = Emitter::connect_with(
             &env("REDIS_URL"),
-            ConnectOptions::default().dialect(Dialect::Python).channel(&channel),
+            ConnectOptions::default().dialect(DialectKind::Python).channel(&channel),
         )
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
-use socketio_adapter_core::codec::{Codec, EMITTER_UID};
+use socketio_adapter_core::dialect::{Dialect, EMITTER_UID};
 use socketio_adapter_core::{
     Adapter, Body, BroadcastOptions, Channel, ClusterAdapter, EventPacket, Message, Transport, TransportEvent,
 };
@@ -33,8 +33,8 @@ impl Backend for Amqp {
         self.name.to_owned()
     }
 
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-        AmqpOptions::parse(&url(prefix, self.query)).expect("url").codec()
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        AmqpOptions::parse(&url(prefix, self.query)).expect("url").dialect()
     }
 
     async fn connect(&self, prefix: &str) -> AmqpTransport {
@@ -96,8 +96,9 @@ async fn queues_are_lazy_and_die_with_their_node() {
         for name in ["A", "B", "C"] {
             let transport = AmqpTransport::connect(&opts).await.expect("connect");
             let rec = Recorder::new(name);
-            let adapter = ClusterAdapter::new(transport.clone(), opts.codec(), "/", rec.clone(), opts.cluster_config())
-                .expect("config");
+            let adapter =
+                ClusterAdapter::new(transport.clone(), opts.dialect(), "/", rec.clone(), opts.cluster_config())
+                    .expect("config");
             adapter.init().await.expect("init");
             names.push(transport.queue_name().expect("a node has a queue"));
             nodes.push((adapter, transport, rec));
@@ -107,14 +108,14 @@ async fn queues_are_lazy_and_die_with_their_node() {
             assert!(q.starts_with("amq.gen-"), "server-named queue: {q}");
             assert!(queues.contains(q), "{q} not on the broker: {queues:?}");
         }
-        // an emitter speaks the same envelope: encode with the codec and publish raw
+        // an emitter speaks the same envelope: encode with the dialect and publish raw
         nodes[2].0.add_all(&sid("c1"), &[]);
         let msg = Message::new(
             Some(EMITTER_UID.to_owned()),
             "/",
             Body::Broadcast { packet: EventPacket::new("from-emitter", vec![]), opts: BroadcastOptions::all() },
         );
-        let out = opts.codec().encode(&msg).expect("encode");
+        let out = opts.dialect().encode(&msg).expect("encode");
         emitter.publish(&out.channel, out.payload).await.expect("publish");
         eventually("the emitter's broadcast reaches c1", Duration::from_secs(5), || {
             nodes[2].2.got("from-emitter") == ["c1"]
@@ -243,7 +244,7 @@ async fn a_stalled_node_is_bounded() {
 }
 
 /// Garbage on a node's channels (not the envelope, not UTF-8, empty) is dropped by the
-/// codec with a log line; the node keeps working.
+/// dialect with a log line; the node keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_payloads_are_dropped() {
     run(async {
@@ -252,7 +253,7 @@ async fn malformed_payloads_are_dropped() {
         let rec = Recorder::new("A");
         let transport = AmqpTransport::connect(&opts).await.expect("connect");
         let adapter =
-            ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
+            ClusterAdapter::new(transport, opts.dialect(), "/", rec.clone(), opts.cluster_config()).expect("config");
         adapter.init().await.expect("init");
         adapter.add_all(&sid("a1"), &[]);
         let other = AmqpTransport::connect(&opts).await.expect("connect");
@@ -265,7 +266,7 @@ async fn malformed_payloads_are_dropped() {
             "/",
             Body::Broadcast { packet: EventPacket::new("fine", vec![]), opts: BroadcastOptions::all() },
         );
-        let out = opts.codec().encode(&msg).expect("encode");
+        let out = opts.dialect().encode(&msg).expect("encode");
         other.publish(&out.channel, out.payload).await.expect("publish");
         eventually("a valid message after garbage", Duration::from_secs(5), || rec.got("fine") == ["a1"]).await;
     })

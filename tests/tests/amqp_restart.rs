@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport, AmqpTransportError};
-use socketio_adapter_core::codec::EMITTER_UID;
+use socketio_adapter_core::dialect::EMITTER_UID;
 use socketio_adapter_core::{
     Adapter, Body, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Message, Room, Transport,
 };
@@ -36,7 +36,7 @@ async fn node(opts: &AmqpOptions, name: &str) -> (Node<AmqpTransport>, AmqpTrans
         .with_heartbeat_timeout(Duration::from_millis(1500))
         .with_health_check_interval(Some(Duration::from_millis(500)));
     let sockets = Recorder::new(name);
-    let adapter = ClusterAdapter::new(transport.clone(), opts.codec(), "/", sockets.clone(), config).expect("config");
+    let adapter = ClusterAdapter::new(transport.clone(), opts.dialect(), "/", sockets.clone(), config).expect("config");
     adapter.init().await.expect("init");
     (Node { adapter, sockets }, transport)
 }
@@ -156,7 +156,7 @@ async fn broker_restart_under_traffic() {
             "/",
             Body::Broadcast { packet: EventPacket::new("from-emitter", vec![]), opts: BroadcastOptions::all() },
         );
-        let out = opts.codec().encode(&msg).expect("encode");
+        let out = opts.dialect().encode(&msg).expect("encode");
         emitter.publish(&out.channel, out.payload).await.expect("the emitter publishes after the restart");
         eventually("the emitter's broadcast", WAIT, || nodes.iter().all(|n| !n.sockets.got("from-emitter").is_empty()))
             .await;

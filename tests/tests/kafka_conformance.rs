@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::dialect::Dialect;
 use socketio_adapter_core::{Channel, Transport, TransportEvent};
 use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
 use socketio_cluster_tests::conformance::{Backend, eventually, prefix, run};
@@ -32,8 +32,8 @@ impl Backend for Kafka {
         format!("kafka{}", self.query)
     }
 
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-        KafkaOptions::parse(&self.url(prefix)).expect("url").codec()
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        KafkaOptions::parse(&self.url(prefix)).expect("url").dialect()
     }
 
     async fn connect(&self, prefix: &str) -> KafkaTransport {

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::dialect::Dialect;
 use socketio_adapter_core::{Adapter, BroadcastOptions, Channel, EventPacket, Transport, TransportEvent};
 use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
 use socketio_cluster_tests::conformance::{Backend, converge, eventually, node, prefix, run};
@@ -63,8 +63,8 @@ impl Backend for Private {
         "kafka-private".into()
     }
 
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-        KafkaOptions::parse(&self.url(prefix)).expect("url").codec()
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        KafkaOptions::parse(&self.url(prefix)).expect("url").dialect()
     }
 
     async fn connect(&self, prefix: &str) -> KafkaTransport {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use socketio_adapter_core::codec::Codec;
+use socketio_adapter_core::dialect::Dialect;
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::Backend;
 use socketio_cluster_tests::{conformance_suite, env, redis_cluster_url};
@@ -30,8 +30,8 @@ impl Backend for Redis {
         self.name.to_owned()
     }
 
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-        RedisOptions::parse(&self.url(prefix)).expect("url").codec()
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        RedisOptions::parse(&self.url(prefix)).expect("url").dialect()
     }
 
     async fn connect(&self, prefix: &str) -> RedisTransport {
@@ -71,7 +71,7 @@ async fn two_nodes_talk(opts: &RedisOptions, transports: [RedisTransport; 2]) {
     for (transport, name) in transports.into_iter().zip(["A", "B"]) {
         let rec = Recorder::new(name);
         let adapter =
-            ClusterAdapter::new(transport, opts.codec(), "/", rec.clone(), opts.cluster_config()).expect("config");
+            ClusterAdapter::new(transport, opts.dialect(), "/", rec.clone(), opts.cluster_config()).expect("config");
         adapter.init().await.expect("init");
         nodes.push((adapter, rec));
     }

@@ -87,8 +87,9 @@ impl RustNode {
         let rec = Recorder::new(name);
         let admin_rec = Recorder::new(name);
         let root =
-            ClusterAdapter::new(transport.clone(), opts.codec(), "/", rec.clone(), config.clone()).expect("config");
-        let admin = ClusterAdapter::new(transport, opts.codec(), "/admin", admin_rec.clone(), config).expect("config");
+            ClusterAdapter::new(transport.clone(), opts.dialect(), "/", rec.clone(), config.clone()).expect("config");
+        let admin =
+            ClusterAdapter::new(transport, opts.dialect(), "/admin", admin_rec.clone(), config).expect("config");
         root.init().await.expect("init /");
         admin.init().await.expect("init /admin");
         RustNode { root, admin, rec, admin_rec }

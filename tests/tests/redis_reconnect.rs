@@ -35,7 +35,7 @@ async fn node(url: &str, name: &str) -> Node {
         .with_heartbeat_interval(Duration::from_millis(200))
         .with_health_check_interval(Some(Duration::from_millis(300)));
     let rec = Recorder::new(name);
-    let adapter = ClusterAdapter::new(transport.clone(), opts.codec(), "/", rec.clone(), config).expect("config");
+    let adapter = ClusterAdapter::new(transport.clone(), opts.dialect(), "/", rec.clone(), config).expect("config");
     adapter.init().await.expect("init");
     Node { adapter, transport, rec }
 }

@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use super::{ClusterConfig, ClusterCore, Stats};
 use crate::adapter::{AckStream, Adapter, Gathered};
-use crate::codec::Codec;
+use crate::dialect::Dialect;
 use crate::error::AdapterError;
-use crate::local::{LocalAdapter, LocalSockets};
+use crate::local::{IndexedNode, LocalSockets};
 use crate::transport::Transport;
 use crate::types::{BroadcastOptions, EventPacket, Room, SocketId, SocketInfo};
 use crate::value::Value;
@@ -21,10 +21,10 @@ use crate::value::Value;
 /// ```no_run
 /// use std::sync::Arc;
 /// use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket};
-/// use socketio_adapter_core::codec::NodeRedisCodec;
+/// use socketio_adapter_core::dialect::NodeRedisDialect;
 /// # use socketio_adapter_core::{LocalSockets, Transport};
 /// # async fn demo<T: Transport>(transport: T, sockets: Arc<dyn LocalSockets>) -> Result<(), Box<dyn std::error::Error>> {
-/// let adapter = ClusterAdapter::new(transport, Arc::new(NodeRedisCodec::default()), "/", sockets, ClusterConfig::default())?;
+/// let adapter = ClusterAdapter::new(transport, Arc::new(NodeRedisDialect::default()), "/", sockets, ClusterConfig::default())?;
 /// adapter.init().await?;
 /// adapter.add_all("socket-1", &["room1".into()]);
 /// adapter.broadcast(EventPacket::new("hello", vec!["world".into()]), BroadcastOptions::all().to("room1")).await?;
@@ -32,7 +32,7 @@ use crate::value::Value;
 /// ```
 pub struct ClusterAdapter<T: Transport> {
     core: ClusterCore<T>,
-    local: Arc<LocalAdapter>,
+    local: Arc<IndexedNode>,
 }
 
 impl<T: Transport> fmt::Debug for ClusterAdapter<T> {
@@ -45,13 +45,13 @@ impl<T: Transport> ClusterAdapter<T> {
     /// An adapter for namespace `nsp` delivering to local sockets through `sockets`.
     pub fn new(
         transport: T,
-        codec: Arc<dyn Codec>,
+        dialect: Arc<dyn Dialect>,
         nsp: impl Into<String>,
         sockets: Arc<dyn LocalSockets>,
         config: ClusterConfig,
     ) -> Result<Self, AdapterError> {
-        let local = Arc::new(LocalAdapter::new(sockets));
-        let core = ClusterCore::node(transport, codec, nsp, local.clone(), config)?;
+        let local = Arc::new(IndexedNode::new(sockets));
+        let core = ClusterCore::node(transport, dialect, nsp, local.clone(), config)?;
         Ok(ClusterAdapter { core, local })
     }
 
@@ -61,7 +61,7 @@ impl<T: Transport> ClusterAdapter<T> {
     }
 
     /// The local half (room index and delivery).
-    pub fn local(&self) -> &Arc<LocalAdapter> {
+    pub fn local(&self) -> &Arc<IndexedNode> {
         &self.local
     }
 

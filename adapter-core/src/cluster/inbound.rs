@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::pending::RouteResult;
 use super::stats::Counters;
 use super::{Inner, Mode};
-use crate::codec::EMITTER_UID;
+use crate::dialect::EMITTER_UID;
 use crate::local::PendingDelivery;
 use crate::message::{Body, Message};
 use crate::transport::{Transport, TransportEvent};
@@ -50,12 +50,12 @@ impl<T: Transport> Inner<T> {
     /// cannot be decoded is counted and dropped.
     pub(super) fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) -> Option<PendingDelivery> {
         Counters::bump(&self.counters.received);
-        if let (Some(local), Some(room)) = (&self.local, self.codec.broadcast_room(&self.nsp, channel))
+        if let (Some(local), Some(room)) = (&self.local, self.dialect.broadcast_room(&self.nsp, channel))
             && !local.has_room(room)
         {
             return None;
         }
-        let msg = match self.codec.decode(channel, payload) {
+        let msg = match self.dialect.decode(channel, payload) {
             Ok(msg) => msg,
             Err(e) => {
                 Counters::bump(&self.counters.undecodable);

@@ -61,7 +61,7 @@ impl<T: Transport> Inner<T> {
         })?;
         let _ = self.sink.set(tx);
         info!(nsp = %self.nsp, uid = %self.uid, transport = self.transport.name(),
-              dialect = self.codec.dialect(), ?mode, server = self.is_node(), "cluster adapter started");
+              dialect = self.dialect.name(), ?mode, server = self.is_node(), "cluster adapter started");
 
         if mode == Mode::Heartbeat {
             self.publish(&self.message(Body::InitialHeartbeat)).await?;
@@ -86,7 +86,7 @@ impl<T: Transport> Inner<T> {
         if membership == Membership::Heartbeat {
             return Ok(Mode::Heartbeat);
         }
-        let count_channel = self.codec.count_channel(&self.nsp);
+        let count_channel = self.dialect.count_channel(&self.nsp);
         let counted = self
             .transport
             .server_count(&count_channel)
@@ -97,11 +97,11 @@ impl<T: Transport> Inner<T> {
             (None, Membership::BrokerCount) => {
                 Err(AdapterError::Config(format!("the {} transport cannot count subscribers", self.transport.name())))
             }
-            (None, _) if self.codec.capabilities().heartbeats => Ok(Mode::Heartbeat),
+            (None, _) if self.dialect.capabilities().heartbeats => Ok(Mode::Heartbeat),
             (None, _) => Err(AdapterError::Config(format!(
                 "the {} transport cannot count subscribers and the {} dialect has no heartbeats",
                 self.transport.name(),
-                self.codec.dialect()
+                self.dialect.name()
             ))),
         }
     }
@@ -110,9 +110,9 @@ impl<T: Transport> Inner<T> {
     /// requester in heartbeat mode listens to the main channel for heartbeats).
     fn own_channels(&self, mode: Mode) -> Vec<Channel> {
         if self.is_node() || mode == Mode::Heartbeat {
-            self.codec.node_channels(&self.nsp, &self.uid)
+            self.dialect.node_channels(&self.nsp, &self.uid)
         } else {
-            self.codec.requester_channels(&self.nsp, &self.uid)
+            self.dialect.requester_channels(&self.nsp, &self.uid)
         }
     }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::codec::Codec;
-use crate::error::{AdapterError, CodecError};
+use crate::dialect::Dialect;
+use crate::error::{AdapterError, DialectError};
 use crate::message::Body;
 use crate::transport::{Channel, EventSender, Transport, TransportEvent};
 use crate::types::{BroadcastOptions, EventPacket, NodeId};
@@ -37,7 +37,7 @@ pub struct Undecodable {
     /// The channel it arrived on.
     pub channel: String,
     /// Why it could not be decoded.
-    pub error: CodecError,
+    pub error: DialectError,
 }
 
 impl fmt::Display for Undecodable {
@@ -49,7 +49,7 @@ impl fmt::Display for Undecodable {
 /// Receives the broadcasts of one namespace. Unsubscribes on [`Listener::close`].
 pub struct Listener<T: Transport> {
     transport: T,
-    codec: Arc<dyn Codec>,
+    dialect: Arc<dyn Dialect>,
     nsp: String,
     channels: Vec<Channel>,
     tx: EventSender,
@@ -63,10 +63,10 @@ impl<T: Transport> fmt::Debug for Listener<T> {
 }
 
 impl<T: Transport> Listener<T> {
-    /// Subscribes to the channels on which `codec`'s broadcasts for `nsp` travel.
-    pub async fn start(transport: T, codec: Arc<dyn Codec>, nsp: &str) -> Result<Self, AdapterError> {
-        let channels = codec.listener_channels(nsp);
-        let count_channel = codec.count_channel(nsp);
+    /// Subscribes to the channels on which `dialect`'s broadcasts for `nsp` travel.
+    pub async fn start(transport: T, dialect: Arc<dyn Dialect>, nsp: &str) -> Result<Self, AdapterError> {
+        let channels = dialect.listener_channels(nsp);
+        let count_channel = dialect.count_channel(nsp);
         if channels.iter().any(|c| matches!(c, Channel::Exact(ch) if *ch == count_channel)) {
             let counts = transport
                 .server_count(&count_channel)
@@ -77,7 +77,7 @@ impl<T: Transport> Listener<T> {
                     "listening is not possible with the {} dialect on {}: its broadcasts share the channel servers \
                      are counted on, and a listener there would make every fetchSockets wait for it (use classic \
                      mode)",
-                    codec.dialect(),
+                    dialect.name(),
                     transport.name()
                 )));
             }
@@ -87,7 +87,7 @@ impl<T: Transport> Listener<T> {
             let names: Vec<&str> = channels.iter().map(Channel::as_str).collect();
             AdapterError::transport(format!("subscribe to {}", names.join(", ")), e)
         })?;
-        Ok(Listener { transport, codec, nsp: nsp.to_owned(), channels, tx, rx })
+        Ok(Listener { transport, dialect, nsp: nsp.to_owned(), channels, tx, rx })
     }
 
     /// The channels listened to.
@@ -101,7 +101,7 @@ impl<T: Transport> Listener<T> {
     pub async fn next(&mut self) -> Option<Result<Heard, Undecodable>> {
         loop {
             let TransportEvent::Message { channel, payload } = self.rx.recv().await? else { continue };
-            let msg = match self.codec.decode(&channel, &payload) {
+            let msg = match self.dialect.decode(&channel, &payload) {
                 Ok(m) => m,
                 Err(error) => return Some(Err(Undecodable { channel, error })),
             };
@@ -129,7 +129,7 @@ impl<T: Transport> Listener<T> {
 #[cfg(all(test, feature = "memory"))]
 mod tests {
     use super::*;
-    use crate::codec::{NodeClusterCodec, NodeRedisCodec};
+    use crate::dialect::{NodeClusterDialect, NodeRedisDialect};
     use crate::memory::MemoryHub;
     use crate::message::Message;
     use crate::types::Room;
@@ -146,10 +146,10 @@ mod tests {
     async fn hears_the_namespace_broadcasts_and_reports_garbage() {
         let bus = MemoryHub::counting();
         let (us, them) = (bus.transport(), bus.transport());
-        let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
-        let mut l = Listener::start(us, Arc::clone(&codec), "/").await.unwrap();
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
+        let mut l = Listener::start(us, Arc::clone(&dialect), "/").await.unwrap();
         for (nsp, event) in [("/admin", "elsewhere"), ("/", "here")] {
-            let out = codec.encode(&broadcast(nsp, event)).unwrap();
+            let out = dialect.encode(&broadcast(nsp, event)).unwrap();
             them.publish(&out.channel, out.payload).await.unwrap();
         }
         let heard = l.next().await.unwrap().unwrap();
@@ -165,10 +165,10 @@ mod tests {
     #[tokio::test]
     async fn refuses_where_the_broker_would_count_it_as_a_server() {
         let bus = MemoryHub::counting();
-        let err = Listener::start(bus.transport(), Arc::new(NodeClusterCodec::default()), "/").await.unwrap_err();
+        let err = Listener::start(bus.transport(), Arc::new(NodeClusterDialect::default()), "/").await.unwrap_err();
         assert!(err.to_string().contains("listening is not possible"), "{err}");
         // a broker that cannot count: nothing to spoil
         let quiet = MemoryHub::new();
-        assert!(Listener::start(quiet.transport(), Arc::new(NodeClusterCodec::default()), "/").await.is_ok());
+        assert!(Listener::start(quiet.transport(), Arc::new(NodeClusterDialect::default()), "/").await.is_ok());
     }
 }

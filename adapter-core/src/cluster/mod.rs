@@ -63,7 +63,7 @@ pub use config::{ClusterConfig, Membership};
 pub use listen::{Heard, Listener, Undecodable};
 pub use stats::Stats;
 
-use crate::codec::{Codec, check_nsp};
+use crate::dialect::{Dialect, check_nsp};
 use crate::error::AdapterError;
 use crate::local::LocalNode;
 use crate::throttle::Throttle;
@@ -100,7 +100,7 @@ enum Mode {
 /// weakly, so that dropping the last `ClusterCore` stops them.
 struct Inner<T: Transport> {
     transport: T,
-    codec: Arc<dyn Codec>,
+    dialect: Arc<dyn Dialect>,
     nsp: String,
     uid: NodeId,
     config: ClusterConfig,
@@ -151,7 +151,7 @@ impl<T: Transport> fmt::Debug for ClusterCore<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClusterCore")
             .field("transport", &self.inner.transport.name())
-            .field("dialect", &self.inner.codec.dialect())
+            .field("dialect", &self.inner.dialect.name())
             .field("nsp", &self.inner.nsp)
             .field("uid", &self.inner.uid)
             .finish()
@@ -162,49 +162,49 @@ impl<T: Transport> ClusterCore<T> {
     /// An engine for a server node whose local half is `local`.
     pub fn node(
         transport: T,
-        codec: Arc<dyn Codec>,
+        dialect: Arc<dyn Dialect>,
         nsp: impl Into<String>,
         local: Arc<dyn LocalNode>,
         config: ClusterConfig,
     ) -> Result<Self, AdapterError> {
-        let uid = codec.new_node_id();
-        Self::build(transport, codec, nsp.into(), uid, Some(local), config)
+        let uid = dialect.new_node_id();
+        Self::build(transport, dialect, nsp.into(), uid, Some(local), config)
     }
 
     /// An engine for a requester without sockets (an emitter). `uid` identifies it in
     /// requests so that answers reach it (use
-    /// [`EMITTER_UID`](crate::codec::EMITTER_UID) where peers must not count it as a
+    /// [`EMITTER_UID`](crate::dialect::EMITTER_UID) where peers must not count it as a
     /// node, as in the ClusterAdapter protocol).
     pub fn requester(
         transport: T,
-        codec: Arc<dyn Codec>,
+        dialect: Arc<dyn Dialect>,
         nsp: impl Into<String>,
         uid: NodeId,
         config: ClusterConfig,
     ) -> Result<Self, AdapterError> {
-        Self::build(transport, codec, nsp.into(), uid, None, config)
+        Self::build(transport, dialect, nsp.into(), uid, None, config)
     }
 
     fn build(
         transport: T,
-        codec: Arc<dyn Codec>,
+        dialect: Arc<dyn Dialect>,
         nsp: String,
         uid: NodeId,
         local: Option<Arc<dyn LocalNode>>,
         config: ClusterConfig,
     ) -> Result<Self, AdapterError> {
         check_nsp(&nsp)?;
-        if config.membership == Membership::Heartbeat && !codec.capabilities().heartbeats {
+        if config.membership == Membership::Heartbeat && !dialect.capabilities().heartbeats {
             return Err(AdapterError::Config(format!(
                 "the {} dialect has no heartbeats; use a broker that counts subscribers",
-                codec.dialect()
+                dialect.name()
             )));
         }
         let pending = Pending::new(config.max_pending_requests, config.response_capacity);
         Ok(ClusterCore {
             inner: Arc::new(Inner {
                 transport,
-                codec,
+                dialect,
                 nsp,
                 uid,
                 config,
@@ -244,8 +244,8 @@ impl<T: Transport> ClusterCore<T> {
     }
 
     /// The dialect.
-    pub fn codec(&self) -> &Arc<dyn Codec> {
-        &self.inner.codec
+    pub fn dialect(&self) -> &Arc<dyn Dialect> {
+        &self.inner.dialect
     }
 
     /// The configuration.

@@ -12,7 +12,7 @@ use super::pending::Expect;
 use super::stats::Counters;
 use super::{ClusterCore, Mode, deadline_after};
 use crate::adapter::{AckStream, Gathered};
-use crate::codec::EMITTER_UID;
+use crate::dialect::EMITTER_UID;
 use crate::error::AdapterError;
 use crate::local::{LocalAckStream, PendingDelivery};
 use crate::message::{Body, Message};
@@ -103,7 +103,7 @@ impl<T: Transport> ClusterCore<T> {
     /// (python-socketio's `enter_room` / `leave_room`): the same for server nodes and
     /// emitters.
     fn room_batches(&self, rooms: Vec<Room>) -> Vec<Vec<Room>> {
-        if self.inner.codec.capabilities().multi_room_joins {
+        if self.inner.dialect.capabilities().multi_room_joins {
             vec![rooms]
         } else {
             rooms.into_iter().map(|r| vec![r]).collect()
@@ -186,7 +186,7 @@ impl<T: Transport> ClusterCore<T> {
             Some(local) => local.rooms().into_iter().collect(),
             None => HashSet::new(),
         };
-        let shortfall = if self.inner.codec.capabilities().all_rooms {
+        let shortfall = if self.inner.dialect.capabilities().all_rooms {
             self.inner
                 .request(
                     |request_id| Body::AllRooms { request_id },
@@ -272,7 +272,7 @@ impl<T: Transport> ClusterCore<T> {
             if expect.done() {
                 (None, expect)
             } else {
-                let reg = inner.pending.register(|| inner.codec.new_node_id())?;
+                let reg = inner.pending.register(|| inner.dialect.new_node_id())?;
                 let body = Body::BroadcastWithAck { request_id: reg.id.clone(), packet, opts };
                 let msg = Message::new(Some(inner.uid.clone()), inner.nsp.clone(), body);
                 inner.publish(&msg).await?;
@@ -295,22 +295,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::sync::Arc;
 
-    use crate::codec::{Codec, NodeClusterCodec, PythonCodec};
+    use crate::dialect::{Dialect, NodeClusterDialect, PythonDialect};
     use crate::memory::MemoryHub;
     use crate::message::Body;
     use crate::transport::{Channel, Transport, TransportEvent};
     use crate::types::{BroadcastOptions, Room};
     use crate::{ClusterConfig, ClusterCore};
 
-    /// What a requester on `codec` publishes for one `add_sockets` to rooms a and b.
-    async fn joins(codec: Arc<dyn Codec>, channel: &str) -> Vec<Vec<Room>> {
+    /// What a requester on `dialect` publishes for one `add_sockets` to rooms a and b.
+    async fn joins(dialect: Arc<dyn Dialect>, channel: &str) -> Vec<Vec<Room>> {
         let hub = MemoryHub::new();
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let listener = hub.transport();
         listener.subscribe(&[Channel::Exact(channel.to_owned())], tx).await.unwrap();
         let core = ClusterCore::requester(
             hub.transport(),
-            Arc::clone(&codec),
+            Arc::clone(&dialect),
             "/",
             "emitter".into(),
             ClusterConfig::default(),
@@ -320,7 +320,7 @@ mod tests {
         let mut got = Vec::new();
         let wait = std::time::Duration::from_millis(200);
         while let Ok(Some(TransportEvent::Message { channel, payload })) = tokio::time::timeout(wait, rx.recv()).await {
-            match codec.decode(&channel, &payload).unwrap().body {
+            match dialect.decode(&channel, &payload).unwrap().body {
                 Body::SocketsJoin { rooms, .. } => got.push(rooms),
                 other => panic!("unexpected {other:?}"),
             }
@@ -330,9 +330,9 @@ mod tests {
 
     #[tokio::test]
     async fn joins_travel_one_room_per_message_where_the_dialect_carries_one() {
-        let python = joins(Arc::new(PythonCodec::default()), "socketio").await;
+        let python = joins(Arc::new(PythonDialect::default()), "socketio").await;
         assert_eq!(python, vec![vec![Room::from("a")], vec![Room::from("b")]]);
-        let node = joins(Arc::new(NodeClusterCodec::default()), "socket.io#/#").await;
+        let node = joins(Arc::new(NodeClusterDialect::default()), "socket.io#/#").await;
         assert_eq!(node, vec![vec![Room::from("a"), Room::from("b")]]);
     }
 }

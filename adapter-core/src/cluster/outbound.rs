@@ -22,7 +22,7 @@ impl<T: Transport> Inner<T> {
 
     /// Encodes and publishes `msg`, counting it (and resetting the heartbeat clock).
     pub(super) async fn publish(&self, msg: &Message) -> Result<(), AdapterError> {
-        let out = self.codec.encode(msg)?;
+        let out = self.dialect.encode(msg)?;
         match self.transport.publish(&out.channel, out.payload).await {
             Ok(()) => {
                 *lock(&self.last_publish) = Instant::now();
@@ -54,7 +54,7 @@ impl<T: Transport> Inner<T> {
 
     /// The subscribers of the count channel, as the broker counts them.
     pub(super) async fn broker_count(&self) -> Result<usize, AdapterError> {
-        let channel = self.codec.count_channel(&self.nsp);
+        let channel = self.dialect.count_channel(&self.nsp);
         let counted = self
             .transport
             .server_count(&channel)
@@ -89,7 +89,7 @@ impl<T: Transport> Inner<T> {
         if expect.done() {
             return Ok(None);
         }
-        let mut reg = self.pending.register(|| self.codec.new_node_id())?;
+        let mut reg = self.pending.register(|| self.dialect.new_node_id())?;
         let msg = self.message(make(reg.id.clone()));
         self.publish(&msg).await?;
         let deadline = deadline_after(timeout);

@@ -112,7 +112,7 @@ impl<T: Transport> Inner<T> {
         if changes.created.is_empty() && changes.deleted.is_empty() {
             return;
         }
-        let channel = |room| self.codec.room_channel(&self.nsp, room);
+        let channel = |room| self.dialect.room_channel(&self.nsp, room);
         let created = changes.created.iter().filter_map(channel);
         let deleted = changes.deleted.iter().filter_map(channel);
         let changed = lock(&self.room_subs).want(created, deleted);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::{Codec, NodeClusterCodec, NodeRedisCodec};
+use crate::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect};
 use crate::memory::{MemoryHub, MemoryTransport};
 use crate::testing::Recorder;
 use crate::{Adapter, ClusterAdapter, ClusterConfig, EventPacket, Value};
@@ -16,10 +16,10 @@ pub(super) struct TestNode {
 }
 
 /// A started node of namespace `/`.
-pub(super) async fn node(hub: &MemoryHub, codec: Arc<dyn Codec>, name: &str, config: ClusterConfig) -> TestNode {
+pub(super) async fn node(hub: &MemoryHub, dialect: Arc<dyn Dialect>, name: &str, config: ClusterConfig) -> TestNode {
     let transport = hub.transport();
     let sockets = Recorder::new(name);
-    let adapter = ClusterAdapter::new(transport.clone(), codec, "/", sockets.clone(), config).expect("adapter");
+    let adapter = ClusterAdapter::new(transport.clone(), dialect, "/", sockets.clone(), config).expect("adapter");
     adapter.init().await.expect("init");
     TestNode { adapter, sockets, transport }
 }
@@ -27,9 +27,9 @@ pub(super) async fn node(hub: &MemoryHub, codec: Arc<dyn Codec>, name: &str, con
 /// Two nodes counted by heartbeats (ClusterAdapter dialect, a hub that cannot count).
 pub(super) async fn heartbeat_pair(config: ClusterConfig) -> (MemoryHub, TestNode, TestNode) {
     let hub = MemoryHub::new();
-    let codec: Arc<dyn Codec> = Arc::new(NodeClusterCodec::default());
-    let a = node(&hub, codec.clone(), "A", config.clone()).await;
-    let b = node(&hub, codec, "B", config).await;
+    let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
+    let a = node(&hub, dialect.clone(), "A", config.clone()).await;
+    let b = node(&hub, dialect, "B", config).await;
     settle().await;
     (hub, a, b)
 }
@@ -37,9 +37,9 @@ pub(super) async fn heartbeat_pair(config: ClusterConfig) -> (MemoryHub, TestNod
 /// Two nodes counted by the broker (classic dialect, a hub that counts subscribers).
 pub(super) async fn broker_pair(config: ClusterConfig) -> (MemoryHub, TestNode, TestNode) {
     let hub = MemoryHub::counting();
-    let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
-    let a = node(&hub, codec.clone(), "A", config.clone()).await;
-    let b = node(&hub, codec, "B", config).await;
+    let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
+    let a = node(&hub, dialect.clone(), "A", config.clone()).await;
+    let b = node(&hub, dialect, "B", config).await;
     settle().await;
     (hub, a, b)
 }

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::Codec;
+use crate::dialect::Dialect;
 use crate::testing::{Recorder, lock, short, sid};
 use crate::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Transport, Value};
 
@@ -20,8 +20,8 @@ pub trait Backend: Send + Sync + 'static {
     type T: Transport;
     /// A short name for messages.
     fn name(&self) -> String;
-    /// The codec, with this channel prefix.
-    fn codec(&self, prefix: &str) -> Arc<dyn Codec>;
+    /// The dialect, with this channel prefix.
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect>;
     /// A fresh transport (its own connections): one per node.
     fn connect(&self, prefix: &str) -> impl Future<Output = Self::T> + Send;
     /// The cluster configuration.
@@ -61,7 +61,7 @@ pub async fn node<B: Backend>(b: &B, prefix: &str, nsp: &str, name: &str) -> Nod
     let sockets = Recorder::new(name);
     let transport = b.connect(prefix).await;
     let adapter =
-        ClusterAdapter::new(transport, b.codec(prefix), nsp, sockets.clone(), b.config()).expect("adapter config");
+        ClusterAdapter::new(transport, b.dialect(prefix), nsp, sockets.clone(), b.config()).expect("adapter config");
     adapter.init().await.expect("adapter init");
     Node { adapter, sockets }
 }
@@ -200,7 +200,7 @@ pub async fn acks<B: Backend>(b: &B) {
     assert_eq!(values, ["ack:a1", "ack:a2", "ack:b1", "ack:b2", "ack:c1"]);
     // local acks name their socket, remote ones their node where the protocol says
     assert!(gathered.value.iter().any(|a| a.socket.as_deref() == Some(sid("a1").as_str())));
-    if b.codec(&prefix).capabilities().identified_responses {
+    if b.dialect(&prefix).capabilities().identified_responses {
         let node_b = nodes[1].adapter.node_id().to_owned();
         assert!(gathered.value.iter().any(|a| a.node.as_deref() == Some(node_b.as_str())), "acks name node B");
     }
@@ -359,7 +359,7 @@ pub async fn run(case: impl Future<Output = ()>) {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use socketio_adapter_core::codec::{Codec, NodeClusterCodec};
+/// use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
 /// use socketio_adapter_core::conformance_suite;
 /// use socketio_adapter_core::memory::{MemoryHub, MemoryTransport};
 /// use socketio_adapter_core::testing::conformance::Backend;
@@ -371,8 +371,8 @@ pub async fn run(case: impl Future<Output = ()>) {
 ///     fn name(&self) -> String {
 ///         "memory".into()
 ///     }
-///     fn codec(&self, prefix: &str) -> Arc<dyn Codec> {
-///         Arc::new(NodeClusterCodec::new(prefix))
+///     fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+///         Arc::new(NodeClusterDialect::new(prefix))
 ///     }
 ///     async fn connect(&self, _prefix: &str) -> MemoryTransport {
 ///         self.0.transport()

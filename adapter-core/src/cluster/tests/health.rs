@@ -76,7 +76,7 @@ mod over_memory {
     use tokio::sync::mpsc;
 
     use super::super::super::test_support::{node, settle};
-    use crate::codec::{Codec, NodeRedisCodec};
+    use crate::dialect::{Dialect, NodeRedisDialect};
     use crate::memory::MemoryHub;
     use crate::{Adapter, Channel, ClusterConfig, Transport, TransportEvent};
 
@@ -90,8 +90,8 @@ mod over_memory {
         let spy = hub.transport();
         let (tx, mut rx) = mpsc::channel(16);
         spy.subscribe(&[Channel::Exact("socket.io-response#/#".into())], tx).await.expect("spy");
-        let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
-        let a = node(&hub, codec, "A", config()).await;
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
+        let a = node(&hub, dialect, "A", config()).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let Ok(TransportEvent::Message { channel, payload }) = rx.try_recv() else { panic!("no ping published") };
         assert_eq!(channel, "socket.io-response#/#");
@@ -108,9 +108,9 @@ mod over_memory {
     #[tokio::test(start_paused = true)]
     async fn a_deaf_node_resubscribes_once_and_hears_again() {
         let hub = MemoryHub::counting();
-        let codec: Arc<dyn Codec> = Arc::new(NodeRedisCodec::default());
-        let a = node(&hub, codec.clone(), "A", config()).await;
-        let b = node(&hub, codec, "B", config()).await;
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
+        let a = node(&hub, dialect.clone(), "A", config()).await;
+        let b = node(&hub, dialect, "B", config()).await;
         b.adapter.add_all("b1", &[]);
         settle().await;
         b.transport.deafen();

@@ -6,27 +6,27 @@ use std::time::Duration;
 
 use super::super::ClusterCore;
 use super::super::test_support::ev;
-use crate::codec::{Codec, EMITTER_UID, NodeClusterCodec};
+use crate::dialect::{Dialect, EMITTER_UID, NodeClusterDialect};
 use crate::memory::{MemoryHub, MemoryTransport};
 use crate::message::{Body, Message};
 use crate::testing::Recorder;
-use crate::{BroadcastOptions, ClusterConfig, LocalAdapter};
+use crate::{BroadcastOptions, ClusterConfig, IndexedNode};
 
 struct Fixture {
     core: ClusterCore<MemoryTransport>,
     sockets: Arc<Recorder>,
-    codec: Arc<dyn Codec>,
+    dialect: Arc<dyn Dialect>,
 }
 
 /// A node of `/` with one socket, `a1`, in room `r1`.
 fn fixture() -> Fixture {
     let sockets = Recorder::new("A");
-    let local = Arc::new(LocalAdapter::new(sockets.clone()));
+    let local = Arc::new(IndexedNode::new(sockets.clone()));
     let _ = local.write().add_all("a1", &["r1".into()]);
-    let codec: Arc<dyn Codec> = Arc::new(NodeClusterCodec::default());
-    let core = ClusterCore::node(MemoryHub::new().transport(), codec.clone(), "/", local, ClusterConfig::default())
+    let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
+    let core = ClusterCore::node(MemoryHub::new().transport(), dialect.clone(), "/", local, ClusterConfig::default())
         .expect("core");
-    Fixture { core, sockets, codec }
+    Fixture { core, sockets, dialect }
 }
 
 impl Fixture {
@@ -42,7 +42,7 @@ impl Fixture {
     }
 
     fn receive_msg(&self, msg: Message) {
-        let out = self.codec.encode(&msg).expect("encode");
+        let out = self.dialect.encode(&msg).expect("encode");
         self.receive_raw(&out.channel, &out.payload);
     }
 
@@ -115,7 +115,7 @@ async fn responses_to_unknown_requests_and_health_pings_are_dropped_quietly() {
 async fn malformed_payloads_are_counted_and_dropped_without_panicking() {
     let f = fixture();
     let main = "socket.io#/#";
-    let valid = f.codec.encode(&Message::new(Some("B".into()), "/", broadcast("ok"))).expect("encode").payload;
+    let valid = f.dialect.encode(&Message::new(Some("B".into()), "/", broadcast("ok"))).expect("encode").payload;
     let mut junk: Vec<Vec<u8>> =
         vec![b"{not json".to_vec(), vec![0x93, 0xc1], vec![], br#"{"type":99,"uid":"x","nsp":"/"}"#.to_vec()];
     // every strict prefix of a valid message
@@ -138,11 +138,11 @@ async fn malformed_payloads_are_counted_and_dropped_without_panicking() {
 async fn a_huge_ack_timeout_from_the_wire_is_answered_not_a_panic() {
     use crate::Adapter;
     let hub = MemoryHub::new();
-    let codec: Arc<dyn Codec> = Arc::new(NodeClusterCodec::default());
-    let a = super::super::test_support::node(&hub, codec.clone(), "A", ClusterConfig::default()).await;
+    let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
+    let a = super::super::test_support::node(&hub, dialect.clone(), "A", ClusterConfig::default()).await;
     a.adapter.add_all("a1", &[]);
-    let requester =
-        ClusterCore::requester(hub.transport(), codec, "/", EMITTER_UID.into(), ClusterConfig::default()).expect("req");
+    let requester = ClusterCore::requester(hub.transport(), dialect, "/", EMITTER_UID.into(), ClusterConfig::default())
+        .expect("req");
     // Duration::MAX goes on the wire as u64::MAX ms; the node must still answer
     let opts = BroadcastOptions::all().timeout(Duration::MAX);
     let acks = requester.broadcast_with_ack(ev("q"), opts).await.expect("acks").collect().await;

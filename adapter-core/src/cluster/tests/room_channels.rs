@@ -60,7 +60,7 @@ mod over_memory {
     use std::sync::Arc;
 
     use crate::cluster::test_support::node;
-    use crate::codec::{Codec, NodeClusterCodec, SubscriptionMode};
+    use crate::dialect::{Dialect, NodeClusterDialect, SubscriptionMode};
     use crate::memory::MemoryHub;
     use crate::testing::sid;
     use crate::{Adapter, ClusterConfig, Transport};
@@ -68,9 +68,9 @@ mod over_memory {
     #[tokio::test(start_paused = true)]
     async fn rooms_with_members_get_a_channel_that_the_broker_counts() {
         let hub = MemoryHub::new();
-        let codec: Arc<dyn Codec> =
-            Arc::new(NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::Dynamic));
-        let a = node(&hub, codec, "A", ClusterConfig::default()).await;
+        let dialect: Arc<dyn Dialect> =
+            Arc::new(NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::Dynamic));
+        let a = node(&hub, dialect, "A", ClusterConfig::default()).await;
         a.adapter.add_all(&sid("s1"), &["news".into()]);
         let stats = a.adapter.stats();
         assert_eq!((stats.room_channels, stats.room_channels_pending), (0, 1), "a private room has no channel");
@@ -94,9 +94,9 @@ mod over_memory {
     #[tokio::test(start_paused = true)]
     async fn closing_leaves_the_room_channels() {
         let hub = MemoryHub::new();
-        let codec: Arc<dyn Codec> =
-            Arc::new(NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::DynamicPrivate));
-        let a = node(&hub, codec, "A", ClusterConfig::default()).await;
+        let dialect: Arc<dyn Dialect> =
+            Arc::new(NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::DynamicPrivate));
+        let a = node(&hub, dialect, "A", ClusterConfig::default()).await;
         a.adapter.add_all(&sid("s1"), &["news".into()]);
         assert!(a.adapter.core().room_subscriptions_applied().await);
         assert_eq!(a.adapter.stats().room_channels, 2, "dynamic-private: the socket's own room too");

@@ -17,16 +17,13 @@
 //! response is JSON. Responses do not say who sent them: requesters count them against
 //! the number of subscribers of the request channel (`PUBSUB NUMSUB`).
 
-use crate::codec::{
-    Capabilities, Codec, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, parse_payload, rooms_of, uid2,
-    write_sockets,
-};
-use crate::error::{CodecError, DecodeError};
+mod decode;
+
+use crate::dialect::{Capabilities, Dialect, EMITTER_UID, Enc, Fmt, Outgoing, check_nsp, uid2, write_sockets};
+use crate::error::{DecodeError, DialectError};
 use crate::message::{Body, LegacyOp, Message};
-use crate::msgpack;
 use crate::transport::Channel;
-use crate::types::{BroadcastOptions, EventPacket, Room};
-use crate::value::Value;
+use crate::types::{BroadcastOptions, EventPacket};
 
 /// Request type codes of the classic protocol.
 mod req {
@@ -44,21 +41,21 @@ mod req {
 
 /// The classic Node.js Redis adapter dialect.
 #[derive(Clone, Debug)]
-pub struct NodeRedisCodec {
+pub struct NodeRedisDialect {
     prefix: String,
     specific_response_channel: bool,
 }
 
-impl Default for NodeRedisCodec {
+impl Default for NodeRedisDialect {
     fn default() -> Self {
         Self::new("socket.io")
     }
 }
 
-impl NodeRedisCodec {
-    /// A codec for channel prefix `prefix` (Node.js option `key`, default `socket.io`).
+impl NodeRedisDialect {
+    /// A dialect for channel prefix `prefix` (Node.js option `key`, default `socket.io`).
     pub fn new(prefix: impl Into<String>) -> Self {
-        NodeRedisCodec { prefix: prefix.into(), specific_response_channel: false }
+        NodeRedisDialect { prefix: prefix.into(), specific_response_channel: false }
     }
 
     /// Publish responses on the requester's own channel `key-response#nsp#uid#` instead of
@@ -126,121 +123,6 @@ impl NodeRedisCodec {
         };
         Outgoing { channel, payload: e.finish() }
     }
-
-    fn decode_broadcast(&self, channel: &str, payload: &[u8]) -> Result<Message, DecodeError> {
-        let items = match msgpack::decode(payload)? {
-            Value::Array(items) if items.len() == 3 => items,
-            other => {
-                return Err(DecodeError::WrongType {
-                    field: "broadcast",
-                    expected: "an array of 3 items",
-                    found: other.kind(),
-                });
-            }
-        };
-        let mut it = items.into_iter();
-        // the emitter's marker uid means "no node": re-encoding keeps the emitter layout
-        let uid = match it.next() {
-            Some(Value::Str(s)) if s != EMITTER_UID => Some(s),
-            _ => None,
-        };
-        let mut holder = crate::value::Map::with_capacity(2);
-        holder.insert("packet", it.next().unwrap_or_default());
-        holder.insert("opts", it.next().unwrap_or_default());
-        let mut f = Fields::from_value(Value::Map(holder))?;
-        let (packet, nsp) = f.packet("packet")?;
-        let opts = f.opts("opts")?;
-        // Node.js defaults a missing packet.nsp to "/"
-        let nsp = nsp.unwrap_or_else(|| "/".to_owned());
-        let _ = channel;
-        Ok(Message::new(uid, nsp, Body::Broadcast { packet, opts }))
-    }
-
-    fn decode_request(&self, nsp: String, payload: &[u8]) -> Result<Message, DecodeError> {
-        let mut f = Fields::from_value(parse_payload(payload)?)?;
-        let ty = f.int("type")?;
-        let uid = f.opt_string("uid")?;
-        let body = match ty {
-            req::SOCKETS => Body::LegacySockets { request_id: f.string("requestId")?, rooms: f.rooms("rooms")? },
-            req::ALL_ROOMS => Body::AllRooms { request_id: f.string("requestId")? },
-            req::REMOTE_JOIN | req::REMOTE_LEAVE | req::REMOTE_DISCONNECT if f.has("opts") => {
-                let opts = f.opts("opts")?;
-                match ty {
-                    req::REMOTE_JOIN => Body::SocketsJoin { opts, rooms: f.rooms("rooms")? },
-                    req::REMOTE_LEAVE => Body::SocketsLeave { opts, rooms: f.rooms("rooms")? },
-                    _ => Body::DisconnectSockets { opts, close: f.bool_or("close", false)? },
-                }
-            }
-            req::REMOTE_JOIN | req::REMOTE_LEAVE | req::REMOTE_DISCONNECT => {
-                let request_id = f.string("requestId")?;
-                let sid = f.string("sid")?;
-                let op = match ty {
-                    req::REMOTE_DISCONNECT => LegacyOp::Disconnect { close: f.bool_or("close", false)? },
-                    _ => {
-                        let room = f.req("room")?;
-                        let room = Room::from_value(&room).ok_or(DecodeError::WrongType {
-                            field: "room",
-                            expected: "a string or a number",
-                            found: room.kind(),
-                        })?;
-                        if ty == req::REMOTE_JOIN { LegacyOp::Join(room) } else { LegacyOp::Leave(room) }
-                    }
-                };
-                Body::LegacySocketOp { request_id, sid, op }
-            }
-            req::REMOTE_FETCH => Body::FetchSockets { request_id: f.string("requestId")?, opts: f.opts("opts")? },
-            req::SERVER_SIDE_EMIT => Body::ServerSideEmit {
-                request_id: f.opt_string("requestId")?,
-                packet: event_of(f.array("data")?, "data")?,
-            },
-            req::BROADCAST => {
-                let request_id = f.string("requestId")?;
-                let (packet, _) = f.packet("packet")?;
-                Body::BroadcastWithAck { request_id, packet, opts: f.opts("opts")? }
-            }
-            other => return Err(DecodeError::UnknownType(other)),
-        };
-        Ok(Message::new(uid, nsp, body))
-    }
-
-    fn decode_response(&self, nsp: String, payload: &[u8]) -> Result<Message, DecodeError> {
-        let mut f = Fields::from_value(parse_payload(payload)?)?;
-        let request_id = f.string("requestId")?;
-        let body = if f.has("type") {
-            match f.int("type")? {
-                req::SERVER_SIDE_EMIT => {
-                    Body::ServerSideEmitResponse { request_id, value: f.take("data").unwrap_or_default() }
-                }
-                req::BROADCAST_CLIENT_COUNT => {
-                    let count = f.req("clientCount")?;
-                    let count = count.as_u64().ok_or(DecodeError::WrongType {
-                        field: "clientCount",
-                        expected: "a non-negative integer",
-                        found: count.kind(),
-                    })?;
-                    Body::BroadcastClientCount { request_id, count }
-                }
-                req::BROADCAST_ACK => Body::BroadcastAck { request_id, value: f.take("packet").unwrap_or_default() },
-                other => return Err(DecodeError::UnknownType(other)),
-            }
-        } else if f.has("sockets") {
-            let legacy = matches!(
-                f.0.get("sockets"),
-                Some(Value::Array(items)) if items.first().is_some_and(|v| v.as_str().is_some())
-            );
-            if legacy {
-                let sockets = rooms_of(f.req("sockets")?, "sockets")?.into_iter().map(Room::into_string).collect();
-                Body::LegacySocketsResponse { request_id, sockets }
-            } else {
-                Body::FetchSocketsResponse { request_id, sockets: f.sockets("sockets")? }
-            }
-        } else if f.has("rooms") {
-            Body::AllRoomsResponse { request_id, rooms: f.rooms("rooms")? }
-        } else {
-            Body::LegacyAck { request_id }
-        };
-        Ok(Message::new(None, nsp, body))
-    }
 }
 
 /// `{type: 2, data: [event, ...args], (id,) nsp}`
@@ -270,8 +152,8 @@ fn nsp_after<'c>(channel: &'c str, head: &str) -> Option<&'c str> {
     Some(&rest[..end])
 }
 
-impl Codec for NodeRedisCodec {
-    fn dialect(&self) -> &'static str {
+impl Dialect for NodeRedisDialect {
+    fn name(&self) -> &'static str {
         "node-redis"
     }
 
@@ -317,7 +199,7 @@ impl Codec for NodeRedisCodec {
         room.strip_suffix('#').filter(|r| !r.is_empty())
     }
 
-    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError> {
+    fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         check_nsp(&msg.nsp)?;
         let json = |build: &dyn Fn(&mut Enc)| {
             let mut e = Enc::new(Fmt::Json);
@@ -484,13 +366,13 @@ impl Codec for NodeRedisCodec {
                 e.end();
             })),
             Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose => {
-                return Err(CodecError::Unsupported { dialect: self.dialect(), operation: "heartbeats" });
+                return Err(DialectError::Unsupported { dialect: self.name(), operation: "heartbeats" });
             }
         })
     }
 
-    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError> {
-        let err = |source| CodecError::Decode { channel: channel.to_owned(), source };
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
+        let err = |source| DialectError::Decode { channel: channel.to_owned(), source };
         let request_head = format!("{}-request#", self.prefix);
         let response_head = format!("{}-response#", self.prefix);
         if let Some(nsp) = nsp_after(channel, &request_head) {
@@ -502,6 +384,6 @@ impl Codec for NodeRedisCodec {
         if channel.starts_with(self.prefix.as_str()) && channel[self.prefix.len()..].starts_with('#') {
             return self.decode_broadcast(channel, payload).map_err(err);
         }
-        Err(err(DecodeError::Invalid(format!("channel is not part of the {} protocol", self.dialect()))))
+        Err(err(DecodeError::Invalid(format!("channel is not part of the {} protocol", self.name()))))
     }
 }

@@ -1,4 +1,4 @@
-//! Wire codecs ("dialects"): pure functions from [`Message`] to `(channel, bytes)` and back.
+//! Wire dialects: pure functions from [`Message`] to `(channel, bytes)` and back.
 //!
 //! | dialect | spoken by | module |
 //! |---|---|---|
@@ -6,8 +6,8 @@
 //! | `node-cluster` | `socket.io-adapter` `ClusterAdapter` (sharded Redis adapter, our Kafka and AMQP transports) | [`node_cluster`] |
 //! | `python` | python-socketio / Flask-SocketIO message queues (emits, joins, disconnects) | [`python`] |
 //!
-//! A codec does no I/O and never panics on input: every decoder returns a
-//! [`CodecError`] for bytes it does not understand.
+//! A dialect does no I/O and never panics on input: every decoder returns a
+//! [`DialectError`] for bytes it does not understand.
 
 pub mod node_cluster;
 pub mod node_redis;
@@ -17,16 +17,16 @@ use std::fmt::Debug;
 
 use bytes::Bytes;
 
-use crate::error::{CodecError, DecodeError};
+use crate::error::{DecodeError, DialectError};
 use crate::message::Message;
 use crate::transport::Channel;
 use crate::types::{BroadcastFlags, BroadcastOptions, EventPacket, NodeId, Room, SocketInfo};
 use crate::value::{Map, Value};
 use crate::{json, msgpack};
 
-pub use node_cluster::{NodeClusterCodec, SubscriptionMode};
-pub use node_redis::NodeRedisCodec;
-pub use python::PythonCodec;
+pub use node_cluster::{NodeClusterDialect, SubscriptionMode};
+pub use node_redis::NodeRedisDialect;
+pub use python::PythonDialect;
 
 /// The uid emitters use in the Node.js protocols. Messages from it are processed but
 /// its sender is never counted as a server.
@@ -50,7 +50,7 @@ pub struct Capabilities {
     pub all_rooms: bool,
     /// Responses name the node that sent them.
     pub identified_responses: bool,
-    /// Room broadcasts travel on per-room channels ([`Codec::room_channel`]), so local
+    /// Room broadcasts travel on per-room channels ([`Dialect::room_channel`]), so local
     /// room creations and deletions change the subscriptions.
     pub room_channels: bool,
     /// One sockets-join or sockets-leave message carries several rooms (otherwise send
@@ -59,9 +59,9 @@ pub struct Capabilities {
 }
 
 /// A wire dialect.
-pub trait Codec: Send + Sync + Debug + 'static {
+pub trait Dialect: Send + Sync + Debug + 'static {
     /// The dialect's name (`node-redis`, `node-cluster`, ...).
-    fn dialect(&self) -> &'static str;
+    fn name(&self) -> &'static str;
 
     /// What the dialect can express.
     fn capabilities(&self) -> Capabilities;
@@ -78,7 +78,7 @@ pub trait Codec: Send + Sync + Debug + 'static {
 
     /// Channels on which an observer that is not a server (`sio tail`) sees the
     /// broadcasts of namespace `nsp`: never a request channel. In dialects whose
-    /// broadcasts share the count channel (see [`Codec::count_channel`]) a listener there
+    /// broadcasts share the count channel (see [`Dialect::count_channel`]) a listener there
     /// would be counted as a server where the broker counts subscribers; callers check.
     /// Per-room channels of dynamic modes are not included.
     fn listener_channels(&self, nsp: &str) -> Vec<Channel>;
@@ -102,23 +102,23 @@ pub trait Codec: Send + Sync + Debug + 'static {
     }
 
     /// Encodes a message.
-    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError>;
+    fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError>;
 
     /// Decodes a message that arrived on `channel`.
-    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError>;
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError>;
 }
 
 /// Validates a namespace name for channel-based dialects.
-pub(crate) fn check_nsp(nsp: &str) -> Result<(), CodecError> {
+pub(crate) fn check_nsp(nsp: &str) -> Result<(), DialectError> {
     if !nsp.starts_with('/') {
-        return Err(CodecError::InvalidName {
+        return Err(DialectError::InvalidName {
             what: "namespace",
             value: nsp.to_owned(),
             reason: "a namespace starts with '/'",
         });
     }
     if nsp.contains('#') {
-        return Err(CodecError::InvalidName {
+        return Err(DialectError::InvalidName {
             what: "namespace",
             value: nsp.to_owned(),
             reason: "'#' separates the parts of channel names",

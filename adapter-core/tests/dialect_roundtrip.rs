@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use socketio_adapter_core::codec::{Codec, NodeClusterCodec, NodeRedisCodec, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect, SubscriptionMode};
 use socketio_adapter_core::{Body, BroadcastOptions, EventPacket, Map, Message, Room, SocketInfo, Value, json};
 
 fn socket() -> SocketInfo {
@@ -42,34 +42,34 @@ fn bodies(binary: bool) -> Vec<Body> {
 
 /// What survives each dialect: the classic one has no flags on join/leave/disconnect/fetch
 /// requests, and responses carry no sender.
-fn roundtrip(codec: &dyn Codec, body: Body) {
+fn roundtrip(dialect: &dyn Dialect, body: Body) {
     let mut msg = Message::new(Some("0123456789abcdef".into()), "/chat", body);
     msg.reply_to = Some("fedcba9876543210".into());
-    let out = codec.encode(&msg).unwrap_or_else(|e| panic!("{} {}: {e}", codec.dialect(), msg.body.name()));
-    let back = codec.decode(&out.channel, &out.payload).unwrap_or_else(|e| panic!("{}: {e}", msg.body.name()));
+    let out = dialect.encode(&msg).unwrap_or_else(|e| panic!("{} {}: {e}", dialect.name(), msg.body.name()));
+    let back = dialect.decode(&out.channel, &out.payload).unwrap_or_else(|e| panic!("{}: {e}", msg.body.name()));
     assert_eq!(back.nsp, "/chat", "{}", msg.body.name());
-    assert_eq!(back.body, msg.body, "{} {}", codec.dialect(), msg.body.name());
-    if codec.capabilities().identified_responses || msg.body.response_to().is_none() {
+    assert_eq!(back.body, msg.body, "{} {}", dialect.name(), msg.body.name());
+    if dialect.capabilities().identified_responses || msg.body.response_to().is_none() {
         assert_eq!(back.uid, msg.uid, "{}", msg.body.name());
     }
 }
 
 #[test]
 fn every_cluster_message_roundtrips_in_json_and_msgpack() {
-    let codec = NodeClusterCodec::default();
+    let dialect = NodeClusterDialect::default();
     for binary in [false, true] {
         for body in bodies(binary) {
-            roundtrip(&codec, body);
+            roundtrip(&dialect, body);
         }
     }
     for body in [socketio_adapter_core::Body::InitialHeartbeat, Body::Heartbeat, Body::AdapterClose] {
-        roundtrip(&codec, body);
+        roundtrip(&dialect, body);
     }
 }
 
 #[test]
 fn every_classic_message_roundtrips() {
-    let codec = NodeRedisCodec::default();
+    let dialect = NodeRedisDialect::default();
     for binary in [false, true] {
         for body in bodies(binary) {
             let body = match body {
@@ -86,18 +86,18 @@ fn every_classic_message_roundtrips() {
                 Body::ServerSideEmitResponse { .. } | Body::ServerSideEmit { .. } if binary => continue,
                 other => other,
             };
-            roundtrip(&codec, body);
+            roundtrip(&dialect, body);
         }
     }
-    roundtrip(&codec, Body::AllRooms { request_id: "abc".into() });
-    roundtrip(&codec, Body::AllRoomsResponse { request_id: "abc".into(), rooms: vec!["r1".into(), Room::from(3)] });
+    roundtrip(&dialect, Body::AllRooms { request_id: "abc".into() });
+    roundtrip(&dialect, Body::AllRoomsResponse { request_id: "abc".into(), rooms: vec!["r1".into(), Room::from(3)] });
 }
 
 #[test]
 fn cluster_envelope_matches_node_bytes() {
     // PROTOCOLS.md §5, produced by @socket.io/redis-adapter 8.3 sharded, dynamic mode:
     // io.to("room1").emit("hello", "world") from node 0123456789abcdef
-    let codec = NodeClusterCodec::default();
+    let dialect = NodeClusterDialect::default();
     let msg = Message::new(
         Some("0123456789abcdef".into()),
         "/",
@@ -106,15 +106,15 @@ fn cluster_envelope_matches_node_bytes() {
             opts: BroadcastOptions::all().to("room1"),
         },
     );
-    let out = codec.encode(&msg).expect("encodes");
+    let out = dialect.encode(&msg).expect("encodes");
     assert_eq!(out.channel, "socket.io#/#room1#");
     assert_eq!(
         std::str::from_utf8(&out.payload).expect("json"),
         r#"{"type":3,"data":{"packet":{"type":2,"data":["hello","world"]},"opts":{"rooms":["room1"],"except":[],"flags":{}}},"uid":"0123456789abcdef","nsp":"/"}"#
     );
     // static mode and broadcasts with ack stay on the main channel
-    let static_codec = NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::Static);
-    assert_eq!(static_codec.encode(&msg).expect("encodes").channel, "socket.io#/#");
+    let static_dialect = NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::Static);
+    assert_eq!(static_dialect.encode(&msg).expect("encodes").channel, "socket.io#/#");
     // a Node.js socket id (20 characters) is private in dynamic mode
     let sid = Message::new(
         None,
@@ -124,13 +124,13 @@ fn cluster_envelope_matches_node_bytes() {
             opts: BroadcastOptions::all().to("VakY5BjDZXJXuckgAAAA"),
         },
     );
-    assert_eq!(codec.encode(&sid).expect("encodes").channel, "socket.io#/#");
-    let private = NodeClusterCodec::default().with_subscription_mode(SubscriptionMode::DynamicPrivate);
+    assert_eq!(dialect.encode(&sid).expect("encodes").channel, "socket.io#/#");
+    let private = NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::DynamicPrivate);
     assert_eq!(private.encode(&sid).expect("encodes").channel, "socket.io#/#VakY5BjDZXJXuckgAAAA#");
     // the capability that tells servers whether room changes move subscriptions
-    assert!(codec.capabilities().room_channels && private.capabilities().room_channels);
-    assert!(!static_codec.capabilities().room_channels);
-    assert!(!NodeRedisCodec::default().capabilities().room_channels);
+    assert!(dialect.capabilities().room_channels && private.capabilities().room_channels);
+    assert!(!static_dialect.capabilities().room_channels);
+    assert!(!NodeRedisDialect::default().capabilities().room_channels);
     // binary switches the whole envelope to msgpack, with the emitter uid
     let bin = Message::new(
         None,
@@ -140,14 +140,14 @@ fn cluster_envelope_matches_node_bytes() {
             opts: BroadcastOptions::all(),
         },
     );
-    let out = codec.encode(&bin).expect("encodes");
+    let out = dialect.encode(&bin).expect("encodes");
     assert_eq!(out.payload[0], 0x84, "a 4-key msgpack map");
     let v = socketio_adapter_core::msgpack::decode(&out.payload).expect("msgpack");
     assert_eq!(v.get("uid"), Some(&Value::from("emitter")));
     // responses go to the requester's channel
     let resp = Message::new(Some("a".into()), "/", Body::BroadcastClientCount { request_id: "r".into(), count: 0 })
         .reply_to(Some("0123456789abcdef".into()));
-    let out = codec.encode(&resp).expect("encodes");
+    let out = dialect.encode(&resp).expect("encodes");
     assert_eq!(out.channel, "socket.io#/#0123456789abcdef#");
     assert_eq!(
         json::to_string(&json::parse(&out.payload).expect("json")),
@@ -160,9 +160,9 @@ fn classic_publish_on_specific_response_channel() {
     let resp =
         Message::new(Some("me".into()), "/", Body::FetchSocketsResponse { request_id: "r".into(), sockets: vec![] })
             .reply_to(Some("Ab3xY9".into()));
-    let shared = NodeRedisCodec::default();
+    let shared = NodeRedisDialect::default();
     assert_eq!(shared.encode(&resp).expect("encodes").channel, "socket.io-response#/#");
-    let specific = NodeRedisCodec::default().with_specific_response_channel(true);
+    let specific = NodeRedisDialect::default().with_specific_response_channel(true);
     assert_eq!(specific.encode(&resp).expect("encodes").channel, "socket.io-response#/#Ab3xY9#");
     // server-side emit answers always use the shared channel, as in Node.js
     let sse = Message::new(None, "/", Body::ServerSideEmitResponse { request_id: "r".into(), value: Value::Null })
@@ -175,10 +175,10 @@ fn classic_publish_on_specific_response_channel() {
 #[test]
 fn names_the_protocol_cannot_carry_are_errors() {
     let msg = Message::new(None, "/a#b", Body::Heartbeat);
-    assert!(NodeClusterCodec::default().encode(&msg).is_err());
+    assert!(NodeClusterDialect::default().encode(&msg).is_err());
     let msg = Message::new(None, "/", Body::AllRooms { request_id: "x".into() });
-    let err = NodeClusterCodec::default().encode(&msg).expect_err("no all-rooms type");
+    let err = NodeClusterDialect::default().encode(&msg).expect_err("no all-rooms type");
     assert!(err.to_string().contains("cannot carry"), "{err}");
     let msg = Message::new(None, "/", Body::Heartbeat);
-    assert!(NodeRedisCodec::default().encode(&msg).is_err());
+    assert!(NodeRedisDialect::default().encode(&msg).is_err());
 }

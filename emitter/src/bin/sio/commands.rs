@@ -1,231 +1,15 @@
-//! `sio`: emit into a Socket.IO cluster and inspect it from a shell.
-//!
-//! Exit status: 0 success, 1 a broker or cluster failure (unreachable, timeout), 2 bad
-//! usage or input. Errors are one line on stderr with their cause chain.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! The subcommands: argument parsing, `emit --stdin` and `tail`.
 
 use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use clap::{Args as ClapArgs, Parser, Subcommand};
 use socketio_adapter_core::cluster::Listener;
 use socketio_adapter_core::{AdapterError, Channel};
-use socketio_emitter::{Args, ConnectOptions, Dialect, Emitter, EmitterError, Value};
+use socketio_emitter::{Args, Emitter, EmitterError, Value};
 use tokio::io::AsyncBufReadExt;
 
-const EXAMPLES: &str = "\
-ARG is a JSON value ('42', '{\"a\":1}', '\"text\"'), =TEXT for a plain string, or @FILE for
-binary read from a file (@- reads standard input).
-
-examples:
-  sio emit chat '{\"user\":\"ops\",\"text\":\"deploy done\"}'
-  sio emit --to room1 --except muted alert =\"disk full\"
-  sio emit upload @report.pdf
-  sio emit --ack --timeout 3000 question =ready?
-  sio --nsp /admin sockets --to ops
-  printf '%s\\n' '{\"event\":\"tick\",\"args\":[1]}' | sio emit --stdin";
-
-/// Emit into a Socket.IO cluster and inspect it.
-#[derive(Parser, Debug)]
-#[command(
-    name = "sio",
-    version,
-    about = "Emit into a Socket.IO cluster (Node.js, Rust or Python servers) and inspect it: rooms, sockets, servers, traffic",
-    after_help = EXAMPLES
-)]
-struct Cli {
-    /// Broker URL: redis://, rediss://, kafka://, amqp://, amqps:// (with the servers' options).
-    #[arg(long, env = "SIO_URL", default_value = "redis://127.0.0.1:6379", global = true)]
-    url: String,
-    /// Namespace.
-    #[arg(long, default_value = "/", global = true)]
-    nsp: String,
-    /// Wire protocol: auto (from the URL), node (redis-adapter classic), cluster (sharded
-    /// Redis, Kafka, AMQP) or python.
-    #[arg(long, default_value = "auto", global = true)]
-    dialect: String,
-    /// Channel prefix [default: socket.io, or the URL's prefix option].
-    #[arg(long, global = true)]
-    prefix: Option<String>,
-    /// Message-queue channel of the python dialect.
-    #[arg(long, default_value = "socketio", global = true)]
-    channel: String,
-    /// Timeout of requests and acks, in milliseconds.
-    #[arg(long, default_value_t = 5000, global = true)]
-    timeout: u64,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(ClapArgs, Debug, Default)]
-struct Target {
-    /// Only sockets in this room (repeatable; a socket id is a room).
-    #[arg(long = "to", value_name = "ROOM")]
-    to: Vec<String>,
-    /// Leave out sockets in this room (repeatable).
-    #[arg(long = "except", value_name = "ROOM")]
-    except: Vec<String>,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Send an event to clients.
-    Emit {
-        #[command(flatten)]
-        target: Target,
-        /// Drop the event for clients not ready to receive it.
-        #[arg(long)]
-        volatile: bool,
-        /// Ask the servers not to compress the packet.
-        #[arg(long)]
-        no_compress: bool,
-        /// Wait for the clients' acks and print them as JSON lines.
-        #[arg(long, conflicts_with = "stdin")]
-        ack: bool,
-        /// Read newline-delimited JSON objects {"event", "args", "to", "except", "nsp",
-        /// "volatile"} from standard input, one emit per line, pipelined.
-        #[arg(long)]
-        stdin: bool,
-        /// Event name.
-        #[arg(required_unless_present = "stdin")]
-        event: Option<String>,
-        /// Arguments (see below).
-        #[arg(allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Make the targeted sockets join rooms.
-    Join {
-        /// Rooms to join.
-        #[arg(required = true)]
-        rooms: Vec<String>,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Make the targeted sockets leave rooms.
-    Leave {
-        /// Rooms to leave.
-        #[arg(required = true)]
-        rooms: Vec<String>,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Disconnect the targeted sockets.
-    Disconnect {
-        #[command(flatten)]
-        target: Target,
-        /// Also close the underlying connection.
-        #[arg(long)]
-        close: bool,
-    },
-    /// Send an event to the servers (serverSideEmit).
-    ServerEmit {
-        /// Wait for the servers' acks and print them as JSON lines.
-        #[arg(long)]
-        ack: bool,
-        /// Event name.
-        event: String,
-        /// Arguments.
-        #[arg(allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Print every room of the cluster, one per line.
-    Rooms,
-    /// Print id and rooms of the targeted sockets across the cluster, as JSON lines.
-    Sockets {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Print the number of targeted sockets across the cluster.
-    Count {
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Print the number of servers.
-    Servers,
-    /// Print the broadcasts of the namespace as JSON lines until interrupted.
-    Tail,
-}
-
-/// A failure with its exit status.
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure { code: 2, message: message.into() }
-}
-
-/// The message with its cause chain on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out.replace('\n', " ")
-}
-
-impl From<EmitterError> for Failure {
-    fn from(e: EmitterError) -> Self {
-        Failure { code: if e.is_broker_failure() { 1 } else { 2 }, message: chain(&e) }
-    }
-}
-
-// glibc's allocator contends between the runtime's threads on `emit --stdin`; mimalloc does not.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SIO_LOG").unwrap_or_else(|_| "error".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sio: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("sio: {}", f.message);
-            ExitCode::from(f.code)
-        }
-    }
-}
-
-fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
-    let mut opts = ConnectOptions::default().request_timeout(Duration::from_millis(cli.timeout));
-    match cli.dialect.as_str() {
-        "auto" => {}
-        d => opts = opts.dialect(d.parse::<Dialect>().map_err(|e| usage(format!("--dialect: {e}")))?),
-    }
-    if opts.dialect == Some(Dialect::Python) {
-        opts = opts.channel(cli.channel.clone());
-    }
-    if let Some(p) = &cli.prefix {
-        opts = opts.prefix(p.clone());
-    }
-    Ok(opts)
-}
+use crate::cli::{Cli, Command, Target, connect_options};
+use crate::output::{Failure, chain, incomplete, print_acks, print_line, to_json, usage};
 
 /// Parses one command-line argument: JSON, `=text` or `@file`.
 async fn parse_arg(i: usize, s: &str) -> Result<Value, Failure> {
@@ -274,40 +58,7 @@ fn rooms(e: &Emitter, to: &[String], except: &[String]) -> Emitter {
     e
 }
 
-/// A value as JSON for output: binary as `{"$bin": base64}`.
-fn to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::Binary(b) | Value::Ext(_, b) => {
-            serde_json::json!({ "$bin": base64::engine::general_purpose::STANDARD.encode(b) })
-        }
-        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
-        Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
-        other => serde_json::to_value(other).unwrap_or(J::Null),
-    }
-}
-
-fn print_line(j: &serde_json::Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{j}");
-}
-
-/// Each ack as a JSON line, then a failure if some were missing.
-fn print_acks(what: &str, got: &socketio_emitter::Gathered<Vec<Value>>) -> Result<(), Failure> {
-    for v in &got.value {
-        print_line(&to_json(v));
-    }
-    incomplete(what, got.shortfall.as_ref())
-}
-
-fn incomplete(what: &str, shortfall: Option<&socketio_emitter::Shortfall>) -> Result<(), Failure> {
-    match shortfall {
-        None => Ok(()),
-        Some(s) => Err(Failure { code: 1, message: format!("{what}: {s}") }),
-    }
-}
-
-async fn run(cli: Cli) -> Result<(), Failure> {
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let options = connect_options(&cli)?;
     if let Command::Emit { stdin: false, event: Some(event), .. } | Command::ServerEmit { event, .. } = &cli.command
         && socketio_emitter::RESERVED_EVENTS.contains(&event.as_str())
@@ -505,7 +256,7 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
 
 async fn tail(io: &Emitter) -> Result<(), Failure> {
     let mut listener =
-        Listener::start(io.transport().clone(), io.codec().clone(), io.namespace()).await.map_err(|e| match e {
+        Listener::start(io.transport().clone(), io.dialect().clone(), io.namespace()).await.map_err(|e| match e {
             AdapterError::Config(m) => usage(m),
             e => Failure { code: 1, message: chain(&e) },
         })?;

@@ -14,7 +14,7 @@
 //!
 //! The protocol has no requests, responses or heartbeats: fetching sockets, rooms,
 //! server-side events and acks across nodes are refused with
-//! [`CodecError::Unsupported`]. Its `skip_sid` names socket ids, not rooms, so `except`
+//! [`DialectError::Unsupported`]. Its `skip_sid` names socket ids, not rooms, so `except`
 //! entries are sent as socket ids; `volatile` and `compress` have no equivalent and are
 //! dropped. Binary arguments use python-socketio's placeholders
 //! (`{"_placeholder": true, "num": i}` plus base64 attachments, `"binary": true`).
@@ -23,8 +23,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 
-use super::{Capabilities, Codec, Fields, Outgoing};
-use crate::error::{CodecError, DecodeError};
+use super::{Capabilities, Dialect, Fields, Outgoing};
+use crate::error::{DecodeError, DialectError};
 use crate::message::{Body, Message};
 use crate::transport::Channel;
 use crate::types::{BroadcastOptions, EventPacket, NodeId, Room};
@@ -35,20 +35,20 @@ pub const DEFAULT_CHANNEL: &str = "socketio";
 
 /// The python-socketio message-queue dialect on one channel.
 #[derive(Clone, Debug)]
-pub struct PythonCodec {
+pub struct PythonDialect {
     channel: String,
 }
 
-impl Default for PythonCodec {
+impl Default for PythonDialect {
     fn default() -> Self {
-        PythonCodec::new(DEFAULT_CHANNEL)
+        PythonDialect::new(DEFAULT_CHANNEL)
     }
 }
 
-impl PythonCodec {
-    /// A codec for the manager channel `channel`.
+impl PythonDialect {
+    /// A dialect for the manager channel `channel`.
     pub fn new(channel: impl Into<String>) -> Self {
-        PythonCodec { channel: channel.into() }
+        PythonDialect { channel: channel.into() }
     }
 
     /// The channel.
@@ -56,15 +56,15 @@ impl PythonCodec {
         &self.channel
     }
 
-    fn unsupported(operation: &'static str) -> CodecError {
-        CodecError::Unsupported { dialect: "python", operation }
+    fn unsupported(operation: &'static str) -> DialectError {
+        DialectError::Unsupported { dialect: "python", operation }
     }
 
     /// The one socket id a join, leave or disconnect targets.
-    fn single_sid(opts: &BroadcastOptions, operation: &'static str) -> Result<String, CodecError> {
+    fn single_sid(opts: &BroadcastOptions, operation: &'static str) -> Result<String, DialectError> {
         match (opts.rooms.as_slice(), opts.except.is_empty()) {
             ([sid], true) => Ok(sid.as_str().to_owned()),
-            _ => Err(CodecError::InvalidName {
+            _ => Err(DialectError::InvalidName {
                 what: "target",
                 value: format!("to {:?} except {:?}", opts.rooms, opts.except),
                 reason: match operation {
@@ -133,8 +133,8 @@ fn reconstruct(v: Value, attachments: &[Bytes]) -> Result<Value, DecodeError> {
     })
 }
 
-impl Codec for PythonCodec {
-    fn dialect(&self) -> &'static str {
+impl Dialect for PythonDialect {
+    fn name(&self) -> &'static str {
         "python"
     }
 
@@ -171,7 +171,7 @@ impl Codec for PythonCodec {
         self.channel.clone()
     }
 
-    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError> {
+    fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         let host_id = Value::Str(msg.uid.clone().unwrap_or_else(|| self.new_node_id()));
         let mut m = Map::with_capacity(9);
         match &msg.body {
@@ -200,7 +200,7 @@ impl Codec for PythonCodec {
                 let method = if matches!(msg.body, Body::SocketsJoin { .. }) { "enter_room" } else { "leave_room" };
                 let sid = Self::single_sid(opts, method)?;
                 let [room] = rooms.as_slice() else {
-                    return Err(CodecError::InvalidName {
+                    return Err(DialectError::InvalidName {
                         what: "rooms",
                         value: format!("{rooms:?}"),
                         reason: "python-socketio moves one socket id into or out of one room at a time",
@@ -230,8 +230,8 @@ impl Codec for PythonCodec {
         Ok(Outgoing { channel: self.channel.clone(), payload: Bytes::from(out) })
     }
 
-    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError> {
-        let err = |source| CodecError::Decode { channel: channel.to_owned(), source };
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
+        let err = |source| DialectError::Decode { channel: channel.to_owned(), source };
         if payload.first() == Some(&0x80) {
             return Err(err(DecodeError::Invalid(
                 "a pickled message (python-socketio < 5.14); only JSON messages are read".into(),
@@ -334,22 +334,23 @@ mod tests {
 
     #[test]
     fn emits_look_like_python_socketio() {
-        let codec = PythonCodec::default();
+        let dialect = PythonDialect::default();
         let mut foo = Map::new();
         foo.insert("foo", "bar");
-        let out = codec.encode(&emit(BroadcastOptions::all().to("my room"), vec![Value::Map(foo)])).unwrap();
+        let out = dialect.encode(&emit(BroadcastOptions::all().to("my room"), vec![Value::Map(foo)])).unwrap();
         assert_eq!(out.channel, "socketio");
         // PROTOCOLS.md 9.7, byte for byte
         assert_eq!(
             std::str::from_utf8(&out.payload).unwrap(),
             r#"{"method": "emit", "event": "my event", "data": [{"foo": "bar"}], "binary": false, "namespace": "/", "room": "my room", "skip_sid": null, "callback": null, "host_id": "3f2a9c0e5b6d4e7f8a9b0c1d2e3f4a5b"}"#
         );
-        let bin =
-            codec.encode(&emit(BroadcastOptions::all(), vec![Value::Binary(Bytes::from_static(&[1, 2, 3]))])).unwrap();
+        let bin = dialect
+            .encode(&emit(BroadcastOptions::all(), vec![Value::Binary(Bytes::from_static(&[1, 2, 3]))]))
+            .unwrap();
         let text = std::str::from_utf8(&bin.payload).unwrap();
         assert!(text.contains(r#""data": [[{"_placeholder": true, "num": 0}], "AQID"], "binary": true"#), "{text}");
         // and back
-        let back = codec.decode("socketio", &bin.payload).unwrap();
+        let back = dialect.decode("socketio", &bin.payload).unwrap();
         match back.body {
             Body::Broadcast { packet, .. } => {
                 assert_eq!(packet.args, vec![Value::Binary(Bytes::from_static(&[1, 2, 3]))])
@@ -360,12 +361,12 @@ mod tests {
 
     #[test]
     fn what_the_protocol_cannot_carry_is_an_error() {
-        let codec = PythonCodec::default();
+        let dialect = PythonDialect::default();
         let join = |opts, rooms| Message::new(None, "/", Body::SocketsJoin { opts, rooms });
-        assert!(codec.encode(&join(BroadcastOptions::all().to("sid1"), vec![Room::from("r")])).is_ok());
-        assert!(codec.encode(&join(BroadcastOptions::all(), vec![Room::from("r")])).is_err());
-        assert!(codec.encode(&join(BroadcastOptions::all().to("a").to("b"), vec![Room::from("r")])).is_err());
-        let e = codec
+        assert!(dialect.encode(&join(BroadcastOptions::all().to("sid1"), vec![Room::from("r")])).is_ok());
+        assert!(dialect.encode(&join(BroadcastOptions::all(), vec![Room::from("r")])).is_err());
+        assert!(dialect.encode(&join(BroadcastOptions::all().to("a").to("b"), vec![Room::from("r")])).is_err());
+        let e = dialect
             .encode(&Message::new(
                 None,
                 "/",
@@ -373,6 +374,6 @@ mod tests {
             ))
             .unwrap_err();
         assert!(e.to_string().contains("python"), "{e}");
-        assert!(codec.decode("socketio", b"\x80\x04garbage").unwrap_err().to_string().contains("decode"));
+        assert!(dialect.decode("socketio", b"\x80\x04garbage").unwrap_err().to_string().contains("decode"));
     }
 }

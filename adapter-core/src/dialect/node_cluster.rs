@@ -25,11 +25,11 @@
 //! for responses to node `uid`, and in the dynamic subscription modes `p#nsp#room#`
 //! for broadcasts to exactly one room.
 
-use crate::codec::{
-    Capabilities, Codec, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, hex16, parse_payload,
+use crate::dialect::{
+    Capabilities, Dialect, EMITTER_UID, Enc, Fields, Fmt, Outgoing, check_nsp, event_of, hex16, parse_payload,
     write_sockets,
 };
-use crate::error::{CodecError, DecodeError};
+use crate::error::{DecodeError, DialectError};
 use crate::message::{Body, Message};
 use crate::transport::Channel;
 use crate::types::{BroadcastOptions, EventPacket, Room};
@@ -78,22 +78,22 @@ impl std::str::FromStr for SubscriptionMode {
 
 /// The ClusterAdapter envelope dialect.
 #[derive(Clone, Debug)]
-pub struct NodeClusterCodec {
+pub struct NodeClusterDialect {
     prefix: String,
     mode: SubscriptionMode,
 }
 
-impl Default for NodeClusterCodec {
+impl Default for NodeClusterDialect {
     fn default() -> Self {
         Self::new("socket.io")
     }
 }
 
-impl NodeClusterCodec {
-    /// A codec for channel prefix `prefix` (Node.js option `channelPrefix`), in the
+impl NodeClusterDialect {
+    /// A dialect for channel prefix `prefix` (Node.js option `channelPrefix`), in the
     /// default `dynamic` subscription mode.
     pub fn new(prefix: impl Into<String>) -> Self {
-        NodeClusterCodec { prefix: prefix.into(), mode: SubscriptionMode::default() }
+        NodeClusterDialect { prefix: prefix.into(), mode: SubscriptionMode::default() }
     }
 
     /// Sets the subscription mode (default [`SubscriptionMode::Dynamic`]).
@@ -225,8 +225,8 @@ fn write_opts(e: &mut Enc, opts: &BroadcastOptions) {
     e.end();
 }
 
-impl Codec for NodeClusterCodec {
-    fn dialect(&self) -> &'static str {
+impl Dialect for NodeClusterDialect {
+    fn name(&self) -> &'static str {
         "node-cluster"
     }
 
@@ -264,7 +264,7 @@ impl Codec for NodeClusterCodec {
         self.main_channel(nsp)
     }
 
-    fn encode(&self, msg: &Message) -> Result<Outgoing, CodecError> {
+    fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         check_nsp(&msg.nsp)?;
         let (code, binary) = match &msg.body {
             Body::InitialHeartbeat => (ty::INITIAL_HEARTBEAT, false),
@@ -285,21 +285,21 @@ impl Codec for NodeClusterCodec {
             Body::BroadcastClientCount { .. } => (ty::BROADCAST_CLIENT_COUNT, false),
             Body::BroadcastAck { value, .. } => (ty::BROADCAST_ACK, value.has_binary()),
             Body::AllRooms { .. } | Body::AllRoomsResponse { .. } => {
-                return Err(CodecError::Unsupported { dialect: self.dialect(), operation: "all rooms requests" });
+                return Err(DialectError::Unsupported { dialect: self.name(), operation: "all rooms requests" });
             }
             Body::LegacySockets { .. }
             | Body::LegacySocketOp { .. }
             | Body::LegacySocketsResponse { .. }
             | Body::LegacyAck { .. } => {
-                return Err(CodecError::Unsupported {
-                    dialect: self.dialect(),
+                return Err(DialectError::Unsupported {
+                    dialect: self.name(),
                     operation: "legacy single-socket requests",
                 });
             }
         };
         let is_response = msg.body.response_to().is_some();
         let channel = if is_response {
-            let to = msg.reply_to.as_deref().ok_or(CodecError::InvalidName {
+            let to = msg.reply_to.as_deref().ok_or(DialectError::InvalidName {
                 what: "response target",
                 value: String::new(),
                 reason: "a response needs the requesting node's uid",
@@ -396,8 +396,8 @@ impl Codec for NodeClusterCodec {
         Ok(Outgoing { channel, payload: e.finish() })
     }
 
-    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, CodecError> {
-        self.decode_inner(payload).map_err(|source| CodecError::Decode { channel: channel.to_owned(), source })
+    fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
+        self.decode_inner(payload).map_err(|source| DialectError::Decode { channel: channel.to_owned(), source })
     }
 }
 

@@ -1,0 +1,156 @@
+//! The command line: global options, subcommands and the connect options they give.
+
+use std::time::Duration;
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use socketio_emitter::{ConnectOptions, DialectKind};
+
+use crate::output::{Failure, usage};
+
+const EXAMPLES: &str = "\
+ARG is a JSON value ('42', '{\"a\":1}', '\"text\"'), =TEXT for a plain string, or @FILE for
+binary read from a file (@- reads standard input).
+
+examples:
+  sio emit chat '{\"user\":\"ops\",\"text\":\"deploy done\"}'
+  sio emit --to room1 --except muted alert =\"disk full\"
+  sio emit upload @report.pdf
+  sio emit --ack --timeout 3000 question =ready?
+  sio --nsp /admin sockets --to ops
+  printf '%s\\n' '{\"event\":\"tick\",\"args\":[1]}' | sio emit --stdin";
+
+/// Emit into a Socket.IO cluster and inspect it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "sio",
+    version,
+    about = "Emit into a Socket.IO cluster (Node.js, Rust or Python servers) and inspect it: rooms, sockets, servers, traffic",
+    after_help = EXAMPLES
+)]
+pub(crate) struct Cli {
+    /// Broker URL: redis://, rediss://, kafka://, amqp://, amqps:// (with the servers' options).
+    #[arg(long, env = "SIO_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    pub(crate) url: String,
+    /// Namespace.
+    #[arg(long, default_value = "/", global = true)]
+    pub(crate) nsp: String,
+    /// Wire protocol: auto (from the URL), node (redis-adapter classic), cluster (sharded
+    /// Redis, Kafka, AMQP) or python.
+    #[arg(long, default_value = "auto", global = true)]
+    pub(crate) dialect: String,
+    /// Channel prefix [default: socket.io, or the URL's prefix option].
+    #[arg(long, global = true)]
+    pub(crate) prefix: Option<String>,
+    /// Message-queue channel of the python dialect.
+    #[arg(long, default_value = "socketio", global = true)]
+    pub(crate) channel: String,
+    /// Timeout of requests and acks, in milliseconds.
+    #[arg(long, default_value_t = 5000, global = true)]
+    pub(crate) timeout: u64,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(ClapArgs, Debug, Default)]
+pub(crate) struct Target {
+    /// Only sockets in this room (repeatable; a socket id is a room).
+    #[arg(long = "to", value_name = "ROOM")]
+    pub(crate) to: Vec<String>,
+    /// Leave out sockets in this room (repeatable).
+    #[arg(long = "except", value_name = "ROOM")]
+    pub(crate) except: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Send an event to clients.
+    Emit {
+        #[command(flatten)]
+        target: Target,
+        /// Drop the event for clients not ready to receive it.
+        #[arg(long)]
+        volatile: bool,
+        /// Ask the servers not to compress the packet.
+        #[arg(long)]
+        no_compress: bool,
+        /// Wait for the clients' acks and print them as JSON lines.
+        #[arg(long, conflicts_with = "stdin")]
+        ack: bool,
+        /// Read newline-delimited JSON objects {"event", "args", "to", "except", "nsp",
+        /// "volatile"} from standard input, one emit per line, pipelined.
+        #[arg(long)]
+        stdin: bool,
+        /// Event name.
+        #[arg(required_unless_present = "stdin")]
+        event: Option<String>,
+        /// Arguments (see below).
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Make the targeted sockets join rooms.
+    Join {
+        /// Rooms to join.
+        #[arg(required = true)]
+        rooms: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make the targeted sockets leave rooms.
+    Leave {
+        /// Rooms to leave.
+        #[arg(required = true)]
+        rooms: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Disconnect the targeted sockets.
+    Disconnect {
+        #[command(flatten)]
+        target: Target,
+        /// Also close the underlying connection.
+        #[arg(long)]
+        close: bool,
+    },
+    /// Send an event to the servers (serverSideEmit).
+    ServerEmit {
+        /// Wait for the servers' acks and print them as JSON lines.
+        #[arg(long)]
+        ack: bool,
+        /// Event name.
+        event: String,
+        /// Arguments.
+        #[arg(allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print every room of the cluster, one per line.
+    Rooms,
+    /// Print id and rooms of the targeted sockets across the cluster, as JSON lines.
+    Sockets {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the number of targeted sockets across the cluster.
+    Count {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the number of servers.
+    Servers,
+    /// Print the broadcasts of the namespace as JSON lines until interrupted.
+    Tail,
+}
+
+pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
+    let mut opts = ConnectOptions::default().request_timeout(Duration::from_millis(cli.timeout));
+    match cli.dialect.as_str() {
+        "auto" => {}
+        d => opts = opts.dialect(d.parse::<DialectKind>().map_err(|e| usage(format!("--dialect: {e}")))?),
+    }
+    if opts.dialect == Some(DialectKind::Python) {
+        opts = opts.channel(cli.channel.clone());
+    }
+    if let Some(p) = &cli.prefix {
+        opts = opts.prefix(p.clone());
+    }
+    Ok(opts)
+}

@@ -1,0 +1,71 @@
+//! What `sio` prints and how it fails: JSON lines on stdout, one error line with its
+//! cause chain and an exit status.
+
+use std::io::Write;
+
+use base64::Engine;
+use socketio_emitter::{EmitterError, Value};
+
+/// A failure with its exit status.
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
+    Failure { code: 2, message: message.into() }
+}
+
+/// The message with its cause chain on one line.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out.replace('\n', " ")
+}
+
+impl From<EmitterError> for Failure {
+    fn from(e: EmitterError) -> Self {
+        Failure { code: if e.is_broker_failure() { 1 } else { 2 }, message: chain(&e) }
+    }
+}
+
+/// A value as JSON for output: binary as `{"$bin": base64}`.
+pub(crate) fn to_json(v: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Binary(b) | Value::Ext(_, b) => {
+            serde_json::json!({ "$bin": base64::engine::general_purpose::STANDARD.encode(b) })
+        }
+        Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        other => serde_json::to_value(other).unwrap_or(J::Null),
+    }
+}
+
+pub(crate) fn print_line(j: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{j}");
+}
+
+/// Each ack as a JSON line, then a failure if some were missing.
+pub(crate) fn print_acks(what: &str, got: &socketio_emitter::Gathered<Vec<Value>>) -> Result<(), Failure> {
+    for v in &got.value {
+        print_line(&to_json(v));
+    }
+    incomplete(what, got.shortfall.as_ref())
+}
+
+pub(crate) fn incomplete(what: &str, shortfall: Option<&socketio_emitter::Shortfall>) -> Result<(), Failure> {
+    match shortfall {
+        None => Ok(()),
+        Some(s) => Err(Failure { code: 1, message: format!("{what}: {s}") }),
+    }
+}
