@@ -777,19 +777,12 @@ async fn acks_that_time_out_return_what_arrived() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sio_takes_a_password_with_plus_and_ampersand() {
     run(async {
-        let user = format!("sio-cli-plus-{:08x}", fastrand::u32(..));
-        let admin = redis::Client::open(env("REDIS_URL")).unwrap();
-        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("ACL")
-            .arg(&["SETUSER", &user, "on", ">a+b&c", "~*", "&*", "+@all"])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
+        let acl = socketio_cluster_tests::AclUser::create("sio-cli-plus", "a+b&c").await;
+        let (user, host) = (acl.name.clone(), socketio_cluster_tests::AclUser::host());
         let url = format!("redis://{user}:a+b&c@{host}?prefix={}", prefix("cli-plus"));
         let out =
             Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url, "--timeout", "500", "servers"]).output().await;
-        let _: () = redis::cmd("ACL").arg(&["DELUSER", &user]).query_async(&mut admin).await.unwrap();
+        acl.delete().await;
         let out = out.unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{stderr}");

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use socketio_cluster_tests::conformance::{prefix, run};
-use socketio_cluster_tests::env;
 use socketio_emitter::Emitter;
 
 /// `CLIENT LIST` lines of connections authenticated as `user`.
@@ -20,15 +19,8 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_for_emits_and_no_server_channel_for_requests() {
     run(async {
-        let user = format!("sio-emitter-{:08x}", fastrand::u32(..));
-        let admin = redis::Client::open(env("REDIS_URL")).unwrap();
-        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("ACL")
-            .arg(&["SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
+        let mut acl = socketio_cluster_tests::AclUser::create("sio-emitter", "pw").await;
+        let (user, host) = (acl.name.clone(), socketio_cluster_tests::AclUser::host());
         let prefix = prefix("conn");
         let io = Emitter::connect(&format!("redis://{user}:pw@{host}?prefix={prefix}&request_timeout_ms=500"))
             .await
@@ -38,7 +30,7 @@ async fn one_connection_for_emits_and_no_server_channel_for_requests() {
             v.emit("tick", (i,)).await.unwrap();
             v.sockets_join(["x"]).await.unwrap();
         }
-        let conns = clients_of(&mut admin, &user).await;
+        let conns = clients_of(&mut acl.admin, &user).await;
         assert_eq!(conns.len(), 1, "plain emits use one connection: {conns:?}");
         for f in ["sub", "psub", "ssub"] {
             assert_eq!(field(&conns[0], f), "0", "no subscription: {}", conns[0]);
@@ -46,18 +38,18 @@ async fn one_connection_for_emits_and_no_server_channel_for_requests() {
 
         // a request subscribes to the response channels, not to the request channel
         assert_eq!(io.fetch_sockets().await.unwrap().value.len(), 0);
-        let conns = clients_of(&mut admin, &user).await;
+        let conns = clients_of(&mut acl.admin, &user).await;
         assert_eq!(conns.len(), 2, "publisher + subscriber: {conns:?}");
         let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
             .arg(&["NUMSUB", &format!("{prefix}-request#/#"), &format!("{prefix}-response#/#")])
-            .query_async(&mut admin)
+            .query_async(&mut acl.admin)
             .await
             .unwrap();
         assert_eq!(numsub[1], redis::Value::Int(0), "never on the request channel");
         assert_eq!(numsub[3], redis::Value::Int(1), "on the response channel");
         io.close().await.unwrap();
         drop((io, views));
-        let _: () = redis::cmd("ACL").arg(&["DELUSER", &user]).query_async(&mut admin).await.unwrap();
+        acl.delete().await;
     })
     .await
 }
@@ -67,15 +59,8 @@ async fn one_connection_for_emits_and_no_server_channel_for_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_with_plus_and_ampersand_authenticates() {
     run(async {
-        let user = format!("sio-plus-{:08x}", fastrand::u32(..));
-        let admin = redis::Client::open(env("REDIS_URL")).unwrap();
-        let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("ACL")
-            .arg(&["SETUSER", &user, "on", ">a+b&c", "~*", "&*", "+@all"])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        let host = env("REDIS_URL").trim_start_matches("redis://").to_owned();
+        let mut acl = socketio_cluster_tests::AclUser::create("sio-plus", "a+b&c").await;
+        let (user, host) = (acl.name.clone(), socketio_cluster_tests::AclUser::host());
         let url = format!("redis://{user}:a+b&c@{host}?prefix={}&request_timeout_ms=500", prefix("plus"));
         let outcome = async {
             use socketio_adapter_core::Transport;
@@ -86,11 +71,11 @@ async fn a_password_with_plus_and_ampersand_authenticates() {
             io.emit("tick", ()).await.map_err(|e| e.to_string())?;
             let servers = io.server_count().await.map_err(|e| e.to_string())?;
             io.close().await.map_err(|e| e.to_string())?;
-            let conns = clients_of(&mut admin, &user).await;
+            let conns = clients_of(&mut acl.admin, &user).await;
             Ok::<_, String>((servers, conns.len()))
         }
         .await;
-        let _: () = redis::cmd("ACL").arg(&["DELUSER", &user]).query_async(&mut admin).await.unwrap();
+        acl.delete().await;
         let (servers, _) = outcome.unwrap();
         assert_eq!(servers, 0, "no server on this prefix");
     })

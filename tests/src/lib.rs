@@ -28,3 +28,39 @@ pub fn redis_cluster_url() -> String {
     let hosts: Vec<&str> = urls.split(',').map(|u| u.trim_start_matches("redis://")).collect();
     format!("redis://{}", hosts.join(","))
 }
+
+/// A Redis ACL user on the test Redis (`REDIS_URL`) with every permission and
+/// `password`, named `<tag>-<random>`; [`AclUser::delete`] removes it.
+#[allow(missing_debug_implementations)]
+pub struct AclUser {
+    /// The user name.
+    pub name: String,
+    /// An administrative connection (the default user).
+    pub admin: redis::aio::MultiplexedConnection,
+}
+
+impl AclUser {
+    /// Creates the user.
+    pub async fn create(tag: &str, password: &str) -> AclUser {
+        let name = format!("{tag}-{:08x}", fastrand::u32(..));
+        let client = redis::Client::open(env("REDIS_URL")).expect("REDIS_URL");
+        let mut admin = client.get_multiplexed_async_connection().await.expect("connect to REDIS_URL");
+        let _: () = redis::cmd("ACL")
+            .arg(&["SETUSER", &name, "on", &format!(">{password}"), "~*", "&*", "+@all"])
+            .query_async(&mut admin)
+            .await
+            .expect("ACL SETUSER");
+        AclUser { name, admin }
+    }
+
+    /// `host:port` of the test Redis, for building URLs with this user.
+    pub fn host() -> String {
+        env("REDIS_URL").trim_start_matches("redis://").to_owned()
+    }
+
+    /// Deletes the user.
+    pub async fn delete(mut self) {
+        let _: () =
+            redis::cmd("ACL").arg(&["DELUSER", &self.name]).query_async(&mut self.admin).await.expect("ACL DELUSER");
+    }
+}

@@ -318,6 +318,12 @@ impl Fields {
         self.take(k).ok_or(DecodeError::MissingField(k))
     }
 
+    /// A non-negative integer field (a client count).
+    pub(crate) fn count(&mut self, k: &'static str) -> Result<u64, DecodeError> {
+        let v = self.req(k)?;
+        v.as_u64().ok_or(DecodeError::WrongType { field: k, expected: "a non-negative integer", found: v.kind() })
+    }
+
     pub(crate) fn int(&self, k: &'static str) -> Result<i64, DecodeError> {
         let v = self.0.get(k).ok_or(DecodeError::MissingField(k))?;
         v.as_i64().ok_or(DecodeError::WrongType { field: k, expected: "an integer", found: v.kind() })

@@ -188,12 +188,7 @@ impl NodeClusterDialect {
             ty::BROADCAST_CLIENT_COUNT => {
                 let mut d = data()?;
                 let request_id = d.string("requestId")?;
-                let count = d.req("clientCount")?;
-                let count = count.as_u64().ok_or(DecodeError::WrongType {
-                    field: "clientCount",
-                    expected: "a non-negative integer",
-                    found: count.kind(),
-                })?;
+                let count = d.count("clientCount")?;
                 Body::BroadcastClientCount { request_id, count }
             }
             ty::BROADCAST_ACK => {

@@ -95,12 +95,7 @@ impl NodeRedisDialect {
                     Body::ServerSideEmitResponse { request_id, value: f.take("data").unwrap_or_default() }
                 }
                 req::BROADCAST_CLIENT_COUNT => {
-                    let count = f.req("clientCount")?;
-                    let count = count.as_u64().ok_or(DecodeError::WrongType {
-                        field: "clientCount",
-                        expected: "a non-negative integer",
-                        found: count.kind(),
-                    })?;
+                    let count = f.count("clientCount")?;
                     Body::BroadcastClientCount { request_id, count }
                 }
                 req::BROADCAST_ACK => Body::BroadcastAck { request_id, value: f.take("packet").unwrap_or_default() },
