@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use socketio_adapter_core::cluster::Listener;
 use socketio_adapter_core::{AdapterError, Channel};
 use socketio_emitter::{Args, Emitter, EmitterError, Value};
-use tokio::io::AsyncBufReadExt;
 
 use crate::cli::{Cli, Command, Target, connect_options};
 use crate::output::{Failure, chain, incomplete, print_acks, print_line, to_json, usage};
@@ -173,19 +172,64 @@ impl Rooms {
 /// How many emits of `--stdin` are in flight at once.
 const IN_FLIGHT: usize = 512;
 
+/// What the reading thread of `--stdin` hands over, in input order.
+enum Input {
+    /// Line `n`, parsed (or why it is not an emit object).
+    Line(usize, Result<Line, String>),
+    /// Standard input failed after line `n`.
+    Failed(usize, std::io::Error),
+}
+
+/// Reads and parses standard input on a thread of its own, in batches, so that parsing
+/// runs beside the emits instead of between them (`--stdin` is a bulk path).
+fn read_stdin() -> tokio::sync::mpsc::Receiver<Vec<Input>> {
+    use std::io::BufRead;
+    const BATCH: usize = 256;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Input>>(8);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let (mut buf, mut batch, mut n) = (String::new(), Vec::with_capacity(BATCH), 0usize);
+        loop {
+            buf.clear();
+            match stdin.read_line(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    n += 1;
+                    if buf.trim().is_empty() {
+                        continue;
+                    }
+                    batch.push(Input::Line(n, serde_json::from_str(&buf).map_err(|e| e.to_string())));
+                }
+                Err(e) => {
+                    batch.push(Input::Failed(n, e));
+                    break;
+                }
+            }
+            if batch.len() == BATCH
+                && tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.blocking_send(batch);
+    });
+    rx
+}
+
 async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
     use futures_util::StreamExt;
     use futures_util::stream::FuturesUnordered;
 
     let started = Instant::now();
     let progress = std::io::stderr().is_terminal();
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut input = read_stdin();
+    let mut queued = std::collections::VecDeque::<Input>::new();
     // Emits run on this task, first polled in line order: the broker receives them in
     // input order while up to IN_FLIGHT wait for their acknowledgement.
     let mut in_flight = FuturesUnordered::new();
-    let (mut sent, mut bad, mut failed, mut n) = (0usize, 0usize, 0usize, 0usize);
+    let (mut sent, mut bad, mut failed, mut read) = (0usize, 0usize, 0usize, 0usize);
     let mut last_progress = Instant::now();
-    let mut eof = false;
+    let (mut eof, mut shown) = (false, false);
     let settle = |r: Result<(), (usize, EmitterError)>, sent: &mut usize, bad: &mut usize, failed: &mut usize| match r {
         Ok(()) => *sent += 1,
         Err((line, e)) => {
@@ -197,49 +241,42 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
             }
         }
     };
-    while !eof || !in_flight.is_empty() {
+    while !eof || !queued.is_empty() || !in_flight.is_empty() {
         // on a terminal: a progress line as soon as the first line is read, then every 200 ms
-        if progress && ((n == 1 && sent == 0) || last_progress.elapsed() > Duration::from_millis(200)) {
-            last_progress = Instant::now();
+        if progress && ((read > 0 && !shown) || last_progress.elapsed() > Duration::from_millis(200)) {
+            (last_progress, shown) = (Instant::now(), true);
             eprint!("\rsio: {sent} sent, {} in flight", in_flight.len());
+        }
+        // start what fits, in input order
+        while in_flight.len() < IN_FLIGHT {
+            let Some(item) = queued.pop_front() else { break };
+            read += 1;
+            let (n, parsed) = match item {
+                Input::Line(n, Ok(parsed)) => (n, parsed),
+                Input::Line(n, Err(e)) => {
+                    eprintln!("sio: line {n}: not an emit object: {e}");
+                    bad += 1;
+                    continue;
+                }
+                Input::Failed(n, e) => return Err(usage(format!("cannot read standard input after line {n}: {e}"))),
+            };
+            let nsp = match &parsed.nsp {
+                Some(nsp) => io.of(nsp.clone()),
+                None => io.clone(),
+            };
+            let mut e = rooms(&nsp, parsed.to.list(), parsed.except.list());
+            if parsed.volatile {
+                e = e.volatile();
+            }
+            in_flight.push(async move { e.emit_values(&parsed.event, parsed.args).await.map_err(|err| (n, err)) });
         }
         tokio::select! {
             biased;
             Some(r) = in_flight.next(), if !in_flight.is_empty() => settle(r, &mut sent, &mut bad, &mut failed),
-            line = lines.next_line(), if !eof && in_flight.len() < IN_FLIGHT => {
-                let line = match line {
-                    Ok(Some(line)) => line,
-                    Ok(None) => {
-                        eof = true;
-                        continue;
-                    }
-                    Err(e) => return Err(usage(format!("cannot read standard input after line {n}: {e}"))),
-                };
-                n += 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let parsed: Line = match serde_json::from_str(&line) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("sio: line {n}: not an emit object: {e}");
-                        bad += 1;
-                        continue;
-                    }
-                };
-                let nsp = match &parsed.nsp {
-                    Some(nsp) => io.of(nsp.clone()),
-                    None => io.clone(),
-                };
-                let mut e = rooms(&nsp, parsed.to.list(), parsed.except.list());
-                if parsed.volatile {
-                    e = e.volatile();
-                }
-                let line_no = n;
-                in_flight.push(async move {
-                    e.emit_values(&parsed.event, parsed.args).await.map_err(|err| (line_no, err))
-                });
-            }
+            batch = input.recv(), if !eof && queued.is_empty() => match batch {
+                Some(batch) => queued.extend(batch),
+                None => eof = true,
+            },
         }
     }
     if progress {
