@@ -631,7 +631,8 @@ async fn emit_stdin_pipelines_and_reports_bad_lines() {
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(2), "a bad line makes the exit status 2: {stderr}");
         assert!(stderr.contains("line 501"), "bad line number: {stderr}");
-        assert!(stdout.contains("sent 501 events"), "summary: {stdout}");
+        assert!(stderr.contains("sent 501 events"), "summary on stderr: {stderr}");
+        assert!(stdout.is_empty(), "stdout stays data: {stdout}");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let got = c.clients.received("bulk").await;

@@ -34,9 +34,8 @@ pub(crate) struct Cli {
     /// Namespace.
     #[arg(long, default_value = "/", global = true)]
     pub(crate) nsp: String,
-    /// Wire protocol: auto (from the URL), node (redis-adapter classic), cluster (sharded
-    /// Redis, Kafka, AMQP) or python.
-    #[arg(long, default_value = "auto", global = true)]
+    /// Wire protocol (dialect) of the cluster's servers.
+    #[arg(long, default_value = "auto", global = true, value_parser = dialects())]
     pub(crate) dialect: String,
     /// Channel prefix [default: socket.io, or the URL's prefix option].
     #[arg(long, global = true)]
@@ -153,4 +152,19 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
         opts = opts.prefix(p.clone());
     }
     Ok(opts)
+}
+
+/// The `--dialect` choices, listed in `--help` and in the error for a wrong one
+/// (`node` and `cluster` are accepted, unlisted, short forms).
+fn dialects() -> clap::builder::PossibleValuesParser {
+    use clap::builder::PossibleValue;
+    clap::builder::PossibleValuesParser::new([
+        PossibleValue::new("auto").help("from the URL"),
+        PossibleValue::new("node-redis").help("@socket.io/redis-adapter createAdapter servers"),
+        PossibleValue::new("node-cluster")
+            .help("socket.io-adapter ClusterAdapter servers (sharded Redis, Kafka, AMQP)"),
+        PossibleValue::new("python").help("python-socketio / Flask-SocketIO message queues"),
+        PossibleValue::new("node").hide(true),
+        PossibleValue::new("cluster").hide(true),
+    ])
 }

@@ -1,6 +1,6 @@
 //! The subcommands: argument parsing, `emit --stdin` and `tail`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use socketio_adapter_core::cluster::Listener;
@@ -8,7 +8,7 @@ use socketio_adapter_core::{AdapterError, Channel};
 use socketio_emitter::{Args, Emitter, EmitterError, Value};
 
 use crate::cli::{Cli, Command, Target, connect_options};
-use crate::output::{Failure, chain, incomplete, print_acks, print_line, to_json, usage};
+use crate::output::{Failure, chain, incomplete, out_line, print_acks, print_line, to_json, usage};
 
 /// Parses one command-line argument: JSON, `=text` or `@file`.
 async fn parse_arg(i: usize, s: &str) -> Result<Value, Failure> {
@@ -106,9 +106,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             let got = io.all_rooms().await?;
             let mut rooms: Vec<String> = got.value.iter().map(|r| r.as_str().to_owned()).collect();
             rooms.sort();
-            let mut out = std::io::stdout().lock();
             for r in rooms {
-                let _ = writeln!(out, "{r}");
+                out_line(r)?;
             }
             incomplete("all rooms", got.shortfall.as_ref())
         }
@@ -116,19 +115,16 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             let got = target(&io, t).fetch_sockets().await?;
             for s in &got.value {
                 let rooms: Vec<&str> = s.rooms.iter().map(|r| r.as_str()).collect();
-                print_line(&serde_json::json!({"id": s.id, "rooms": rooms}));
+                print_line(&serde_json::json!({"id": s.id, "rooms": rooms}))?;
             }
             incomplete("fetch sockets", got.shortfall.as_ref())
         }
         Command::Count { target: t } => {
             let got = target(&io, t).fetch_sockets().await?;
-            println!("{}", got.value.len());
+            out_line(got.value.len())?;
             incomplete("fetch sockets", got.shortfall.as_ref())
         }
-        Command::Servers => {
-            println!("{}", io.server_count().await?);
-            Ok(())
-        }
+        Command::Servers => out_line(io.server_count().await?),
         Command::Tail => tail(&io).await,
     }
 }
@@ -283,7 +279,11 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
         eprint!("\r\x1b[K");
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("sent {sent} events in {secs:.3} s ({:.0}/s); {bad} bad, {failed} failed", sent as f64 / secs.max(1e-9));
+    // on stderr: stdout stays data
+    eprintln!(
+        "sio: sent {sent} events in {secs:.3} s ({:.0}/s); {bad} bad, {failed} failed",
+        sent as f64 / secs.max(1e-9)
+    );
     match (bad, failed) {
         (0, 0) => Ok(()),
         (_, 0) => Err(usage(format!("{bad} line(s) were not sent (bad input)"))),
@@ -329,7 +329,10 @@ async fn tail(io: &Emitter) -> Result<(), Failure> {
                 if let Some(uid) = &heard.from {
                     line["from"] = uid.clone().into();
                 }
-                print_line(&line);
+                if let Err(f) = print_line(&line) {
+                    let _ = listener.close().await;
+                    return Err(f);
+                }
             }
         }
     }

@@ -12,6 +12,14 @@ pub(crate) struct Failure {
     pub(crate) message: String,
 }
 
+impl Failure {
+    /// Standard output's reader went away (`sio tail | head -1`): the command ends quietly
+    /// with status 0, as Unix filters do.
+    pub(crate) fn reader_gone() -> Failure {
+        Failure { code: 0, message: String::new() }
+    }
+}
+
 pub(crate) fn usage(message: impl Into<String>) -> Failure {
     Failure { code: 2, message: message.into() }
 }
@@ -50,15 +58,24 @@ pub(crate) fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-pub(crate) fn print_line(j: &serde_json::Value) {
+/// Writes one line to standard output, flushed. A closed pipe is
+/// [`Failure::reader_gone`]; any other write error is a failure (status 1).
+pub(crate) fn out_line(line: impl std::fmt::Display) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{j}");
+    writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Failure::reader_gone(),
+        _ => Failure { code: 1, message: format!("cannot write to standard output: {e}") },
+    })
+}
+
+pub(crate) fn print_line(j: &serde_json::Value) -> Result<(), Failure> {
+    out_line(j)
 }
 
 /// Each ack as a JSON line, then a failure if some were missing.
 pub(crate) fn print_acks(what: &str, got: &socketio_emitter::Gathered<Vec<Value>>) -> Result<(), Failure> {
     for v in &got.value {
-        print_line(&to_json(v));
+        print_line(&to_json(v))?;
     }
     incomplete(what, got.shortfall.as_ref())
 }

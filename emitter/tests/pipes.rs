@@ -1,0 +1,89 @@
+//! `sio` in a pipeline: a reader that goes away ends every command quietly with status
+//! 0 (no panic, no error line), the `emit --stdin` summary is not data, and `--dialect`
+//! says its choices. Against the real Redis (`REDIS_URL`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use socketio_cluster_tests::conformance::{prefix, run};
+use socketio_cluster_tests::env;
+use socketio_emitter::Emitter;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+fn sio() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sio"))
+}
+
+/// `sio tail | head -1`: after the first line the reader is gone; with traffic going on
+/// the next write fails and tail ends with status 0 and nothing on stderr (it used to run
+/// until killed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_ends_quietly_when_its_reader_goes_away() {
+    run(async {
+        let url = format!("{}?prefix={}", env("REDIS_URL"), prefix("pipe-tail"));
+        let mut child = sio()
+            .args(["--url", &url, "tail"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let io = Emitter::connect(&url).await.unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let sender = tokio::spawn(async move {
+            for i in 0..600u32 {
+                let _ = io.emit("tick", i).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await;
+        let first = first.expect("a first line within 5 s").unwrap().expect("a line");
+        assert!(first.contains("\"tick\""), "{first}");
+        drop(lines); // the reader goes away, like `head -1`
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        let status = status.expect("tail ended within 5 s of its reader going away").unwrap();
+        sender.abort();
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).await.unwrap();
+        assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("sio: cannot"), "{stderr}");
+    })
+    .await
+}
+
+/// Commands that print a result (`servers`, `rooms`, `count`) exit 0 without a word
+/// when stdout is already closed (they panicked with status 101 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printing_into_a_closed_pipe_is_not_a_panic() {
+    run(async {
+        let url = format!("{}?prefix={}&request_timeout_ms=300", env("REDIS_URL"), prefix("pipe-print"));
+        for cmd in ["servers", "rooms", "count"] {
+            let mut child =
+                sio().args(["--url", &url, cmd]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            drop(child.stdout.take()); // closed before the command prints
+            let out = child.wait_with_output().await.unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{cmd}: {stderr}");
+            assert!(stderr.is_empty(), "{cmd}: {stderr}");
+        }
+    })
+    .await
+}
+
+/// `--dialect` lists its choices in `--help` and in the error for a wrong one.
+#[tokio::test]
+async fn dialect_choices_are_listed() {
+    let help = sio().arg("--help").output().await.unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for d in ["node-redis", "node-cluster", "python", "auto"] {
+        assert!(help.contains(d), "--help lacks {d}: {help}");
+    }
+    let bad = sio().args(["--dialect", "nodejs", "servers"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    for d in ["node-redis", "node-cluster", "python"] {
+        assert!(stderr.contains(d), "the error lacks {d}: {stderr}");
+    }
+}
