@@ -38,7 +38,7 @@ use socketio_adapter_core::{
 };
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 
 type Adapter<T> = SioAdapter<Emitter, T>;
@@ -103,6 +103,8 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,socketioxide=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // colour codes only for a terminal: log files and collectors get plain text
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -329,10 +331,13 @@ fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
     ] {
         let app = app.clone();
         let nsp = nsp.clone();
-        // `Value` (not JSON) so that binary attachments in `args` stay binary
+        // `Value` (not JSON) so that binary attachments in `args` stay binary; `TryData` so
+        // that an event sent without an argument still reaches the handler (`Data` would
+        // reject it and leave the caller without an answer)
         socket.on(
             event,
-            move |s: SocketRef<Adapter<T>>, Data(raw): Data<Value>, ack: AckSender<Adapter<T>>| async move {
+            move |s: SocketRef<Adapter<T>>, TryData(raw): TryData<Value>, ack: AckSender<Adapter<T>>| async move {
+                let raw = raw.unwrap_or(Value::Null);
                 let d = serde_json::to_value(&raw).unwrap_or(Json::Null);
                 let reply = match handle(&app, &nsp, &s, event, d, &raw).await {
                     Ok(v) => v,
@@ -342,6 +347,10 @@ fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
             },
         );
     }
+    // an event the contract does not know gets an error, never silence
+    socket.on_fallback(|Event(event): Event, ack: AckSender<Adapter<T>>| async move {
+        let _ = ack.send(&json_value(json!({ "error": format!("unknown event {event}") })));
+    });
 }
 
 async fn handle<T: Transport>(
@@ -438,6 +447,10 @@ async fn handle<T: Transport>(
             Ok(ok)
         }
         "disconnect_sockets" => {
+            // a bare call would disconnect every socket of the cluster, the caller included
+            if !d.is_object() {
+                return Err("disconnect_sockets: an object {to, except, close} ({} for every socket)".into());
+            }
             let close = d["close"].as_bool().unwrap_or(false);
             core()?.disconnect_sockets(opts_of(&d), close).await.map_err(|e| e.to_string())?;
             Ok(ok)

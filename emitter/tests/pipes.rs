@@ -87,3 +87,14 @@ async fn dialect_choices_are_listed() {
         assert!(stderr.contains(d), "the error lacks {d}: {stderr}");
     }
 }
+
+/// `sio` honours `RUST_LOG` (as well as `SIO_LOG`) and writes no colour codes into a pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_honour_rust_log_without_colour_codes() {
+    let url = format!("{}?prefix={}", env("REDIS_URL"), prefix("pipe-log"));
+    let out = sio().args(["--url", &url, "servers"]).env("RUST_LOG", "info").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("INFO"), "RUST_LOG=info shows info lines (the default is errors only): {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a pipe: {stderr}");
+}
