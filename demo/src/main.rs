@@ -125,19 +125,34 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let id = args.id.clone().unwrap_or_else(|| format!("node-{}", args.port));
+    // every argument is checked before anything connects: a host name or address as typed
+    // (`localhost`, `::1`, `0.0.0.0`), resolved now
+    let addr = listen_addr(&args.host, args.port).await?;
     match args.adapter.as_deref() {
         None => {
             let hub = socketio_adapter_core::memory::MemoryHub::new();
             let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(3));
-            serve(args, id, hub.transport(), Arc::new(NodeClusterDialect::default()), config).await
+            serve(args, id, addr, hub.transport(), Arc::new(NodeClusterDialect::default()), config).await
         }
         Some(url) => {
             // the same dispatcher as the emitter and `sio`: one URL grammar, one place
             let opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
             let transport = opts.connect().await.map_err(|e| format!("{e}: {}", error_chain(&e)))?;
-            serve(args, id, transport, opts.dialect(), opts.cluster_config()).await
+            serve(args, id, addr, transport, opts.dialect(), opts.cluster_config()).await
         }
     }
+}
+
+/// The address to listen on: `host` as an IP address (v4 or v6, brackets allowed) or a
+/// name, resolved (the first address it resolves to).
+async fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs =
+        tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("--host {host:?}: cannot resolve it: {e}"))?;
+    addrs.next().ok_or_else(|| format!("--host {host:?}: resolves to no address"))
 }
 
 /// The causes of `e`, joined (the transport's error is the source of the emitter's).
@@ -154,6 +169,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn serve<T: Transport>(
     args: Args,
     id: String,
+    addr: SocketAddr,
     transport: T,
     dialect: Arc<dyn Dialect>,
     config: ClusterConfig,
@@ -235,7 +251,6 @@ async fn serve<T: Transport>(
             }),
         )
         .layer(layer);
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().map_err(|e| format!("--host/--port: {e}"))?;
     // Nagle's algorithm would hold a websocket frame back while an earlier one is unacknowledged:
     // several broadcasts in one millisecond then reach a client up to tens of milliseconds late.
     // Node.js servers disable it on every connection by default; so do we.

@@ -76,3 +76,41 @@ async fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(seen.iter().all(|l| !l.contains('\u{1b}')), "colour codes in a pipe: {seen:?}");
     let _ = node.kill().await;
 }
+
+/// `--host` takes what a user types (`localhost`, `::1`), and a host that does not resolve
+/// is refused before anything connects (here: before trying a broker nobody listens on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_as_typed_and_bad_ones_before_connecting() {
+    for host in ["localhost", "::1"] {
+        let port = socketio_cluster_tests::node::free_port();
+        let mut node = tokio::process::Command::new(env!("CARGO_BIN_EXE_sio-node"))
+            .args(["--host", host, "--port", &port.to_string(), "--id", "h"])
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let target = if host == "::1" { format!("[::1]:{port}") } else { format!("localhost:{port}") };
+        let mut up = false;
+        for _ in 0..100 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(&target).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                s.write_all(b"GET /health HTTP/1.0\r\n\r\n").await.unwrap();
+                let mut body = String::new();
+                let _ = s.read_to_string(&mut body).await;
+                up = body.contains("\"node\":\"h\"");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = node.kill().await;
+        assert!(up, "sio-node --host {host} did not serve /health");
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sio-node"))
+        .args(["--host", "no-such-host.invalid", "--port", "1", "--adapter", "redis://127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--host \"no-such-host.invalid\""), "refused for its host, not the broker: {stderr}");
+}
