@@ -132,7 +132,8 @@ fn write_string(s: &str, out: &mut Vec<u8>, style: Style) {
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c if style == Style::Python && !c.is_ascii() => {
+            // `ensure_ascii` escapes everything outside ' '..='~', DEL included
+            c if style == Style::Python && (!c.is_ascii() || c == '\u{7f}') => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
@@ -297,6 +298,14 @@ mod tests {
         );
         assert_eq!(to_string_python(&Value::from("😀")), r#""\ud83d\ude00""#);
         assert_eq!(parse(to_string(&v).as_bytes()).expect("parses").get("b"), v.get("b"));
+    }
+
+    #[test]
+    fn python_escapes_del_like_ensure_ascii() {
+        // json.dumps("a\x7fb~") == '"a\\u007fb~"'; JSON.stringify leaves DEL as it is
+        let v = Value::from("a\u{7f}b~");
+        assert_eq!(to_string_python(&v), r#""a\u007fb~""#);
+        assert_eq!(to_string(&v), "\"a\u{7f}b~\"");
     }
 
     #[test]
