@@ -132,7 +132,8 @@ fn write_string(s: &str, out: &mut Vec<u8>, style: Style) {
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c if style == Style::Python && !c.is_ascii() => {
+            // `ensure_ascii` escapes everything outside ' '..='~', DEL included
+            c if style == Style::Python && (!c.is_ascii() || c == '\u{7f}') => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
@@ -149,15 +150,25 @@ fn write_string(s: &str, out: &mut Vec<u8>, style: Style) {
 
 /// Shortest round-trip decimal digits and the decimal point position `n`
 /// (the value is `0.d1d2...dk * 10^n`), for a finite, non-zero, positive float.
+///
+/// The digits are Ryū's: the shortest that read back as `f`, and of those the closest
+/// to `f`, ties to even — what both JavaScript (`Number::toString`) and Python (`repr`,
+/// David Gay's shortest mode) print. Rust's own `{:e}` rounds such ties away from zero
+/// (`863703680224238.25` prints `...238.3` where the peers print `...238.2`).
 fn digits_and_point(f: f64) -> (String, i32) {
-    // `{:e}` prints the shortest representation that round-trips: "1.2345e-7"
-    let s = format!("{f:e}");
-    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let mut buf = ryu::Buffer::new();
+    // "1.2345e-7", "1e16", "0.001" or "123.0"
+    let s = buf.format_finite(f);
+    let (mantissa, exp) = s.split_once('e').unwrap_or((s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    (digits.to_owned(), exp + 1)
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int}{frac}");
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return ("0".to_owned(), 1);
+    }
+    (digits.to_owned(), int.len() as i32 + exp - leading as i32)
 }
 
 /// Formats a finite number like JavaScript's `Number.prototype.toString()`.
@@ -287,5 +298,25 @@ mod tests {
         );
         assert_eq!(to_string_python(&Value::from("😀")), r#""\ud83d\ude00""#);
         assert_eq!(parse(to_string(&v).as_bytes()).expect("parses").get("b"), v.get("b"));
+    }
+
+    #[test]
+    fn python_escapes_del_like_ensure_ascii() {
+        // json.dumps("a\x7fb~") == '"a\\u007fb~"'; JSON.stringify leaves DEL as it is
+        let v = Value::from("a\u{7f}b~");
+        assert_eq!(to_string_python(&v), r#""a\u007fb~""#);
+        assert_eq!(to_string(&v), "\"a\u{7f}b~\"");
+    }
+
+    #[test]
+    fn float_ties_round_to_even_like_the_peers() {
+        // 863703680224238.25 exactly: both "...238.2" and "...238.3" read back as it;
+        // node's String(x) and python's repr(x) pick the even digit
+        assert_eq!(js_number(863_703_680_224_238.2), "863703680224238.2");
+        assert_eq!(python_float(863_703_680_224_238.2), "863703680224238.2");
+        assert_eq!(js_number(-0.0), "0");
+        assert_eq!(js_number(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(python_float(1e22), "1e+22");
+        assert_eq!(python_float(9_999_999_999_999_998.0), "9999999999999998.0");
     }
 }
