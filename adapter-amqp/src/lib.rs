@@ -145,3 +145,8 @@ mod transport;
 pub use error::AmqpTransportError;
 pub use options::{AmqpOptions, MAX_ROUTING_KEY, routing_key};
 pub use transport::AmqpTransport;
+
+/// The README example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

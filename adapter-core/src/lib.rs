@@ -99,3 +99,8 @@ pub use transport::{
 };
 pub use types::{BroadcastFlags, BroadcastOptions, EventPacket, Handshake, NodeId, Room, SocketId, SocketInfo};
 pub use value::{Args, Map, Timestamp, Value, ValueError};
+
+/// The README example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(all(doctest, feature = "socketioxide", feature = "memory"))]
+pub struct ReadmeDoctests;

@@ -148,3 +148,8 @@ mod transport;
 pub use error::KafkaTransportError;
 pub use options::{DEFAULT_PARTITIONS, KafkaOptions, Password};
 pub use transport::{CHANNEL_HEADER, KafkaTransport, MARKER_HEADER};
+
+/// The README example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -99,3 +99,8 @@ mod transport;
 pub use error::RedisTransportError;
 pub use options::{Mode, RedisOptions};
 pub use transport::RedisTransport;
+
+/// The README example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

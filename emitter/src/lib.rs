@@ -463,3 +463,8 @@ impl<T: Transport> Emitter<T> {
         Ok(())
     }
 }
+
+/// The README example, compiled by `cargo test --doc`.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
