@@ -34,8 +34,10 @@ pub(crate) struct Cli {
     /// Namespace.
     #[arg(long, default_value = "/", global = true)]
     pub(crate) nsp: String,
-    /// Wire protocol (dialect) of the cluster's servers.
-    #[arg(long, default_value = "auto", global = true, value_parser = dialects())]
+    /// Wire protocol (dialect) of the cluster's servers: auto (from the URL), node-redis
+    /// (@socket.io/redis-adapter createAdapter), node-cluster (socket.io-adapter
+    /// ClusterAdapter: sharded Redis, Kafka, AMQP) or python (python-socketio, Flask-SocketIO).
+    #[arg(long, default_value = "auto", global = true)]
     pub(crate) dialect: String,
     /// Channel prefix [default: socket.io, or the URL's prefix option].
     #[arg(long, global = true)]
@@ -143,7 +145,10 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
     let mut opts = ConnectOptions::default().request_timeout(Duration::from_millis(cli.timeout));
     match cli.dialect.as_str() {
         "auto" => {}
-        d => opts = opts.dialect(d.parse::<DialectKind>().map_err(|e| usage(format!("--dialect: {e}")))?),
+        d => {
+            let kind = d.parse::<DialectKind>().map_err(|e| usage(format!("--dialect: {e}; or auto, the default")))?;
+            opts = opts.dialect(kind);
+        }
     }
     if opts.dialect == Some(DialectKind::Python) {
         opts = opts.channel(cli.channel.clone());
@@ -152,19 +157,4 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
         opts = opts.prefix(p.clone());
     }
     Ok(opts)
-}
-
-/// The `--dialect` choices, listed in `--help` and in the error for a wrong one
-/// (`node` and `cluster` are accepted, unlisted, short forms).
-fn dialects() -> clap::builder::PossibleValuesParser {
-    use clap::builder::PossibleValue;
-    clap::builder::PossibleValuesParser::new([
-        PossibleValue::new("auto").help("from the URL"),
-        PossibleValue::new("node-redis").help("@socket.io/redis-adapter createAdapter servers"),
-        PossibleValue::new("node-cluster")
-            .help("socket.io-adapter ClusterAdapter servers (sharded Redis, Kafka, AMQP)"),
-        PossibleValue::new("python").help("python-socketio / Flask-SocketIO message queues"),
-        PossibleValue::new("node").hide(true),
-        PossibleValue::new("cluster").hide(true),
-    ])
 }
