@@ -262,18 +262,63 @@ async fn serve<T: Transport>(
         });
     tracing::info!(node = %id, %addr, "sio-node listening");
     eprintln!("sio-node {id} listening on http://{addr}/");
-    axum::serve(listener, http)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    // Graceful shutdown on SIGTERM or Ctrl-C: stop accepting, tell the cluster this node is
+    // leaving (other nodes stop waiting for it at once instead of after the heartbeat
+    // timeout), disconnect the clients, and exit within SHUTDOWN_BOUND whatever is still open.
+    let (leave, left) = tokio::sync::oneshot::channel::<()>();
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    {
+        let (app, signalled) = (app.clone(), signalled.clone());
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!(node = %app.id, "shutting down: leaving the cluster, disconnecting clients");
+            signalled.notify_one();
+            let _ = leave.send(());
+            for nsp in ["/", "/admin"] {
+                if let Some(core) = app.cluster.namespace(nsp) {
+                    let _ = core.close().await;
+                }
+            }
+            app.io.close().await;
+        });
+    }
+    let server = axum::serve(listener, http).with_graceful_shutdown(async {
+        let _ = left.await;
+    });
+    tokio::select! {
+        r = server => r.map_err(|e| e.to_string())?,
+        () = async { signalled.notified().await; tokio::time::sleep(SHUTDOWN_BOUND).await } => {
+            tracing::warn!("shutdown: connections still open after {SHUTDOWN_BOUND:?}; exiting anyway");
+        }
+    }
     for nsp in ["/", "/admin"] {
         if let Some(core) = app.cluster.namespace(nsp) {
             let _ = core.close().await;
         }
     }
     Ok(())
+}
+
+/// How long a shutdown may wait for open connections after the signal.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
+/// SIGTERM (what orchestrators send) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 async fn client_js(dir: PathBuf) -> impl IntoResponse {

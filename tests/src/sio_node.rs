@@ -15,7 +15,7 @@ use crate::node::{free_port, wait_for_port};
 pub struct SioNode {
     /// Its HTTP / Socket.IO port on 127.0.0.1.
     pub port: u16,
-    _child: Child,
+    child: Child,
 }
 
 /// The path of a binary of this workspace, next to the running test's directory
@@ -48,7 +48,20 @@ impl SioNode {
             .spawn()
             .expect("spawn sio-node");
         wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
-        SioNode { port, _child: child }
+        SioNode { port, child }
+    }
+
+    /// Sends `signal` (a `kill -s` name: `TERM`, `STOP`, `CONT`, ...) to the process.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("sio-node is running");
+        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().await.expect("run kill");
+        assert!(ok.success(), "kill -s {signal} {pid}");
+    }
+
+    /// Waits up to `within` for the process to exit; its status, or `None` if it is still
+    /// running.
+    pub async fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(within, self.child.wait()).await.ok().map(|r| r.expect("wait for sio-node"))
     }
 
     /// `GET path` on the node's HTTP port, as JSON.
