@@ -2,7 +2,6 @@
 //! node's own sockets) and publishes or requests the rest.
 
 use std::collections::{BTreeSet, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,25 +48,19 @@ impl<T: Transport> ClusterCore<T> {
         local: Option<PendingDelivery>,
         remote: Option<(EventPacket, BroadcastOptions)>,
     ) -> Result<(), AdapterError> {
-        self.beside_local(local, async {
+        let publish = async {
             match remote {
                 Some((packet, opts)) if !opts.flags.local => self.publish(Body::Broadcast { packet, opts }).await,
                 _ => Ok(()),
             }
-        })
-        .await
-    }
-
-    /// Runs `remote` while local sockets finish `pending` (a broadcast's local half), and
-    /// counts the deliveries the slow-socket policy dropped there.
-    pub(crate) async fn beside_local<R>(&self, pending: Option<PendingDelivery>, remote: impl Future<Output = R>) -> R {
-        match pending {
+        };
+        match local {
             Some(pending) => {
-                let (dropped, out) = tokio::join!(pending, remote);
+                let (dropped, out) = tokio::join!(pending, publish);
                 self.inner.counters.dropped_deliveries.fetch_add(dropped, Ordering::Relaxed);
                 out
             }
-            None => remote.await,
+            None => publish.await,
         }
     }
 
