@@ -172,3 +172,20 @@ impl AdapterError {
         }
     }
 }
+
+/// An error with its causes on one line (`what failed: why: deeper cause`), each cause
+/// once (a message that already contains its source's text does not repeat it), newlines
+/// replaced by spaces: what a command-line tool prints.
+pub fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out.replace('\n', " ")
+}

@@ -87,7 +87,7 @@ pub mod socketioxide;
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};
 pub use dialect::Dialect;
-pub use error::{AdapterError, DecodeError, DialectError, Shortfall};
+pub use error::{AdapterError, DecodeError, DialectError, Shortfall, error_chain};
 pub use local::{
     AckError, IndexedNode, LocalAck, LocalAckStream, LocalNode, LocalSockets, PendingDelivery, ServerSideAck,
     SocketDetails,

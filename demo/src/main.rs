@@ -34,7 +34,7 @@ use serde_json::{Value as Json, json};
 use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
 use socketio_adapter_core::socketioxide::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
-    Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value,
+    Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value, error_chain,
 };
 use socketioxide::SocketIo;
 use socketioxide::adapter::Emitter;
@@ -137,7 +137,7 @@ async fn run(args: Args) -> Result<(), String> {
         Some(url) => {
             // the same dispatcher as the emitter and `sio`: one URL grammar, one place
             let opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
-            let transport = opts.connect().await.map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+            let transport = opts.connect().await.map_err(|e| error_chain(&e))?;
             serve(args, id, addr, transport, opts.dialect(), opts.cluster_config()).await
         }
     }
@@ -153,17 +153,6 @@ async fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
     let mut addrs =
         tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("--host {host:?}: cannot resolve it: {e}"))?;
     addrs.next().ok_or_else(|| format!("--host {host:?}: resolves to no address"))
-}
-
-/// The causes of `e`, joined (the transport's error is the source of the emitter's).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = Vec::new();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push(c.to_string());
-        cause = c.source();
-    }
-    out.join(": ")
 }
 
 async fn serve<T: Transport>(

@@ -4,11 +4,11 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use socketio_adapter_core::cluster::Listener;
-use socketio_adapter_core::{AdapterError, Channel};
+use socketio_adapter_core::{AdapterError, Channel, error_chain};
 use socketio_emitter::{Args, Emitter, EmitterError, Value};
 
 use crate::cli::{Cli, Command, Target, connect_options};
-use crate::output::{Failure, chain, incomplete, out_line, print_acks, print_line, to_json, usage};
+use crate::output::{Failure, incomplete, out_line, print_acks, to_json, usage};
 
 /// Parses one command-line argument: JSON, `=text` or `@file`.
 async fn parse_arg(i: usize, s: &str) -> Result<Value, Failure> {
@@ -115,7 +115,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             let got = target(&io, t).fetch_sockets().await?;
             for s in &got.value {
                 let rooms: Vec<&str> = s.rooms.iter().map(|r| r.as_str()).collect();
-                print_line(&serde_json::json!({"id": s.id, "rooms": rooms}))?;
+                out_line(serde_json::json!({"id": s.id, "rooms": rooms}))?;
             }
             incomplete("fetch sockets", got.shortfall.as_ref())
         }
@@ -229,7 +229,7 @@ async fn emit_stdin(io: &Emitter) -> Result<(), Failure> {
     let settle = |r: Result<(), (usize, EmitterError)>, sent: &mut usize, bad: &mut usize, failed: &mut usize| match r {
         Ok(()) => *sent += 1,
         Err((line, e)) => {
-            eprintln!("sio: line {line}: {}", chain(&e));
+            eprintln!("sio: line {line}: {}", error_chain(&e));
             if e.is_broker_failure() {
                 *failed += 1;
             } else {
@@ -295,7 +295,7 @@ async fn tail(io: &Emitter) -> Result<(), Failure> {
     let mut listener =
         Listener::start(io.transport().clone(), io.dialect().clone(), io.namespace()).await.map_err(|e| match e {
             AdapterError::Config(m) => usage(m),
-            e => Failure { code: 1, message: chain(&e) },
+            e => Failure { code: 1, message: error_chain(&e) },
         })?;
     eprintln!(
         "sio: listening to {} (Ctrl-C to stop)",
@@ -329,7 +329,7 @@ async fn tail(io: &Emitter) -> Result<(), Failure> {
                 if let Some(uid) = &heard.from {
                     line["from"] = uid.clone().into();
                 }
-                if let Err(f) = print_line(&line) {
+                if let Err(f) = out_line(&line) {
                     let _ = listener.close().await;
                     return Err(f);
                 }

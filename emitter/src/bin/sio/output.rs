@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use base64::Engine;
+use socketio_adapter_core::error_chain;
 use socketio_emitter::{EmitterError, Value};
 
 /// A failure with its exit status.
@@ -24,24 +25,9 @@ pub(crate) fn usage(message: impl Into<String>) -> Failure {
     Failure { code: 2, message: message.into() }
 }
 
-/// The message with its cause chain on one line.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out.replace('\n', " ")
-}
-
 impl From<EmitterError> for Failure {
     fn from(e: EmitterError) -> Self {
-        Failure { code: if e.is_broker_failure() { 1 } else { 2 }, message: chain(&e) }
+        Failure { code: if e.is_broker_failure() { 1 } else { 2 }, message: error_chain(&e) }
     }
 }
 
@@ -68,14 +54,10 @@ pub(crate) fn out_line(line: impl std::fmt::Display) -> Result<(), Failure> {
     })
 }
 
-pub(crate) fn print_line(j: &serde_json::Value) -> Result<(), Failure> {
-    out_line(j)
-}
-
 /// Each ack as a JSON line, then a failure if some were missing.
 pub(crate) fn print_acks(what: &str, got: &socketio_emitter::Gathered<Vec<Value>>) -> Result<(), Failure> {
     for v in &got.value {
-        print_line(&to_json(v))?;
+        out_line(to_json(v))?;
     }
     incomplete(what, got.shortfall.as_ref())
 }
