@@ -254,38 +254,35 @@ async fn serve<T: Transport>(
     // Graceful shutdown on SIGTERM or Ctrl-C: stop accepting, tell the cluster this node is
     // leaving (other nodes stop waiting for it at once instead of after the heartbeat
     // timeout), disconnect the clients, and exit within SHUTDOWN_BOUND whatever is still open.
-    let (leave, left) = tokio::sync::oneshot::channel::<()>();
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    {
-        let (app, signalled) = (app.clone(), signalled.clone());
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!(node = %app.id, "shutting down: leaving the cluster, disconnecting clients");
-            signalled.notify_one();
-            let _ = leave.send(());
-            for nsp in ["/", "/admin"] {
-                if let Some(core) = app.cluster.namespace(nsp) {
-                    let _ = core.close().await;
-                }
-            }
-            app.io.close().await;
-        });
-    }
-    let server = axum::serve(listener, http).with_graceful_shutdown(async {
-        let _ = left.await;
-    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, http)
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .into_future();
+    tokio::pin!(server);
     tokio::select! {
-        r = server => r.map_err(|e| e.to_string())?,
-        () = async { signalled.notified().await; tokio::time::sleep(SHUTDOWN_BOUND).await } => {
+        r = &mut server => return r.map_err(|e| e.to_string()),
+        () = shutdown_signal() => {}
+    }
+    tracing::info!(node = %id, "shutting down: leaving the cluster, disconnecting clients");
+    let _ = stop.send(());
+    let leaving = async {
+        for nsp in ["/", "/admin"] {
+            if let Some(core) = app.cluster.namespace(nsp) {
+                let _ = core.close().await;
+            }
+        }
+        app.io.close().await;
+        server.await
+    };
+    match tokio::time::timeout(SHUTDOWN_BOUND, leaving).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => {
             tracing::warn!("shutdown: connections still open after {SHUTDOWN_BOUND:?}; exiting anyway");
+            Ok(())
         }
     }
-    for nsp in ["/", "/admin"] {
-        if let Some(core) = app.cluster.namespace(nsp) {
-            let _ = core.close().await;
-        }
-    }
-    Ok(())
 }
 
 /// How long a shutdown may wait for open connections after the signal.
