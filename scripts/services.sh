@@ -52,9 +52,9 @@ TANSU_BIN=$CACHE_DIR/bin/tansu
 NODE_DIR=$CACHE_DIR/node
 # package name -> semver range written to package.json, and the version prefix
 # an installed copy must have to be accepted as-is.
-NODE_PKGS=(socket.io @socket.io/redis-adapter @socket.io/redis-emitter socket.io-client redis playwright-core)
-NODE_RANGES=("~4.8.0" "~8.3.0" "~5.1.0" "~4.8.0" "^4.0.0" "^1.0.0")
-NODE_PREFIXES=("4.8." "8.3." "5.1." "4.8." "4." "1.")
+NODE_PKGS=(socket.io @socket.io/redis-adapter @socket.io/redis-emitter @socket.io/redis-streams-adapter socket.io-client redis playwright-core)
+NODE_RANGES=("~4.8.0" "~8.3.0" "~5.1.0" "~0.3.1" "~4.8.0" "^4.0.0" "^1.0.0")
+NODE_PREFIXES=("4.8." "8.3." "5.1." "0.3." "4.8." "4." "1.")
 
 VENV=$CACHE_DIR/venv
 VENV_513=$CACHE_DIR/venv-5.13

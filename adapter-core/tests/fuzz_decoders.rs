@@ -8,7 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
-use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect};
+use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, StreamLayout};
 use socketio_adapter_core::{
     Body, BroadcastOptions, EventPacket, Map, Message, SocketInfo, Timestamp, Value, json, msgpack,
 };
@@ -203,4 +203,15 @@ fn node_cluster_decoder_never_panics() {
     let channels = ["socket.io#/#", "socket.io#/#0123456789abcdef#", "socket.io#/#room#"];
     let (n, seed) = params();
     run("node-cluster", &dialect, &channels, &corpus, n, seed);
+}
+
+#[test]
+fn node_streams_decoder_never_panics() {
+    let layout = StreamLayout::new("socket.io", 1).expect("layout");
+    let dialect = NodeStreamsDialect::new("socket.io", layout);
+    let corpus = corpus_for(&dialect, Vec::new());
+    assert!(corpus.len() >= 14, "every ClusterAdapter message type is in the corpus");
+    let channels = ["socket.io", "socket.io#/#", "socket.io#/#0123456789abcdef#"];
+    let (n, seed) = params();
+    run("node-streams", &dialect, &channels, &corpus, n, seed);
 }

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `node-redis` | `@socket.io/redis-adapter` 8.x `createAdapter`, `@socket.io/redis-emitter` 5.x | [`node_redis`] |
 //! | `node-cluster` | `socket.io-adapter` `ClusterAdapter` (sharded Redis adapter, our Kafka and AMQP transports) | [`node_cluster`] |
+//! | `node-streams` | `@socket.io/redis-streams-adapter` 0.3.x (stream entries plus pub/sub), its emitter | [`node_streams`] |
 //! | `python` | python-socketio / Flask-SocketIO message queues (emits, joins, disconnects) | [`python`] |
 //!
 //! A dialect does no I/O and never panics on input: every decoder returns a
@@ -11,6 +12,7 @@
 
 pub mod node_cluster;
 pub mod node_redis;
+pub mod node_streams;
 pub mod python;
 
 use std::fmt::Debug;
@@ -26,6 +28,7 @@ use crate::{json, msgpack};
 
 pub use node_cluster::{NodeClusterDialect, SubscriptionMode};
 pub use node_redis::NodeRedisDialect;
+pub use node_streams::{NodeStreamsDialect, StreamLayout};
 pub use python::PythonDialect;
 
 /// The uid emitters use in the Node.js protocols. Messages from it are processed but

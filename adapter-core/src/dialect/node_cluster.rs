@@ -33,6 +33,7 @@ use crate::error::{DecodeError, DialectError};
 use crate::message::{Body, Message};
 use crate::transport::Channel;
 use crate::types::{BroadcastOptions, EventPacket, Room};
+use crate::value::Value;
 
 mod ty {
     pub const INITIAL_HEARTBEAT: u64 = 1;
@@ -132,73 +133,140 @@ impl NodeClusterDialect {
     }
 
     fn decode_inner(&self, payload: &[u8]) -> Result<Message, DecodeError> {
-        let mut f = Fields::from_value(parse_payload(payload)?)?;
-        let code = f.int("type")?;
-        let uid = f.opt_string("uid")?;
-        let nsp = f.string("nsp")?;
-        let mut data = if f.has("data") { Some(f.map("data")?) } else { None };
-        let mut data = || data.take().ok_or(DecodeError::MissingField("data"));
-        let body = match u64::try_from(code).unwrap_or(0) {
-            ty::INITIAL_HEARTBEAT => Body::InitialHeartbeat,
-            ty::HEARTBEAT => Body::Heartbeat,
-            ty::ADAPTER_CLOSE => Body::AdapterClose,
-            ty::BROADCAST => {
-                let mut d = data()?;
-                let (packet, _) = d.packet("packet")?;
-                let opts = d.opts("opts")?;
-                match d.opt_string("requestId")? {
-                    Some(request_id) => Body::BroadcastWithAck { request_id, packet, opts },
-                    None => Body::Broadcast { packet, opts },
-                }
-            }
-            ty::SOCKETS_JOIN => {
-                let mut d = data()?;
-                Body::SocketsJoin { opts: d.opts("opts")?, rooms: d.rooms("rooms")? }
-            }
-            ty::SOCKETS_LEAVE => {
-                let mut d = data()?;
-                Body::SocketsLeave { opts: d.opts("opts")?, rooms: d.rooms("rooms")? }
-            }
-            ty::DISCONNECT_SOCKETS => {
-                let mut d = data()?;
-                Body::DisconnectSockets { opts: d.opts("opts")?, close: d.bool_or("close", false)? }
-            }
-            ty::FETCH_SOCKETS => {
-                let mut d = data()?;
-                Body::FetchSockets { request_id: d.string("requestId")?, opts: d.opts("opts")? }
-            }
-            ty::FETCH_SOCKETS_RESPONSE => {
-                let mut d = data()?;
-                Body::FetchSocketsResponse { request_id: d.string("requestId")?, sockets: d.sockets("sockets")? }
-            }
-            ty::SERVER_SIDE_EMIT => {
-                let mut d = data()?;
-                Body::ServerSideEmit {
-                    request_id: d.opt_string("requestId")?,
-                    packet: event_of(d.array("packet")?, "packet")?,
-                }
-            }
-            ty::SERVER_SIDE_EMIT_RESPONSE => {
-                let mut d = data()?;
-                Body::ServerSideEmitResponse {
-                    request_id: d.string("requestId")?,
-                    value: d.take("packet").unwrap_or_default(),
-                }
-            }
-            ty::BROADCAST_CLIENT_COUNT => {
-                let mut d = data()?;
-                let request_id = d.string("requestId")?;
-                let count = d.count("clientCount")?;
-                Body::BroadcastClientCount { request_id, count }
-            }
-            ty::BROADCAST_ACK => {
-                let mut d = data()?;
-                Body::BroadcastAck { request_id: d.string("requestId")?, value: d.take("packet").unwrap_or_default() }
-            }
-            _ => return Err(DecodeError::UnknownType(code)),
-        };
-        Ok(Message::new(uid, nsp, body))
+        message_from_value(parse_payload(payload)?)
     }
+
+    /// `p#nsp#<requester>#` for a response.
+    pub(crate) fn response_target(&self, msg: &Message) -> Result<String, DialectError> {
+        let to = msg.reply_to.as_deref().ok_or(DialectError::InvalidName {
+            what: "response target",
+            value: String::new(),
+            reason: "a response needs the requesting node's uid",
+        })?;
+        Ok(self.response_channel(&msg.nsp, to))
+    }
+}
+
+/// A decoded envelope `{type, data?, uid, nsp}` as a [`Message`].
+pub(crate) fn message_from_value(v: Value) -> Result<Message, DecodeError> {
+    let mut f = Fields::from_value(v)?;
+    let code = f.int("type")?;
+    let uid = f.opt_string("uid")?;
+    let nsp = f.string("nsp")?;
+    let mut data = if f.has("data") { Some(f.map("data")?) } else { None };
+    let mut data = || data.take().ok_or(DecodeError::MissingField("data"));
+    let body = match u64::try_from(code).unwrap_or(0) {
+        ty::INITIAL_HEARTBEAT => Body::InitialHeartbeat,
+        ty::HEARTBEAT => Body::Heartbeat,
+        ty::ADAPTER_CLOSE => Body::AdapterClose,
+        ty::BROADCAST => {
+            let mut d = data()?;
+            let (packet, _) = d.packet("packet")?;
+            let opts = d.opts("opts")?;
+            match d.opt_string("requestId")? {
+                Some(request_id) => Body::BroadcastWithAck { request_id, packet, opts },
+                None => Body::Broadcast { packet, opts },
+            }
+        }
+        ty::SOCKETS_JOIN => {
+            let mut d = data()?;
+            Body::SocketsJoin { opts: d.opts("opts")?, rooms: d.rooms("rooms")? }
+        }
+        ty::SOCKETS_LEAVE => {
+            let mut d = data()?;
+            Body::SocketsLeave { opts: d.opts("opts")?, rooms: d.rooms("rooms")? }
+        }
+        ty::DISCONNECT_SOCKETS => {
+            let mut d = data()?;
+            Body::DisconnectSockets { opts: d.opts("opts")?, close: d.bool_or("close", false)? }
+        }
+        ty::FETCH_SOCKETS => {
+            let mut d = data()?;
+            Body::FetchSockets { request_id: d.string("requestId")?, opts: d.opts("opts")? }
+        }
+        ty::FETCH_SOCKETS_RESPONSE => {
+            let mut d = data()?;
+            Body::FetchSocketsResponse { request_id: d.string("requestId")?, sockets: d.sockets("sockets")? }
+        }
+        ty::SERVER_SIDE_EMIT => {
+            let mut d = data()?;
+            Body::ServerSideEmit {
+                request_id: d.opt_string("requestId")?,
+                packet: event_of(d.array("packet")?, "packet")?,
+            }
+        }
+        ty::SERVER_SIDE_EMIT_RESPONSE => {
+            let mut d = data()?;
+            Body::ServerSideEmitResponse {
+                request_id: d.string("requestId")?,
+                value: d.take("packet").unwrap_or_default(),
+            }
+        }
+        ty::BROADCAST_CLIENT_COUNT => {
+            let mut d = data()?;
+            let request_id = d.string("requestId")?;
+            let count = d.count("clientCount")?;
+            Body::BroadcastClientCount { request_id, count }
+        }
+        ty::BROADCAST_ACK => {
+            let mut d = data()?;
+            Body::BroadcastAck { request_id: d.string("requestId")?, value: d.take("packet").unwrap_or_default() }
+        }
+        _ => return Err(DecodeError::UnknownType(code)),
+    };
+    Ok(Message::new(uid, nsp, body))
+}
+
+/// The type code of `body`, and whether its `data` goes out as MessagePack (a type
+/// that may carry binary, carrying some).
+pub(crate) fn classify(dialect: &'static str, body: &Body) -> Result<(u64, bool), DialectError> {
+    Ok(match body {
+        Body::InitialHeartbeat => (ty::INITIAL_HEARTBEAT, false),
+        Body::Heartbeat => (ty::HEARTBEAT, false),
+        Body::AdapterClose => (ty::ADAPTER_CLOSE, false),
+        Body::Broadcast { packet, .. } | Body::BroadcastWithAck { packet, .. } => {
+            (ty::BROADCAST, packet.args.iter().any(|a| a.has_binary()))
+        }
+        Body::SocketsJoin { .. } => (ty::SOCKETS_JOIN, false),
+        Body::SocketsLeave { .. } => (ty::SOCKETS_LEAVE, false),
+        Body::DisconnectSockets { .. } => (ty::DISCONNECT_SOCKETS, false),
+        Body::FetchSockets { .. } => (ty::FETCH_SOCKETS, false),
+        Body::FetchSocketsResponse { sockets, .. } => {
+            (ty::FETCH_SOCKETS_RESPONSE, sockets.iter().any(|s| s.handshake.has_binary() || s.data.has_binary()))
+        }
+        Body::ServerSideEmit { packet, .. } => (ty::SERVER_SIDE_EMIT, packet.args.iter().any(|a| a.has_binary())),
+        Body::ServerSideEmitResponse { value, .. } => (ty::SERVER_SIDE_EMIT_RESPONSE, value.has_binary()),
+        Body::BroadcastClientCount { .. } => (ty::BROADCAST_CLIENT_COUNT, false),
+        Body::BroadcastAck { value, .. } => (ty::BROADCAST_ACK, value.has_binary()),
+        Body::AllRooms { .. } | Body::AllRoomsResponse { .. } => {
+            return Err(DialectError::Unsupported { dialect, operation: "all rooms requests" });
+        }
+        Body::LegacySockets { .. }
+        | Body::LegacySocketOp { .. }
+        | Body::LegacySocketsResponse { .. }
+        | Body::LegacyAck { .. } => {
+            return Err(DialectError::Unsupported { dialect, operation: "legacy single-socket requests" });
+        }
+    })
+}
+
+/// Whether `body` carries `data` (every body but heartbeats and adapter close).
+pub(crate) fn has_data(body: &Body) -> bool {
+    !matches!(body, Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose)
+}
+
+/// The whole envelope `{type, data?, uid, nsp}` (key order as Node.js builds it).
+pub(crate) fn write_envelope(e: &mut Enc, code: u64, msg: &Message) {
+    let has_data = has_data(&msg.body);
+    e.map(if has_data { 4 } else { 3 });
+    e.key("type").uint(code);
+    if has_data {
+        e.key("data");
+        write_data(e, &msg.body);
+    }
+    e.key("uid").str(msg.uid.as_deref().unwrap_or(EMITTER_UID));
+    e.key("nsp").str(&msg.nsp);
+    e.end();
 }
 
 /// `{type: 2, data: [event, ...args]}` (the ClusterAdapter never includes `nsp`)
@@ -261,45 +329,9 @@ impl Dialect for NodeClusterDialect {
 
     fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         check_nsp(&msg.nsp)?;
-        let (code, binary) = match &msg.body {
-            Body::InitialHeartbeat => (ty::INITIAL_HEARTBEAT, false),
-            Body::Heartbeat => (ty::HEARTBEAT, false),
-            Body::AdapterClose => (ty::ADAPTER_CLOSE, false),
-            Body::Broadcast { packet, .. } | Body::BroadcastWithAck { packet, .. } => {
-                (ty::BROADCAST, packet.args.iter().any(|a| a.has_binary()))
-            }
-            Body::SocketsJoin { .. } => (ty::SOCKETS_JOIN, false),
-            Body::SocketsLeave { .. } => (ty::SOCKETS_LEAVE, false),
-            Body::DisconnectSockets { .. } => (ty::DISCONNECT_SOCKETS, false),
-            Body::FetchSockets { .. } => (ty::FETCH_SOCKETS, false),
-            Body::FetchSocketsResponse { sockets, .. } => {
-                (ty::FETCH_SOCKETS_RESPONSE, sockets.iter().any(|s| s.handshake.has_binary() || s.data.has_binary()))
-            }
-            Body::ServerSideEmit { packet, .. } => (ty::SERVER_SIDE_EMIT, packet.args.iter().any(|a| a.has_binary())),
-            Body::ServerSideEmitResponse { value, .. } => (ty::SERVER_SIDE_EMIT_RESPONSE, value.has_binary()),
-            Body::BroadcastClientCount { .. } => (ty::BROADCAST_CLIENT_COUNT, false),
-            Body::BroadcastAck { value, .. } => (ty::BROADCAST_ACK, value.has_binary()),
-            Body::AllRooms { .. } | Body::AllRoomsResponse { .. } => {
-                return Err(DialectError::Unsupported { dialect: self.name(), operation: "all rooms requests" });
-            }
-            Body::LegacySockets { .. }
-            | Body::LegacySocketOp { .. }
-            | Body::LegacySocketsResponse { .. }
-            | Body::LegacyAck { .. } => {
-                return Err(DialectError::Unsupported {
-                    dialect: self.name(),
-                    operation: "legacy single-socket requests",
-                });
-            }
-        };
-        let is_response = msg.body.response_to().is_some();
-        let channel = if is_response {
-            let to = msg.reply_to.as_deref().ok_or(DialectError::InvalidName {
-                what: "response target",
-                value: String::new(),
-                reason: "a response needs the requesting node's uid",
-            })?;
-            self.response_channel(&msg.nsp, to)
+        let (code, binary) = classify(self.name(), &msg.body)?;
+        let channel = if msg.body.response_to().is_some() {
+            self.response_target(msg)?
         } else {
             match &msg.body {
                 Body::Broadcast { opts, .. } => match opts.rooms.as_slice() {
@@ -309,90 +341,85 @@ impl Dialect for NodeClusterDialect {
                 _ => self.main_channel(&msg.nsp),
             }
         };
-
         let mut e = Enc::new(if binary { Fmt::Msgpack } else { Fmt::Json });
-        let has_data = !matches!(msg.body, Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose);
-        e.map(if has_data { 4 } else { 3 });
-        e.key("type").uint(code);
-        if has_data {
-            e.key("data");
-            match &msg.body {
-                Body::Broadcast { packet, opts } => {
-                    e.map(2);
-                    e.key("packet");
-                    write_packet(&mut e, packet);
-                    e.key("opts");
-                    write_opts(&mut e, opts);
-                    e.end();
-                }
-                Body::BroadcastWithAck { request_id, packet, opts } => {
-                    e.map(3);
-                    e.key("packet");
-                    write_packet(&mut e, packet);
-                    e.key("requestId").str(request_id);
-                    e.key("opts");
-                    write_opts(&mut e, opts);
-                    e.end();
-                }
-                Body::SocketsJoin { opts, rooms } | Body::SocketsLeave { opts, rooms } => {
-                    e.map(2);
-                    e.key("opts");
-                    write_opts(&mut e, opts);
-                    e.key("rooms").rooms(rooms);
-                    e.end();
-                }
-                Body::DisconnectSockets { opts, close } => {
-                    e.map(2);
-                    e.key("opts");
-                    write_opts(&mut e, opts);
-                    e.key("close").bool(*close);
-                    e.end();
-                }
-                Body::FetchSockets { request_id, opts } => {
-                    e.map(2);
-                    e.key("opts");
-                    write_opts(&mut e, opts);
-                    e.key("requestId").str(request_id);
-                    e.end();
-                }
-                Body::FetchSocketsResponse { request_id, sockets } => {
-                    e.map(2);
-                    e.key("requestId").str(request_id);
-                    e.key("sockets");
-                    write_sockets(&mut e, sockets);
-                    e.end();
-                }
-                Body::ServerSideEmit { request_id, packet } => {
-                    e.map(if request_id.is_some() { 2 } else { 1 });
-                    if let Some(id) = request_id {
-                        e.key("requestId").str(id);
-                    }
-                    e.key("packet").event_data(packet);
-                    e.end();
-                }
-                Body::ServerSideEmitResponse { request_id, value } | Body::BroadcastAck { request_id, value } => {
-                    e.map(2);
-                    e.key("requestId").str(request_id);
-                    e.key("packet").value(value);
-                    e.end();
-                }
-                Body::BroadcastClientCount { request_id, count } => {
-                    e.map(2);
-                    e.key("requestId").str(request_id);
-                    e.key("clientCount").uint(*count);
-                    e.end();
-                }
-                _ => unreachable_data(&mut e),
-            }
-        }
-        e.key("uid").str(msg.uid.as_deref().unwrap_or(EMITTER_UID));
-        e.key("nsp").str(&msg.nsp);
-        e.end();
+        write_envelope(&mut e, code, msg);
         Ok(Outgoing { channel, payload: e.finish() })
     }
 
     fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
         self.decode_inner(payload).map_err(|source| DialectError::Decode { channel: channel.to_owned(), source })
+    }
+}
+
+/// The `data` of every body that has one.
+pub(crate) fn write_data(e: &mut Enc, body: &Body) {
+    match body {
+        Body::Broadcast { packet, opts } => {
+            e.map(2);
+            e.key("packet");
+            write_packet(e, packet);
+            e.key("opts");
+            write_opts(e, opts);
+            e.end();
+        }
+        Body::BroadcastWithAck { request_id, packet, opts } => {
+            e.map(3);
+            e.key("packet");
+            write_packet(e, packet);
+            e.key("requestId").str(request_id);
+            e.key("opts");
+            write_opts(e, opts);
+            e.end();
+        }
+        Body::SocketsJoin { opts, rooms } | Body::SocketsLeave { opts, rooms } => {
+            e.map(2);
+            e.key("opts");
+            write_opts(e, opts);
+            e.key("rooms").rooms(rooms);
+            e.end();
+        }
+        Body::DisconnectSockets { opts, close } => {
+            e.map(2);
+            e.key("opts");
+            write_opts(e, opts);
+            e.key("close").bool(*close);
+            e.end();
+        }
+        Body::FetchSockets { request_id, opts } => {
+            e.map(2);
+            e.key("opts");
+            write_opts(e, opts);
+            e.key("requestId").str(request_id);
+            e.end();
+        }
+        Body::FetchSocketsResponse { request_id, sockets } => {
+            e.map(2);
+            e.key("requestId").str(request_id);
+            e.key("sockets");
+            write_sockets(e, sockets);
+            e.end();
+        }
+        Body::ServerSideEmit { request_id, packet } => {
+            e.map(if request_id.is_some() { 2 } else { 1 });
+            if let Some(id) = request_id {
+                e.key("requestId").str(id);
+            }
+            e.key("packet").event_data(packet);
+            e.end();
+        }
+        Body::ServerSideEmitResponse { request_id, value } | Body::BroadcastAck { request_id, value } => {
+            e.map(2);
+            e.key("requestId").str(request_id);
+            e.key("packet").value(value);
+            e.end();
+        }
+        Body::BroadcastClientCount { request_id, count } => {
+            e.map(2);
+            e.key("requestId").str(request_id);
+            e.key("clientCount").uint(*count);
+            e.end();
+        }
+        _ => unreachable_data(e),
     }
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 mod backoff;
+pub mod entry;
 mod stats;
 mod subscribers;
 mod supervisor;
