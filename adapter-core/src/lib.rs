@@ -71,7 +71,7 @@ pub mod message;
 pub mod msgpack;
 pub mod options;
 pub mod rooms;
-mod throttle;
+pub mod throttle;
 pub mod transport;
 mod types;
 mod value;

@@ -5,11 +5,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How often a dropping place may log a warning.
-pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// One line per period; counts the lines held back in between.
 #[derive(Debug)]
-pub(crate) struct Throttle {
+pub struct Throttle {
     every: Duration,
     state: Mutex<(Option<Instant>, u64)>,
 }
@@ -21,13 +21,14 @@ impl Default for Throttle {
 }
 
 impl Throttle {
-    pub(crate) const fn new(every: Duration) -> Self {
+    /// At most one line per `every`.
+    pub const fn new(every: Duration) -> Self {
         Throttle { every, state: Mutex::new((None, 0)) }
     }
 
     /// `Some(held_back)` when a line may be logged now (`held_back`: lines suppressed since
     /// the last one), `None` when this one is to be held back.
-    pub(crate) fn check(&self) -> Option<u64> {
+    pub fn check(&self) -> Option<u64> {
         self.check_at(Instant::now())
     }
 

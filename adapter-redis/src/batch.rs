@@ -23,9 +23,7 @@ const QUEUE: usize = 4096;
 type Reply = Result<(), redis::RedisError>;
 
 struct Queued {
-    verb: &'static str,
-    channel: String,
-    payload: Bytes,
+    cmd: redis::Cmd,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -45,8 +43,15 @@ impl Batcher {
 
     /// Queues `verb channel payload` and waits for its reply.
     pub(crate) async fn publish(&self, verb: &'static str, channel: &str, payload: Bytes) -> Reply {
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(channel).arg(payload.as_ref());
+        self.command(cmd).await
+    }
+
+    /// Queues any command whose reply is only checked for an error (XADD) and waits for it.
+    pub(crate) async fn command(&self, cmd: redis::Cmd) -> Reply {
         let (reply, rx) = oneshot::channel();
-        let queued = Queued { verb, channel: channel.to_owned(), payload, reply };
+        let queued = Queued { cmd, reply };
         // unconstrained by tokio's cooperative budget: publishes first polled in order are
         // queued in order (see `RedisTransport::query`)
         if tokio::task::unconstrained(self.tx.send(queued)).await.is_err() {
@@ -64,8 +69,8 @@ async fn writer(mut conn: ConnectionManager, mut rx: mpsc::Receiver<Queued>, tim
     let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        for q in &batch {
-            pipe.cmd(q.verb).arg(&q.channel).arg(q.payload.as_ref());
+        for q in &mut batch {
+            pipe.add_command(std::mem::replace(&mut q.cmd, redis::Cmd::new()));
         }
         let result = match tokio::time::timeout(timeout, pipe.query_async::<Vec<redis::Value>>(&mut conn)).await {
             Ok(r) => r,

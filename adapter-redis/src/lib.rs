@@ -12,7 +12,7 @@
 //!
 //! | option | default | meaning |
 //! |---|---|---|
-//! | `mode` | `classic` | `classic` (`createAdapter`) or `sharded` (`createShardedAdapter`) |
+//! | `mode` | `classic` | `classic` (`createAdapter`), `sharded` (`createShardedAdapter`) or `streams` (`@socket.io/redis-streams-adapter`) |
 //! | `cluster` | `true` with several hosts | connect as a Redis Cluster client (hosts are seeds) |
 //! | `prefix` | `socket.io` | channel prefix (`key` / `channelPrefix` in Node.js) |
 //! | `request_timeout_ms` | `5000` | how long a cluster request waits for answers |
@@ -22,6 +22,10 @@
 //! | `connect_timeout_ms` | `2000` | one connection attempt |
 //! | `tls_ca_file` | (web roots) | `rediss://`: PEM file of a private CA to trust instead |
 //! | `heartbeat_interval_ms`, `heartbeat_timeout_ms` | `5000`, `10000` | cluster heartbeats (period; silence before a node is evicted) |
+//! | `stream`, `stream_count` | `socket.io`, `1` | streams: stream name, and how many streams namespaces are hashed over |
+//! | `maxlen` | `10000` | streams: `MAXLEN ~` of every XADD (how much a reconnecting node can catch up on) |
+//! | `read_count`, `block_ms` | `100`, `5000` | streams: `COUNT` and `BLOCK` of every XREAD |
+//! | `sharded_pubsub` | `false` | streams: requests and responses over sharded pub/sub |
 //!
 //! `user:password@` authenticates with an ACL user (`:password@` with the default user);
 //! both are URL user-info: percent-decoded only (`+` and `&` are themselves, `@` is `%40`).
@@ -48,6 +52,14 @@
 //! | `socket.io#/#<uid>#` | answers to one node |
 //! | `socket.io#/#room#` | `dynamic` modes: broadcasts to one room, subscribed while the room has local members |
 //!
+//! Streams mode, as `@socket.io/redis-streams-adapter` 0.3.x (and its emitter):
+//!
+//! | key | use |
+//! |---|---|
+//! | `socket.io` (or `socket.io-<i>` with `stream_count` > 1) | stream: broadcasts, joins, leaves, disconnects (XADD `MAXLEN ~`, XREAD) |
+//! | `socket.io#/#` | requests (MessagePack, PUBLISH or SPUBLISH); `PUBSUB NUMSUB`/`SHARDNUMSUB` counts the servers |
+//! | `socket.io#/#<uid>#` | answers to one node |
+//!
 //! ## Which mode
 //!
 //! - **classic** when the cluster has `createAdapter` Node.js servers or uses
@@ -56,6 +68,11 @@
 //! - **sharded** on Redis Cluster at scale: a sharded message only travels within the shard
 //!   that owns its channel, and in `dynamic` mode room broadcasts reach only nodes with
 //!   members in the room. Needs Redis 7; talks to `createShardedAdapter` servers.
+//! - **streams** when a Redis blip must not lose broadcasts: each node reads the stream
+//!   from the last entry it processed, so after a reconnection it catches up on what it
+//!   missed (up to `maxlen` entries; beyond that it counts and warns). Costs a write to a
+//!   stream per broadcast and one blocked connection per stream per node. Talks to
+//!   `@socket.io/redis-streams-adapter` 0.3.x servers and its emitter.
 //!
 //! ## Connections
 //!
@@ -73,7 +90,8 @@
 //! 100 ms doubling to 2 s, jittered; [`RedisTransport::set_backoff`] changes it), re-issues
 //! every channel (one per SSUBSCRIBE) and sends `Reconnected` to the cluster engine.
 //! Messages published while the subscriber was down are lost, as with every Redis pub/sub
-//! client.
+//! client; in streams mode, broadcasts are not: each stream reader resumes after the last
+//! entry it handed on (requests and responses still travel over pub/sub).
 //!
 //! ## Example
 //!
@@ -93,11 +111,12 @@
 mod batch;
 mod error;
 mod options;
+mod streams;
 mod subscriber;
 mod transport;
 
 pub use error::RedisTransportError;
-pub use options::{Mode, RedisOptions};
+pub use options::{Mode, RedisOptions, StreamOptions};
 pub use transport::RedisTransport;
 
 /// The README example, compiled by `cargo test --doc`.

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect, SubscriptionMode};
-use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms};
+use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect, NodeStreamsDialect, StreamLayout, SubscriptionMode};
+use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms, parse_positive};
 
 use crate::error::RedisTransportError;
 
@@ -22,6 +22,40 @@ pub enum Mode {
     /// `createShardedAdapter`: SPUBLISH/SSUBSCRIBE, the ClusterAdapter envelope. Scales on
     /// Redis Cluster (a message only travels to the shard that owns its channel).
     Sharded,
+    /// `@socket.io/redis-streams-adapter` 0.3.x: broadcasts, joins, leaves and disconnects
+    /// appended to a Redis stream (XADD, read with XREAD from the last id processed, so
+    /// they survive a lost connection), requests and responses over pub/sub (or sharded
+    /// pub/sub with `sharded_pubsub`). See [`StreamOptions`].
+    Streams,
+}
+
+/// The stream options of [`Mode::Streams`] (the Node.js adapter's option in brackets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Stream name(s) and count (`streamName` `socket.io`, `streamCount` 1): URL keys
+    /// `stream` and `stream_count`.
+    pub layout: StreamLayout,
+    /// `MAXLEN ~` of every XADD (`maxLen` 10000): URL key `maxlen`.
+    pub maxlen: u64,
+    /// `COUNT` of every XREAD (`readCount` 100): URL key `read_count`.
+    pub read_count: u64,
+    /// `BLOCK` of every XREAD (`blockTimeInMs` 5000): URL key `block_ms`.
+    pub block: Duration,
+    /// Requests and responses over sharded pub/sub (`useShardedPubSub` false): URL key
+    /// `sharded_pubsub`.
+    pub sharded_pubsub: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            layout: StreamLayout::new("socket.io", 1).unwrap_or_else(|_| unreachable!("a valid name")),
+            maxlen: 10_000,
+            read_count: 100,
+            block: Duration::from_secs(5),
+            sharded_pubsub: false,
+        }
+    }
 }
 
 impl FromStr for Mode {
@@ -30,7 +64,8 @@ impl FromStr for Mode {
         match s {
             "classic" => Ok(Mode::Classic),
             "sharded" => Ok(Mode::Sharded),
-            other => Err(format!("unknown mode {other:?} (expected classic or sharded)")),
+            "streams" => Ok(Mode::Streams),
+            other => Err(format!("unknown mode {other:?} (expected classic, sharded or streams)")),
         }
     }
 }
@@ -40,6 +75,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Classic => "classic",
             Mode::Sharded => "sharded",
+            Mode::Streams => "streams",
         })
     }
 }
@@ -49,11 +85,19 @@ impl fmt::Display for Mode {
 /// ```text
 /// redis[s]://[[user]:password@]host[:port][,host[:port]...][/db][?option=value&...]
 ///
-///   mode=classic|sharded                   protocol (default classic)
+///   mode=classic|sharded|streams           protocol (default classic)
 ///   cluster=true|false                     Redis Cluster (default: true when several hosts are given)
 ///   specific_response_channel=true|false   classic: publishOnSpecificResponseChannel (default false)
 ///   command_timeout_ms=2000                timeout of one Redis command
 ///   tls_ca_file=/path/ca.pem               rediss://: trust this CA instead of the web roots
+///
+/// mode=streams only (@socket.io/redis-streams-adapter; see StreamOptions):
+///   stream=socket.io                       stream name (streamName)
+///   stream_count=1                         streams per cluster, namespaces hashed over them (streamCount)
+///   maxlen=10000                           MAXLEN ~ of every XADD (maxLen)
+///   read_count=100                         COUNT of every XREAD (readCount)
+///   block_ms=5000                          BLOCK of every XREAD (blockTimeInMs)
+///   sharded_pubsub=false                   requests and responses over sharded pub/sub (useShardedPubSub)
 ///
 /// and the options every transport shares (socketio_adapter_core::options):
 ///   prefix=socket.io                       channel prefix (`key` / `channelPrefix` in Node.js)
@@ -68,7 +112,8 @@ impl fmt::Display for Mode {
 ///
 /// Examples: `redis://127.0.0.1:6379`, `redis://:secret@redis.internal/2?prefix=chat`,
 /// `rediss://app:pw@cache.example.com:6380`,
-/// `redis://10.0.0.1:7000,10.0.0.2:7000?mode=sharded`.
+/// `redis://10.0.0.1:7000,10.0.0.2:7000?mode=sharded`,
+/// `redis://127.0.0.1:6379?mode=streams&stream=chat&maxlen=100000`.
 ///
 /// The shared options are in [`RedisOptions::shared`]; the type dereferences to them, so
 /// `opts.prefix`, `opts.request_timeout` and `opts.cluster_config()` work directly.
@@ -92,6 +137,8 @@ pub struct RedisOptions {
     /// `rediss://`: a PEM file of the CA(s) that signed the server certificate, instead of
     /// the public web roots (read when connecting, not when parsing).
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// [`Mode::Streams`]: the streams and how they are read and trimmed.
+    pub streams: StreamOptions,
 }
 
 impl Deref for RedisOptions {
@@ -124,6 +171,7 @@ impl RedisOptions {
             command_timeout: Duration::from_secs(2),
             push_queue_capacity: 65_536,
             tls_ca_file: None,
+            streams: StreamOptions::default(),
         }
     }
 
@@ -142,6 +190,8 @@ impl RedisOptions {
         };
         let mut opts = RedisOptions::with_nodes(Vec::new());
         let mut cluster = None;
+        let (mut stream_name, mut stream_count) = (None, 1);
+        let mut stream_keys = Vec::new();
         for (k, v) in &url.query {
             if opts.shared.set(k, v).map_err(bad)? {
                 continue;
@@ -153,9 +203,33 @@ impl RedisOptions {
                 "specific_response_channel" => opts.specific_response_channel = parse_bool(k, v).map_err(bad)?,
                 "tls_ca_file" if !tls => return Err(bad("tls_ca_file needs a rediss:// URL".into())),
                 "tls_ca_file" => opts.tls_ca_file = Some(v.into()),
+                "stream" | "stream_count" | "maxlen" | "read_count" | "block_ms" | "sharded_pubsub" => {
+                    stream_keys.push(k.as_str());
+                    let st = &mut opts.streams;
+                    match k.as_str() {
+                        "stream" => stream_name = Some(v.clone()),
+                        "stream_count" => {
+                            stream_count = parse_positive(k, v)
+                                .ok()
+                                .and_then(|n| u32::try_from(n).ok())
+                                .ok_or_else(|| bad(format!("stream_count={v:?} is not a positive 32-bit number")))?;
+                        }
+                        "maxlen" => st.maxlen = parse_positive(k, v).map_err(bad)?,
+                        "read_count" => st.read_count = parse_positive(k, v).map_err(bad)?,
+                        "block_ms" => st.block = parse_ms(k, v).map_err(bad)?,
+                        _ => st.sharded_pubsub = parse_bool(k, v).map_err(bad)?,
+                    }
+                }
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
+        if let Some(key) = stream_keys.first()
+            && opts.mode != Mode::Streams
+        {
+            return Err(bad(format!("{key} needs mode=streams")));
+        }
+        opts.streams.layout =
+            StreamLayout::new(stream_name.unwrap_or_else(|| "socket.io".into()), stream_count).map_err(&bad)?;
         opts.cluster = cluster.unwrap_or(hosts.len() > 1);
         if !opts.cluster && hosts.len() > 1 {
             return Err(bad("several hosts need cluster=true".into()));
@@ -221,6 +295,7 @@ impl RedisOptions {
                     .with_specific_response_channel(self.specific_response_channel),
             ),
             Mode::Sharded => self.shared.node_cluster_dialect(),
+            Mode::Streams => Arc::new(NodeStreamsDialect::new(self.prefix.clone(), self.streams.layout.clone())),
         }
     }
 
@@ -232,7 +307,11 @@ impl RedisOptions {
     /// The nodes' addresses, for logs (never the password).
     pub fn describe(&self) -> String {
         let hosts: Vec<String> = self.nodes.iter().map(|n| n.addr().to_string()).collect();
-        self.shared.describe(if self.cluster { "cluster" } else { "redis" }, &hosts.join(","), &self.mode.to_string())
+        let detail = match self.mode {
+            Mode::Streams => format!("streams {} x{}", self.streams.layout.name(), self.streams.layout.count()),
+            mode => mode.to_string(),
+        };
+        self.shared.describe(if self.cluster { "cluster" } else { "redis" }, &hosts.join(","), &detail)
     }
 }
 
@@ -246,6 +325,26 @@ impl FromStr for RedisOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_the_streams_options() {
+        let o = RedisOptions::parse("redis://h?mode=streams").unwrap();
+        assert_eq!((o.mode, o.streams.clone()), (Mode::Streams, StreamOptions::default()));
+        assert_eq!(o.dialect().name(), "node-streams");
+        let o = RedisOptions::parse(
+            "redis://h?stream=chat&stream_count=3&maxlen=500&read_count=10&block_ms=250&sharded_pubsub=true&mode=streams",
+        )
+        .unwrap();
+        let s = &o.streams;
+        assert_eq!((s.layout.name(), s.layout.count(), s.maxlen, s.read_count), ("chat", 3, 500, 10));
+        assert_eq!((s.block, s.sharded_pubsub), (Duration::from_millis(250), true));
+        let err = |url: &str| RedisOptions::parse(url).unwrap_err().to_string();
+        assert!(err("redis://h?stream=chat").contains("stream needs mode=streams"));
+        assert!(err("redis://h?mode=streams&stream_count=0").contains("stream_count=\"0\""));
+        assert!(err("redis://h?mode=streams&stream=a%23b").contains("without '#'"));
+        assert!(err("redis://h?mode=streams&maxlen=-1").contains("maxlen"));
+        assert!(err("redis://h?mode=stream").contains("expected classic, sharded or streams"));
+    }
 
     #[test]
     fn parses_the_grammar() {

@@ -52,6 +52,7 @@ impl Connector {
 }
 
 pub(crate) struct SubState {
+    /// The pub/sub flavour (classic or sharded).
     pub(crate) mode: Mode,
     pub(crate) cluster: bool,
     /// Subscribers, counters and reconnect wake-ups.
@@ -72,10 +73,11 @@ impl SubState {
         match (channel, self.mode, verb) {
             (Channel::Pattern(_), _, Verb::Sub) => "PSUBSCRIBE",
             (Channel::Pattern(_), _, Verb::Unsub) => "PUNSUBSCRIBE",
-            (Channel::Exact(_), Mode::Classic, Verb::Sub) => "SUBSCRIBE",
-            (Channel::Exact(_), Mode::Classic, Verb::Unsub) => "UNSUBSCRIBE",
             (Channel::Exact(_), Mode::Sharded, Verb::Sub) => "SSUBSCRIBE",
             (Channel::Exact(_), Mode::Sharded, Verb::Unsub) => "SUNSUBSCRIBE",
+            // classic, and the pub/sub half of streams unless it is sharded
+            (Channel::Exact(_), _, Verb::Sub) => "SUBSCRIBE",
+            (Channel::Exact(_), _, Verb::Unsub) => "UNSUBSCRIBE",
         }
     }
 

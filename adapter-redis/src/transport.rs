@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::batch::Batcher;
 use crate::error::RedisTransportError;
 use crate::options::{Mode, RedisOptions};
+use crate::streams::{ReaderConnector, Streams};
 use crate::subscriber::{Connector, Repair, SubConn, SubState, Verb, dispatch, push_sender};
 
 /// A Redis transport. Clones share the connections.
@@ -46,6 +47,10 @@ impl std::fmt::Debug for RedisTransport {
 struct Inner {
     target: String,
     mode: Mode,
+    /// The pub/sub flavour: PUBLISH/SUBSCRIBE/NUMSUB (classic) or the sharded ones.
+    pubsub: Mode,
+    /// Mode streams: the streams' writer and readers.
+    streams: Option<Arc<Streams>>,
     publisher: Publisher,
     /// Pipelines concurrent publishes (standalone Redis).
     batcher: Option<Batcher>,
@@ -70,6 +75,44 @@ fn tls_certificates(opts: &RedisOptions) -> Result<Option<redis::TlsCertificates
     let pem =
         std::fs::read(path).map_err(|e| RedisTransportError::Url(format!("tls_ca_file {}: {e}", path.display())))?;
     Ok(Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+}
+
+/// A cluster client builder for `nodes` with the credentials, CA and connect timeout of `opts`.
+fn cluster_builder(
+    nodes: Vec<redis::ConnectionInfo>,
+    opts: &RedisOptions,
+) -> Result<ClusterClientBuilder, RedisTransportError> {
+    let first = opts.nodes.first().ok_or_else(|| RedisTransportError::Url("no node".into()))?;
+    let mut builder = ClusterClientBuilder::new(nodes).connection_timeout(opts.connect_timeout);
+    if let Some(u) = first.redis_settings().username() {
+        builder = builder.username(u);
+    }
+    if let Some(p) = first.redis_settings().password() {
+        builder = builder.password(p);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(certs) = tls_certificates(opts)? {
+        builder = builder.certs(certs);
+    }
+    Ok(builder)
+}
+
+/// How a stream reader connects: its own connection, whose replies may take a whole
+/// `block_ms` plus the command timeout.
+fn reader_connector(opts: &RedisOptions) -> Result<ReaderConnector, RedisTransportError> {
+    let patience = opts.streams.block + opts.command_timeout;
+    if opts.cluster {
+        let client = cluster_builder(opts.nodes.clone(), opts)?
+            .response_timeout(patience)
+            .build()
+            .map_err(|e| RedisTransportError::command("cluster client", e))?;
+        return Ok(ReaderConnector::Cluster(Box::new(client)));
+    }
+    let first = opts.nodes.first().ok_or_else(|| RedisTransportError::Url("no node".into()))?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(opts.connect_timeout))
+        .set_response_timeout(Some(patience));
+    Ok(ReaderConnector::Single { client: Box::new(client(first.clone(), opts)?), config })
 }
 
 /// A client for one node, with the private CA of `opts` when there is one.
@@ -106,8 +149,13 @@ impl RedisTransport {
         let first = opts.nodes.first().ok_or_else(|| RedisTransportError::Url("no node".into()))?;
         let (push_tx, push_rx) = mpsc::channel(opts.push_queue_capacity.max(16));
         let target = opts.describe();
+        let pubsub = match opts.mode {
+            Mode::Streams if opts.streams.sharded_pubsub => Mode::Sharded,
+            Mode::Streams => Mode::Classic,
+            mode => mode,
+        };
         let sub = Arc::new(SubState {
-            mode: opts.mode,
+            mode: pubsub,
             cluster: opts.cluster,
             sup: Supervisor::new("Redis", target.clone()),
             conn: tokio::sync::Mutex::new(None),
@@ -115,21 +163,10 @@ impl RedisTransport {
         });
         let (publisher, sub_conn, connector) = if opts.cluster {
             let nodes: Vec<_> = opts.nodes.iter().map(RedisOptions::resp3).collect();
-            let mut builder = ClusterClientBuilder::new(nodes)
+            let builder = cluster_builder(nodes, opts)?
                 .use_protocol(ProtocolVersion::RESP3)
                 .push_sender(push_sender(&sub, push_tx.clone(), None))
-                .connection_timeout(opts.connect_timeout)
                 .response_timeout(opts.command_timeout);
-            if let Some(u) = first.redis_settings().username() {
-                builder = builder.username(u);
-            }
-            if let Some(p) = first.redis_settings().password() {
-                builder = builder.password(p);
-            }
-            #[cfg(feature = "tls")]
-            if let Some(certs) = tls_certificates(opts)? {
-                builder = builder.certs(certs);
-            }
             let client = builder.build().map_err(|e| RedisTransportError::command("cluster client", e))?;
             let conn = client
                 .get_async_connection()
@@ -170,12 +207,23 @@ impl RedisTransport {
         let connector = Arc::new(connector);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(dispatch(Arc::clone(&sub), push_rx, shutdown_rx.clone()));
+        let streams = match opts.mode {
+            Mode::Streams => Some(Streams::new(
+                opts.streams.clone(),
+                reader_connector(opts)?,
+                Arc::clone(&sub.sup),
+                shutdown_rx.clone(),
+            )),
+            _ => None,
+        };
         sub.sup.spawn(Repair { state: Arc::clone(&sub), connector: Arc::clone(&connector) }, shutdown_rx);
         info!(target = %target, "Redis transport connected");
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 target,
                 mode: opts.mode,
+                pubsub,
+                streams,
                 batcher: match &publisher {
                     Publisher::Single(manager) => Some(Batcher::start(manager.clone(), opts.command_timeout * 2)),
                     Publisher::Cluster(_) => None,
@@ -236,6 +284,29 @@ impl RedisTransport {
         Ok(())
     }
 
+    /// The `CLIENT ID`s of this transport's stream reader connections (mode streams,
+    /// standalone Redis): for tests that kill them.
+    #[doc(hidden)]
+    pub async fn stream_reader_client_ids(&self) -> Vec<i64> {
+        match &self.inner.streams {
+            Some(s) => s.reader_client_ids().await,
+            None => Vec::new(),
+        }
+    }
+
+    /// Splits `channels` into stream names (mode streams) and pub/sub channels.
+    fn split<'c>(&self, channels: &'c [Channel]) -> (Vec<&'c str>, Vec<Channel>) {
+        let mut streams = Vec::new();
+        let mut pubsub = Vec::new();
+        for c in channels {
+            match (&self.inner.streams, c) {
+                (Some(s), Channel::Exact(name)) if s.is_stream(name) => streams.push(name.as_str()),
+                _ => pubsub.push(c.clone()),
+            }
+        }
+        (streams, pubsub)
+    }
+
     /// Runs a command on the publisher connection.
     async fn query(&self, cmd: &redis::Cmd, op: impl FnOnce() -> String) -> Result<Value, RedisTransportError> {
         let fut = async {
@@ -285,9 +356,22 @@ impl Transport for RedisTransport {
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RedisTransportError> {
-        let verb = match self.inner.mode {
-            Mode::Classic => "PUBLISH",
+        if let Some(streams) = self.inner.streams.as_ref().filter(|s| s.is_stream(channel)) {
+            let result = match (streams.xadd(channel, &payload), &self.inner.batcher) {
+                (Err(e), _) => Err(e),
+                (Ok(cmd), Some(batcher)) => {
+                    batcher.command(cmd).await.map_err(|e| RedisTransportError::command(format!("XADD {channel}"), e))
+                }
+                (Ok(cmd), None) => self.query(&cmd, || format!("XADD {channel}")).await.map(drop),
+            };
+            if result.is_err() {
+                self.inner.sub.sup.counters().bump(Stat::PublishErrors);
+            }
+            return result;
+        }
+        let verb = match self.inner.pubsub {
             Mode::Sharded => "SPUBLISH",
+            _ => "PUBLISH",
         };
         let result = if let Some(batcher) = &self.inner.batcher {
             batcher
@@ -306,6 +390,15 @@ impl Transport for RedisTransport {
     }
 
     async fn subscribe(&self, channels: &[Channel], sink: EventSender) -> Result<(), RedisTransportError> {
+        let (streams, channels) = self.split(channels);
+        if let Some(s) = &self.inner.streams {
+            for key in streams {
+                s.subscribe(key, &sink).await?;
+            }
+        }
+        if channels.is_empty() {
+            return Ok(());
+        }
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
         if guard.is_none() && state.sup.subscribers().is_empty() {
@@ -315,7 +408,7 @@ impl Transport for RedisTransport {
             *guard = self.inner.connector.open_single(state, || format!("connect subscriber to {target}")).await?;
         }
         let conn = guard.as_mut().ok_or(RedisTransportError::NotConnected)?;
-        for channel in channels {
+        for channel in &channels {
             // registered only once the broker confirmed it, so a failure is retried whole
             if !state.sup.subscribers().contains(channel) {
                 state.issue(conn, channel, Verb::Sub).await?;
@@ -326,10 +419,16 @@ impl Transport for RedisTransport {
     }
 
     async fn unsubscribe(&self, channels: &[Channel], sink: &EventSender) -> Result<(), RedisTransportError> {
+        let (streams, channels) = self.split(channels);
+        if let Some(s) = &self.inner.streams {
+            for key in streams {
+                s.unsubscribe(key, sink).await;
+            }
+        }
         let state = &self.inner.sub;
         let mut guard = state.conn.lock().await;
         let mut first_error = None;
-        for channel in channels {
+        for channel in &channels {
             let now_empty = state.sup.subscribers().remove(channel, sink);
             if now_empty && let Some(conn) = guard.as_mut() {
                 // forgotten either way: a failed unsubscribe only costs unwanted messages
@@ -344,9 +443,9 @@ impl Transport for RedisTransport {
     }
 
     async fn server_count(&self, channel: &str) -> Result<Option<usize>, RedisTransportError> {
-        let sub = match self.inner.mode {
-            Mode::Classic => "NUMSUB",
+        let sub = match self.inner.pubsub {
             Mode::Sharded => "SHARDNUMSUB",
+            _ => "NUMSUB",
         };
         let mut cmd = redis::cmd("PUBSUB");
         cmd.arg(sub).arg(channel);

@@ -1,5 +1,5 @@
 //! The conformance suite (every cluster operation across 3 nodes) over real Redis and a
-//! real 3-master Redis Cluster, in classic and sharded mode.
+//! real 3-master Redis Cluster, in classic, sharded and streams mode.
 
 use std::sync::Arc;
 
@@ -19,7 +19,9 @@ struct Redis {
 impl Redis {
     fn url(&self, prefix: &str) -> String {
         let base = if self.cluster { redis_cluster_url() } else { env("REDIS_URL") };
-        format!("{base}?prefix={prefix}&request_timeout_ms=3000{}", self.query)
+        // streams mode: a stream of the test's own, next to its own channels
+        let stream = if self.query.contains("mode=streams") { format!("&stream={prefix}") } else { String::new() };
+        format!("{base}?prefix={prefix}&request_timeout_ms=3000{}{stream}", self.query)
     }
 }
 
@@ -61,6 +63,15 @@ conformance_suite!(
     super::Redis { name: "cluster-private", cluster: true, query: "&mode=sharded&subscription_mode=dynamic-private" }
 );
 conformance_suite!(cluster_classic, super::Redis { name: "cluster-classic", cluster: true, query: "" });
+conformance_suite!(streams, super::Redis { name: "streams", cluster: false, query: "&mode=streams" });
+conformance_suite!(
+    streams_sharded_pubsub,
+    super::Redis { name: "streams-sharded", cluster: false, query: "&mode=streams&sharded_pubsub=true&read_count=7" }
+);
+conformance_suite!(
+    cluster_streams,
+    super::Redis { name: "cluster-streams", cluster: true, query: "&mode=streams&stream_count=3&sharded_pubsub=true" }
+);
 
 /// Two nodes on these transports count each other and a broadcast crosses between them.
 async fn two_nodes_talk(opts: &RedisOptions, transports: [RedisTransport; 2]) {

@@ -23,6 +23,10 @@ pub struct TransportStats {
     pub reconnects: u64,
     /// Publishes that failed (not connected, refused, no answer in time).
     pub publish_errors: u64,
+    /// Entries of a durable log (a Redis stream) the broker trimmed before this node read
+    /// them, after a disconnection or while it read too slowly: messages that may be lost
+    /// (each time also a warning).
+    pub trimmed_unread: u64,
 }
 
 /// One event a transport counts; see the [`TransportStats`] field of the same name.
@@ -35,12 +39,13 @@ pub enum Stat {
     ForeignDropped,
     Reconnects,
     PublishErrors,
+    TrimmedUnread,
 }
 
 /// The live counters behind [`TransportStats`], shared by a transport and its tasks.
 #[derive(Debug, Default)]
 pub struct Counters {
-    counts: [AtomicU64; 6],
+    counts: [AtomicU64; 7],
 }
 
 impl Counters {
@@ -78,6 +83,7 @@ impl Counters {
             foreign_dropped: self.get(Stat::ForeignDropped),
             reconnects: self.get(Stat::Reconnects),
             publish_errors: self.get(Stat::PublishErrors),
+            trimmed_unread: self.get(Stat::TrimmedUnread),
         }
     }
 }
@@ -96,6 +102,7 @@ mod tests {
         c.bump(Stat::ReplaysDropped);
         c.add(Stat::ForeignDropped, 3);
         c.bump(Stat::PublishErrors);
+        c.add(Stat::TrimmedUnread, 7);
         assert_eq!(
             c.snapshot(),
             TransportStats {
@@ -104,7 +111,8 @@ mod tests {
                 replays_dropped: 1,
                 foreign_dropped: 3,
                 reconnects: 2,
-                publish_errors: 1
+                publish_errors: 1,
+                trimmed_unread: 7
             }
         );
     }
