@@ -1,6 +1,7 @@
 // A Node.js peer for the interop suites: a socket.io 4.8 server on the Redis adapter
-// (classic `createAdapter` or `createShardedAdapter`), socket.io-client clients, and the
-// Redis emitter. Driven by JSON lines on stdin: {"id", "op", "args"} -> {"id", "result"|"error"}.
+// (classic `createAdapter`, `createShardedAdapter`, or `@socket.io/redis-streams-adapter`
+// with mode "streams": `stream`, `streamCount`, `shardedPubSub`), socket.io-client
+// clients, and the Redis emitter. Driven by JSON lines on stdin: {"id", "op", "args"} -> {"id", "result"|"error"}.
 //
 //   node peer.js '{"name":"N1","port":3001,"redis":"redis://127.0.0.1:6379","mode":"classic",
 //                  "prefix":"socket.io","cluster":["redis://127.0.0.1:7000"], "requestsTimeout":3000,
@@ -12,6 +13,7 @@ const { io: connect } = require("socket.io-client");
 const { createClient, createCluster } = require("redis");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
+const streams = require("@socket.io/redis-streams-adapter");
 
 const cfg = JSON.parse(process.argv[2]);
 const name = cfg.name || "node";
@@ -69,7 +71,14 @@ async function startServer() {
   await sub.connect();
   redis.push(pub, sub);
   const adapter =
-    cfg.mode === "sharded"
+    cfg.mode === "streams"
+      ? streams.createAdapter(pub, {
+          streamName: cfg.stream || "socket.io",
+          streamCount: cfg.streamCount || 1,
+          channelPrefix: cfg.prefix || "socket.io",
+          useShardedPubSub: !!cfg.shardedPubSub,
+        })
+      : cfg.mode === "sharded"
       ? createShardedAdapter(pub, sub, {
           channelPrefix: cfg.prefix || "socket.io",
           subscriptionMode: cfg.subscriptionMode || "dynamic",

@@ -6,9 +6,11 @@
 //! Every scenario runs in classic mode (`createAdapter`; also with
 //! `publishOnSpecificResponseChannel` on both sides) and in sharded mode
 //! (`createShardedAdapter`, subscription mode `dynamic`) on standalone Redis, and in
-//! sharded mode on the 3-master Redis Cluster. `@socket.io/redis-emitter` only speaks the
-//! classic protocol; in sharded mode the events come from a Node.js server of the
-//! sharded adapter instead (the same calls on `io`).
+//! sharded mode on the 3-master Redis Cluster; and in streams mode against
+//! `@socket.io/redis-streams-adapter` 0.3.1 (standalone, and on the cluster with 3 streams
+//! and sharded pub/sub). `@socket.io/redis-emitter` only speaks the classic protocol; in
+//! the ClusterAdapter modes the events come from a Node.js server instead (the same calls
+//! on `io`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,22 +34,31 @@ enum Mode {
     ClassicSpecific,
     Sharded,
     ClusterSharded,
+    /// `@socket.io/redis-streams-adapter`
+    Streams,
+    /// the same with 3 streams and sharded pub/sub on the Redis Cluster
+    ClusterStreams,
 }
 
 impl Mode {
+    /// A `ClusterAdapter` protocol (sharded or streams): no emitter, no `allRooms` on
+    /// Node.js, server-side emits in MessagePack.
     fn sharded(self) -> bool {
-        matches!(self, Mode::Sharded | Mode::ClusterSharded)
+        matches!(self, Mode::Sharded | Mode::ClusterSharded | Mode::Streams | Mode::ClusterStreams)
+    }
+
+    fn on_cluster(self) -> bool {
+        matches!(self, Mode::ClusterSharded | Mode::ClusterStreams)
     }
 
     fn rust_url(self, prefix: &str) -> String {
-        let base = match self {
-            Mode::ClusterSharded => redis_cluster_url(),
-            _ => env("REDIS_URL"),
-        };
+        let base = if self.on_cluster() { redis_cluster_url() } else { env("REDIS_URL") };
         let mode = match self {
-            Mode::Classic => "",
-            Mode::ClassicSpecific => "&specific_response_channel=true",
-            Mode::Sharded | Mode::ClusterSharded => "&mode=sharded&subscription_mode=dynamic",
+            Mode::Classic => String::new(),
+            Mode::ClassicSpecific => "&specific_response_channel=true".into(),
+            Mode::Sharded | Mode::ClusterSharded => "&mode=sharded&subscription_mode=dynamic".into(),
+            Mode::Streams => format!("&mode=streams&stream={prefix}"),
+            Mode::ClusterStreams => format!("&mode=streams&stream={prefix}&stream_count=3&sharded_pubsub=true"),
         };
         format!("{base}?prefix={prefix}&request_timeout_ms=3000{mode}")
     }
@@ -56,10 +67,17 @@ impl Mode {
         let port = free_port();
         let mut cfg = json!({
             "name": name, "port": port, "prefix": prefix, "requestsTimeout": 3000, "server": server,
-            "mode": if self.sharded() { "sharded" } else { "classic" }, "subscriptionMode": "dynamic",
+            "mode": match self {
+                Mode::Streams | Mode::ClusterStreams => "streams",
+                Mode::Sharded | Mode::ClusterSharded => "sharded",
+                _ => "classic",
+            },
+            "subscriptionMode": "dynamic", "stream": prefix,
+            "streamCount": if self == Mode::ClusterStreams { 3 } else { 1 },
+            "shardedPubSub": self == Mode::ClusterStreams,
             "redis": env("REDIS_URL"), "specificResponse": self == Mode::ClassicSpecific,
         });
-        if self == Mode::ClusterSharded {
+        if self.on_cluster() {
             cfg["cluster"] = env("REDIS_CLUSTER_URLS").split(',').collect::<Vec<_>>().into();
         }
         (cfg, port)
@@ -611,4 +629,11 @@ macro_rules! per_mode {
     )*};
 }
 
-per_mode!(Classic: classic, ClassicSpecific: classic_specific_response_channel, Sharded: sharded, ClusterSharded: cluster_sharded);
+per_mode!(
+    Classic: classic,
+    ClassicSpecific: classic_specific_response_channel,
+    Sharded: sharded,
+    ClusterSharded: cluster_sharded,
+    Streams: streams,
+    ClusterStreams: cluster_streams
+);
