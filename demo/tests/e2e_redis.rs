@@ -1,6 +1,7 @@
-//! End to end: 3 `sio-node` processes on real Redis (classic and sharded), real
+//! End to end: 3 `sio-node` processes on real Redis (classic, sharded and streams), real
 //! `socket.io-client` clients (Node.js) on all three, every contract event checked at the
-//! receiving clients; and a mixed cluster with 2 Node.js socket.io servers.
+//! receiving clients; and a mixed cluster with 2 Node.js socket.io servers
+//! (`@socket.io/redis-adapter`, or `@socket.io/redis-streams-adapter` in streams mode).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
@@ -31,7 +32,8 @@ async fn call(clients: &mut NodePeer, name: &str, event: &str, data: Json) -> Js
 
 async fn three_nodes(query: &str) {
     let prefix = prefix("e2e");
-    let url = format!("{}?prefix={prefix}{query}", env("REDIS_URL"));
+    let stream = if query.contains("mode=streams") { format!("&stream={prefix}") } else { String::new() };
+    let url = format!("{}?prefix={prefix}{query}{stream}", env("REDIS_URL"));
     let nodes = [sio_node("A", &url).await, sio_node("B", &url).await, sio_node("C", &url).await];
     let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
     let p = |i: usize| nodes[i].port;
@@ -104,7 +106,11 @@ async fn three_nodes(query: &str) {
     let r = call(&mut c, "a1", "server_side_emit", json!({"event": "hello", "args": hello, "ack": false})).await;
     // classic requests are JSON: a Buffer travels as Node.js' Buffer.toJSON() shape, as
     // between two Node.js servers; the sharded (msgpack) protocol keeps it binary
-    let hello = if query.contains("sharded") { hello } else { json!([1, "x", {"type": "Buffer", "data": [1, 2, 3]}]) };
+    let hello = if query.contains("sharded") || query.contains("streams") {
+        hello
+    } else {
+        json!([1, "x", {"type": "Buffer", "data": [1, 2, 3]}])
+    };
     assert_eq!(r, json!({"ok": true}));
     for (client, node) in [("b1", "B"), ("c1", "C")] {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -207,97 +213,166 @@ async fn three_sio_nodes_sharded() {
     run(three_nodes("&mode=sharded")).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sio_nodes_streams() {
+    run(three_nodes("&mode=streams")).await
+}
+
 /// 2 sio-node + 2 Node.js socket.io servers (`@socket.io/redis-adapter`) on one Redis,
 /// clients on all four: broadcasts, rooms, fetch, acks and server-side emit both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_with_nodejs_servers() {
-    run(async {
-        let prefix = prefix("mixed");
-        let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
-        let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
-        let cfg = |name: &str| {
-            json!({"name": name, "port": free_port(), "prefix": prefix, "mode": "classic",
-                   "redis": env("REDIS_URL"), "requestsTimeout": 3000})
-        };
-        let mut n1 = NodePeer::start("N1", cfg("N1")).await;
-        let mut n2 = NodePeer::start("N2", cfg("N2")).await;
-        let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
-        let ids = c
-            .call("clients", json!({"clients": [{"name": "a1", "port": a.port}, {"name": "b1", "port": b.port}]}))
-            .await;
-        let ids1 = n1.call("clients", json!({"clients": [{"name": "n1a", "rooms": ["red"]}]})).await;
-        let ids2 = n2.call("clients", json!({"clients": [{"name": "n2a", "rooms": []}]})).await;
-        call(&mut c, "a1", "join", json!("red")).await;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while call(&mut c, "a1", "server_count", json!({})).await["count"] != json!(4) {
-            assert!(tokio::time::Instant::now() < deadline, "server count never 4");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(n1.call("serverCount", json!({})).await, json!(4));
+    run(mixed("classic")).await
+}
 
-        // sio-node -> everyone, and to red
-        call(&mut c, "b1", "emit", json!({"event": "m_all", "args": ["hi", 1]})).await;
-        call(&mut c, "b1", "emit", json!({"to": ["red"], "event": "m_red", "args": []})).await;
-        c.wait_got("m_all", &["a1", "b1"], WAIT).await;
-        c.wait_got("m_red", &["a1"], WAIT).await;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (g1, g2) = (
-                n1.call("received", json!({"event": "m_all"})).await,
-                n2.call("received", json!({"event": "m_all"})).await,
-            );
-            if g1["n1a"].as_array().is_some_and(|v| !v.is_empty())
-                && g2["n2a"].as_array().is_some_and(|v| !v.is_empty())
-            {
-                assert_eq!(g1["n1a"][0]["args"], json!(["hi", 1]));
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "sio-node broadcast to Node.js clients: {g1} {g2}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Node.js -> sio-node clients in red
-        n2.call("broadcast", json!({"to": ["red"], "event": "n_red", "args": [{"k": "v"}]})).await;
-        c.wait_got("n_red", &["a1"], WAIT).await;
+/// The same with `@socket.io/redis-streams-adapter` 0.3.1 servers and `mode=streams`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_with_nodejs_streams_servers() {
+    run(mixed("streams")).await
+}
 
-        // fetch sockets from sio-node includes Node.js sockets, and the other way round
-        let r = call(&mut c, "b1", "fetch_sockets", json!({"to": ["red"]})).await;
+async fn mixed(mode: &str) {
+    let prefix = prefix("mixed");
+    let query = if mode == "streams" { format!("&mode=streams&stream={prefix}") } else { String::new() };
+    let url = format!("{}?prefix={prefix}{query}", env("REDIS_URL"));
+    let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
+    let cfg = |name: &str| {
+        json!({"name": name, "port": free_port(), "prefix": prefix, "mode": mode, "stream": prefix,
+               "redis": env("REDIS_URL"), "requestsTimeout": 3000})
+    };
+    let mut n1 = NodePeer::start("N1", cfg("N1")).await;
+    let mut n2 = NodePeer::start("N2", cfg("N2")).await;
+    let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
+    let ids =
+        c.call("clients", json!({"clients": [{"name": "a1", "port": a.port}, {"name": "b1", "port": b.port}]})).await;
+    let ids1 = n1.call("clients", json!({"clients": [{"name": "n1a", "rooms": ["red"]}]})).await;
+    let ids2 = n2.call("clients", json!({"clients": [{"name": "n2a", "rooms": []}]})).await;
+    call(&mut c, "a1", "join", json!("red")).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while call(&mut c, "a1", "server_count", json!({})).await["count"] != json!(4) {
+        assert!(tokio::time::Instant::now() < deadline, "server count never 4");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(n1.call("serverCount", json!({})).await, json!(4));
+
+    // sio-node -> everyone, and to red
+    call(&mut c, "b1", "emit", json!({"event": "m_all", "args": ["hi", 1]})).await;
+    call(&mut c, "b1", "emit", json!({"to": ["red"], "event": "m_red", "args": []})).await;
+    c.wait_got("m_all", &["a1", "b1"], WAIT).await;
+    c.wait_got("m_red", &["a1"], WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (g1, g2) = (
+            n1.call("received", json!({"event": "m_all"})).await,
+            n2.call("received", json!({"event": "m_all"})).await,
+        );
+        if g1["n1a"].as_array().is_some_and(|v| !v.is_empty()) && g2["n2a"].as_array().is_some_and(|v| !v.is_empty()) {
+            assert_eq!(g1["n1a"][0]["args"], json!(["hi", 1]));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sio-node broadcast to Node.js clients: {g1} {g2}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Node.js -> sio-node clients in red
+    n2.call("broadcast", json!({"to": ["red"], "event": "n_red", "args": [{"k": "v"}]})).await;
+    c.wait_got("n_red", &["a1"], WAIT).await;
+
+    // fetch sockets from sio-node includes Node.js sockets, and the other way round
+    let r = call(&mut c, "b1", "fetch_sockets", json!({"to": ["red"]})).await;
+    let got: BTreeSet<String> =
+        r["sockets"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let want: BTreeSet<String> =
+        [ids["a1"].as_str().unwrap(), ids1["n1a"].as_str().unwrap()].iter().map(|s| s.to_string()).collect();
+    assert_eq!(got, want, "sio-node fetch_sockets");
+    let r = n2.call("fetchSockets", json!({"to": ["red"]})).await;
+    let got: BTreeSet<String> = r.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(got, want, "Node.js fetchSockets");
+
+    // acks across
+    let r = call(&mut c, "a1", "emit_with_ack", json!({"event": "ask", "args": [], "timeout_ms": 3000})).await;
+    let acks = strings(&r["responses"]);
+    for want in ["ack:a1", "ack:b1", "ack:n1a", "ack:n2a"] {
+        assert!(acks.contains(want), "sio-node emit_with_ack lacks {want}: {acks:?}");
+    }
+    let r = n1.call("emitWithAck", json!({"event": "ask2", "timeout": 3000})).await;
+    assert!(r.get("error").is_none(), "Node.js emitWithAck: {r}");
+    assert_eq!(strings(&r["responses"]).len(), 4, "{r}");
+
+    // server-side emit both ways
+    let r = call(&mut c, "a1", "server_side_emit", json!({"event": "ping", "args": [], "ack": true})).await;
+    let answers: Vec<String> = r["responses"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
+    assert_eq!(answers.len(), 3, "B, N1, N2 answer: {answers:?}");
+    assert!(
+        answers.iter().any(|a| a.contains("pong from N1")) && answers.iter().any(|a| a.contains("\"B\"")),
+        "{answers:?}"
+    );
+    let r = n1.call("serverSideEmitWithAck", json!({"event": "ping"})).await;
+    assert!(r.get("error").is_none(), "Node.js serverSideEmitWithAck: {r}");
+    assert_eq!(r["responses"].as_array().unwrap().len(), 3, "{r}");
+
+    // except and binary, both ways: sio-node -> all except red (b1, n2a), with binary
+    let bin = json!([{"$bin": "AQID/w=="}, {"nested": [{"$bin": "aGk="}]}]);
+    call(&mut c, "a1", "emit", json!({"except": ["red"], "event": "m_bin", "args": bin})).await;
+    c.wait_got("m_bin", &["b1"], WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (g1, g2) = (
+            n1.call("received", json!({"event": "m_bin"})).await,
+            n2.call("received", json!({"event": "m_bin"})).await,
+        );
+        if g2["n2a"].as_array().is_some_and(|v| !v.is_empty()) {
+            assert_eq!(g2["n2a"][0]["args"], bin, "binary from sio-node at a Node.js client");
+            assert_eq!(g1["n1a"], json!([]), "n1a is in red");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sio-node binary to Node.js: {g2}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Node.js -> all except red (b1 on sio-node, n2a), with binary
+    n1.call("broadcast", json!({"except": ["red"], "event": "n_bin", "args": bin})).await;
+    c.wait_got("n_bin", &["b1"], WAIT).await;
+    let rec = c.call("received", json!({"event": "n_bin"})).await;
+    assert_eq!(rec["b1"][0]["args"], bin, "binary from Node.js at a sio-node client");
+
+    // joins, leaves and disconnects both ways
+    n1.call("socketsJoin", json!({"except": ["red"], "rooms": ["j1"]})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = call(&mut c, "b1", "fetch_sockets", json!({"to": ["j1"]})).await;
         let got: BTreeSet<String> =
             r["sockets"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
-        let want: BTreeSet<String> =
-            [ids["a1"].as_str().unwrap(), ids1["n1a"].as_str().unwrap()].iter().map(|s| s.to_string()).collect();
-        assert_eq!(got, want, "sio-node fetch_sockets");
-        let r = n2.call("fetchSockets", json!({"to": ["red"]})).await;
-        let got: BTreeSet<String> =
-            r.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(got, want, "Node.js fetchSockets");
-
-        // acks across
-        let r = call(&mut c, "a1", "emit_with_ack", json!({"event": "ask", "args": [], "timeout_ms": 3000})).await;
-        let acks = strings(&r["responses"]);
-        for want in ["ack:a1", "ack:b1", "ack:n1a", "ack:n2a"] {
-            assert!(acks.contains(want), "sio-node emit_with_ack lacks {want}: {acks:?}");
+        if got.len() == 2 {
+            let want = [ids["b1"].as_str().unwrap(), ids2["n2a"].as_str().unwrap()];
+            assert_eq!(got, want.iter().map(|s| s.to_string()).collect(), "Node.js socketsJoin");
+            break;
         }
-        let r = n1.call("emitWithAck", json!({"event": "ask2", "timeout": 3000})).await;
-        assert!(r.get("error").is_none(), "Node.js emitWithAck: {r}");
-        assert_eq!(strings(&r["responses"]).len(), 4, "{r}");
-
-        // server-side emit both ways
-        let r = call(&mut c, "a1", "server_side_emit", json!({"event": "ping", "args": [], "ack": true})).await;
-        let answers: Vec<String> = r["responses"].as_array().unwrap().iter().map(|v| v.to_string()).collect();
-        assert_eq!(answers.len(), 3, "B, N1, N2 answer: {answers:?}");
-        assert!(
-            answers.iter().any(|a| a.contains("pong from N1")) && answers.iter().any(|a| a.contains("\"B\"")),
-            "{answers:?}"
+        assert!(tokio::time::Instant::now() < deadline, "Node.js socketsJoin: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call(&mut c, "a1", "sockets_leave", json!({"to": ["j1"], "rooms": ["j1"]})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !n2.call("fetchSockets", json!({"to": ["j1"]})).await.as_array().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "sio-node sockets_leave");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    call(&mut c, "b1", "disconnect_sockets", json!({"to": ["red"]})).await;
+    n2.call("disconnectSockets", json!({"except": ["red"]})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (d, d1, d2) = (
+            c.call("disconnected", json!({})).await,
+            n1.call("disconnected", json!({})).await,
+            n2.call("disconnected", json!({})).await,
         );
-        let r = n1.call("serverSideEmitWithAck", json!({"event": "ping"})).await;
-        assert!(r.get("error").is_none(), "Node.js serverSideEmitWithAck: {r}");
-        assert_eq!(r["responses"].as_array().unwrap().len(), 3, "{r}");
-        let _ = ids2;
-        for p in [c, n1, n2] {
-            p.stop().await;
+        if [&d["a1"], &d["b1"], &d1["n1a"], &d2["n2a"]].iter().all(|v| **v == json!(true)) {
+            break;
         }
-    })
-    .await
+        assert!(tokio::time::Instant::now() < deadline, "disconnects both ways: {d} {d1} {d2}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for p in [c, n1, n2] {
+        p.stop().await;
+    }
 }
 
 /// Headless Chromium (playwright-core) opens the chat page on two nodes; a message sent

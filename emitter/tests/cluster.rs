@@ -1,6 +1,6 @@
 //! The emitter library and the `sio` CLI against real clusters: 2 Node.js socket.io
-//! servers with `@socket.io/redis-adapter` (classic and sharded), and 2 `sio-node`
-//! servers, with real `socket.io-client` clients. One scenario, driven once through the
+//! servers with `@socket.io/redis-adapter` (classic and sharded) or
+//! `@socket.io/redis-streams-adapter` 0.3.1, and 2 `sio-node` servers, with real `socket.io-client` clients. One scenario, driven once through the
 //! library and once through the CLI, checks who received what (and who did not).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -26,14 +26,16 @@ enum Servers {
     NodeClassic,
     NodeSharded,
     NodeClusterSharded,
+    NodeStreams,
     SioClassic,
+    SioStreams,
     SioKafka,
     SioAmqp,
 }
 
 impl Servers {
     fn sio(self) -> bool {
-        matches!(self, Servers::SioClassic | Servers::SioKafka | Servers::SioAmqp)
+        matches!(self, Servers::SioClassic | Servers::SioStreams | Servers::SioKafka | Servers::SioAmqp)
     }
 }
 
@@ -55,13 +57,16 @@ impl Cluster {
             Servers::NodeClusterSharded => format!("{}?prefix={prefix}&mode=sharded", redis_cluster_url()),
             Servers::SioKafka => format!("kafka://{}?prefix={prefix}", env("KAFKA_BROKERS")),
             Servers::SioAmqp => format!("{}?prefix={prefix}", env("AMQP_ADDR")),
+            Servers::NodeStreams | Servers::SioStreams => {
+                format!("{}?prefix={prefix}&mode=streams&stream={prefix}", env("REDIS_URL"))
+            }
             _ => format!("{}?prefix={prefix}{}", env("REDIS_URL"), if sharded { "&mode=sharded" } else { "" }),
         };
         let mut node_servers = Vec::new();
         let mut sio = Vec::new();
         let mut ports = Vec::new();
         match kind {
-            Servers::SioClassic | Servers::SioKafka | Servers::SioAmqp => {
+            Servers::SioClassic | Servers::SioStreams | Servers::SioKafka | Servers::SioAmqp => {
                 let bin = workspace_bin("sio-node");
                 for name in ["S0", "S1"] {
                     let n = SioNode::start(&bin, name, &url).await;
@@ -74,8 +79,12 @@ impl Cluster {
                     let port = free_port();
                     let mut cfg = json!({
                         "name": name, "port": port, "prefix": prefix, "requestsTimeout": 3000,
-                        "mode": if sharded { "sharded" } else { "classic" }, "subscriptionMode": "dynamic",
-                        "redis": env("REDIS_URL"),
+                        "mode": match kind {
+                            Servers::NodeStreams => "streams",
+                            _ if sharded => "sharded",
+                            _ => "classic",
+                        },
+                        "subscriptionMode": "dynamic", "stream": prefix, "redis": env("REDIS_URL"),
                     });
                     if kind == Servers::NodeClusterSharded {
                         cfg["cluster"] = env("REDIS_CLUSTER_URLS").split(',').collect::<Vec<_>>().into();
@@ -538,6 +547,21 @@ async fn cli_sio_node_kafka() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_sio_node_amqp() {
     run(scenario(Servers::SioAmqp, true)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_node_streams() {
+    run(scenario(Servers::NodeStreams, false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_node_streams() {
+    run(scenario(Servers::NodeStreams, true)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_sio_node_streams() {
+    run(scenario(Servers::SioStreams, false)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
