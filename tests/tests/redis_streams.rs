@@ -214,3 +214,104 @@ async fn redis_restarted_with_persistence_resumes() {
     })
     .await
 }
+
+/// The master (its port) serving each slot range, from `CLUSTER SLOTS`.
+async fn slot_owners(conn: &mut redis::aio::MultiplexedConnection) -> Vec<(i64, i64, i64)> {
+    let slots: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await.expect("CLUSTER SLOTS");
+    let redis::Value::Array(ranges) = slots else { panic!("CLUSTER SLOTS: {slots:?}") };
+    ranges
+        .iter()
+        .map(|r| match r {
+            redis::Value::Array(r) => match (&r[0], &r[1], &r[2]) {
+                (redis::Value::Int(a), redis::Value::Int(b), redis::Value::Array(master)) => match master[1] {
+                    redis::Value::Int(port) => (*a, *b, port),
+                    ref other => panic!("port: {other:?}"),
+                },
+                other => panic!("range: {other:?}"),
+            },
+            other => panic!("range: {other:?}"),
+        })
+        .collect()
+}
+
+/// With `stream_count=3` on the 3-master cluster, namespaces hashed to the three streams
+/// (as the Node.js adapter hashes them) are served by three different masters, and each
+/// namespace's broadcasts travel through its own stream only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_streams_spread_over_the_cluster() {
+    run(async {
+        let seed = env("REDIS_CLUSTER_URLS").split(',').next().expect("a node").to_owned();
+        let mut conn = admin(&seed).await;
+        let owners = slot_owners(&mut conn).await;
+        let owner = |slot: i64| owners.iter().find(|(a, b, _)| (*a..=*b).contains(&slot)).expect("owned").2;
+        // a stream name whose three streams land on three masters
+        let mut name = String::new();
+        for _ in 0..200 {
+            let candidate = prefix("streams-spread");
+            let mut masters = std::collections::BTreeSet::new();
+            for i in 0..3 {
+                let slot: i64 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(format!("{candidate}-{i}"))
+                    .query_async(&mut conn)
+                    .await
+                    .expect("KEYSLOT");
+                masters.insert(owner(slot));
+            }
+            if masters.len() == 3 {
+                name = candidate;
+                break;
+            }
+        }
+        assert!(!name.is_empty(), "no stream name spread over 3 masters in 200 tries");
+        let url = format!(
+            "{}?mode=streams&prefix={name}&stream={name}&stream_count=3",
+            socketio_cluster_tests::redis_cluster_url()
+        );
+        let opts = RedisOptions::parse(&url).expect("url");
+        // hashCode % 3: "/" = 47 -> 2, "/admin" -> 1, "/a" = 1554 -> 0
+        let namespaces = [("/", 2), ("/admin", 1), ("/a", 0)];
+        let transport = RedisTransport::connect(&opts).await.expect("connect");
+        let mut nodes = Vec::new();
+        for (nsp, _) in namespaces {
+            let rec = Recorder::new(nsp);
+            let adapter =
+                ClusterAdapter::new(transport.clone(), opts.dialect(), nsp, rec.clone(), opts.cluster_config())
+                    .expect("config");
+            adapter.init().await.expect("init");
+            adapter.add_all(&sid("s1"), &[]);
+            nodes.push((adapter, rec));
+        }
+        let emitter = RedisTransport::connect(&opts).await.expect("connect");
+        for (i, (nsp, _)) in namespaces.iter().enumerate() {
+            let core = ClusterCore::requester(
+                emitter.clone(),
+                opts.dialect(),
+                *nsp,
+                EMITTER_UID.into(),
+                ClusterConfig::default(),
+            )
+            .expect("config");
+            for n in 0..=i as u64 {
+                core.broadcast(seq(n), BroadcastOptions::all()).await.expect("broadcast");
+            }
+        }
+        for (i, (_, rec)) in nodes.iter().enumerate() {
+            eventually("deliveries", WAIT, || rec.packets("seq").len() == i + 1).await;
+        }
+        let cluster = redis::cluster::ClusterClient::new(env("REDIS_CLUSTER_URLS").split(',').collect::<Vec<_>>())
+            .expect("cluster client");
+        let mut cluster = cluster.get_async_connection().await.expect("connect");
+        for (i, (nsp, stream)) in namespaces.iter().enumerate() {
+            let key = format!("{name}-{stream}");
+            let len: usize = redis::cmd("XLEN").arg(&key).query_async(&mut cluster).await.expect("XLEN");
+            assert_eq!(len, i + 1, "{nsp} went to {key} only");
+            let _: () = redis::cmd("DEL").arg(&key).query_async(&mut cluster).await.expect("DEL");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (i, (_, rec)) in nodes.iter().enumerate() {
+            assert_eq!(rec.packets("seq").len(), i + 1, "each namespace got its own broadcasts only");
+        }
+    })
+    .await
+}
