@@ -76,6 +76,8 @@ class Server:
 
     def __init__(self, kind, bins, broker_url, tag, pfx=None, node_id="bench"):
         self.kind, self.port, self.prefix = kind, free_port(), pfx or prefix(tag)
+        if kind == "sio-node-streams":
+            kind, broker_url = "sio-node", f"{REDIS}?mode=streams&stream={self.prefix}"
         if kind == "sio-node":
             url = f"{broker_url}{'&' if '?' in broker_url else '?'}prefix={self.prefix}"
             cmd = [bins["sio-node"], "--port", str(self.port), "--id", node_id, "--adapter", url]
@@ -83,13 +85,17 @@ class Server:
                                          env=dict(os.environ, RUST_LOG="warn"))
             wait_port(self.port)
             self.sender = f"ours:{url}"
-        elif kind == "node":
+        elif kind in ("node", "node-streams"):
             cfg = {"port": self.port, "redis": REDIS, "prefix": self.prefix, "id": node_id}
+            streams = kind == "node-streams"
+            if streams:
+                cfg.update(mode="streams", stream=self.prefix)
             self.proc = subprocess.Popen(["node", str(ROOT / "bench/node/server.js"), json.dumps(cfg)],
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, env=node_env())
             wait_port(self.port)
-            self.sender = f"ours:{REDIS}?prefix={self.prefix}"
+            mode = f"&mode=streams&stream={self.prefix}" if streams else ""
+            self.sender = f"ours:{REDIS}?prefix={self.prefix}{mode}"
         elif kind == "sxr":
             cmd = [bins["sio-bench"], "sxr-server", "--port", str(self.port), "--redis", REDIS, "--prefix", self.prefix]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -170,6 +176,9 @@ class Suite:
             subjects["python-socketio RedisManager(write_only)"] = lambda: run_json(
                 [PYTHON, str(ROOT / "bench/python/writer_rate.py"),
                  json.dumps({"redis": REDIS, "channel": pfx, "room": "bench", "n": min(n, 20_000), "payload": 100})])["rate"]
+        elif broker == "streams":
+            subjects["ours: emitter library"] = ours(f"{REDIS}?prefix={pfx}&mode=streams&stream={pfx}")
+            subjects["ours: emitter library, classic pub/sub"] = ours(f"{REDIS}?prefix={pfx}")
         elif broker == "kafka":
             subjects["ours: emitter library"] = ours(f"kafka://{KAFKA}?prefix={pfx}")
             subjects["raw rdkafka, same bytes"] = raw(f"kafka://{KAFKA}/{pfx}")
@@ -347,7 +356,7 @@ class Suite:
 
     # ------------------------------------------------------------------ helpers
     def broker_url(self, broker):
-        return {"redis": REDIS, "kafka": f"kafka://{KAFKA}", "amqp": AMQP}[broker]
+        return {"redis": REDIS, "streams": REDIS, "kafka": f"kafka://{KAFKA}", "amqp": AMQP}[broker]
 
     def check(self, what, kind, res):
         lost = res.get("lost", 0)
@@ -386,7 +395,8 @@ class Suite:
             "rabbitmq-server": out(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"]),
             "tansu (Kafka protocol)": out([os.environ.get("TANSU_BIN", "tansu"), "--version"]),
             "socket.io": npm("socket.io"), "@socket.io/redis-adapter": npm("@socket.io/redis-adapter"),
-            "@socket.io/redis-emitter": npm("@socket.io/redis-emitter"), "socket.io-client": npm("socket.io-client"),
+            "@socket.io/redis-emitter": npm("@socket.io/redis-emitter"),
+            "@socket.io/redis-streams-adapter": npm("@socket.io/redis-streams-adapter"), "socket.io-client": npm("socket.io-client"),
             "python-socketio": out([PYTHON, "-c", "import socketio, importlib.metadata as m; print(m.version('python-socketio'))"]),
             "socketioxide": "0.18.9", "socketioxide-redis": "0.4.4",
         }
@@ -398,7 +408,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller counts (a smoke run, not for BENCHMARKS.md)")
-    ap.add_argument("--only", default="publish,fanout,latency,cross,ingest,rooms,kafka,amqp")
+    ap.add_argument("--only", default="publish,fanout,latency,cross,ingest,rooms,streams,kafka,amqp")
     args = ap.parse_args()
     only = set(args.only.split(","))
     out = Path(args.out)
@@ -419,6 +429,11 @@ def main():
         s.ingest()
     if "rooms" in only:
         s.rooms()
+    if "streams" in only:
+        # Redis Streams (mode=streams) against classic pub/sub and the Node.js streams adapter
+        s.publish("streams")
+        s.fanout("streams", ["sio-node", "sio-node-streams", "node-streams"], [10, 100, 1000])
+        s.latency("streams", ["sio-node", "sio-node-streams", "node-streams"], [10, 100], [100, 1000, 5000])
     for broker in ["kafka", "amqp"]:
         if broker in only:
             s.publish(broker)

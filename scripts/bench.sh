@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark harness: one command that builds in release mode, brings up the services
 # and the peers, and runs every scenario against our code and, interleaved in the same run,
-# against the references (raw broker clients, Node.js socket.io + @socket.io/redis-adapter,
+# against the references (raw broker clients, Node.js socket.io + @socket.io/redis-adapter
+# or @socket.io/redis-streams-adapter,
 # @socket.io/redis-emitter, python-socketio, socketioxide + socketioxide-redis).
 #
-#   scripts/bench.sh [--runs 3] [--quick] [--only publish,fanout,latency,cross,ingest,rooms,kafka,amqp]
+#   scripts/bench.sh [--runs 3] [--quick] [--only publish,fanout,latency,cross,ingest,rooms,streams,kafka,amqp]
 #
 # Prints one table of medians and ratios and writes bench/out/{results.json,table.md} and
 # the plots bench/out/*.png. Exits 1 if sio-node lost a delivery. A full run takes about

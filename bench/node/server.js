@@ -1,5 +1,7 @@
 // The Node.js reference server of the benchmark: socket.io 4.8 on the classic
-// `@socket.io/redis-adapter` (createAdapter over two node-redis v4 clients), default
+// `@socket.io/redis-adapter` (createAdapter over two node-redis v4 clients), or with
+// "mode":"streams" on `@socket.io/redis-streams-adapter` 0.3.1 (stream "stream", default
+// the prefix; channel prefix the prefix), default
 // socket.io / engine.io options (polling + websocket, no perMessageDeflate).
 //
 //   NODE_PATH=.cache/node/node_modules node bench/node/server.js \
@@ -93,7 +95,13 @@ const handlers = {
   });
 
   const io = new Server(httpServer, {
-    adapter: createAdapter(pub, sub, { key: prefix, requestsTimeout: cfg.requestsTimeout || 3000 }),
+    adapter:
+      cfg.mode === "streams"
+        ? require("@socket.io/redis-streams-adapter").createAdapter(pub, {
+            streamName: cfg.stream || prefix,
+            channelPrefix: prefix,
+          })
+        : createAdapter(pub, sub, { key: prefix, requestsTimeout: cfg.requestsTimeout || 3000 }),
   });
 
   io.on("connection", (socket) => {

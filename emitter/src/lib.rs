@@ -34,6 +34,7 @@
 //! |---|---|---|
 //! | [`DialectKind::NodeRedis`] | `@socket.io/redis-adapter` `createAdapter` servers (what `@socket.io/redis-emitter` sends) | `redis://` |
 //! | [`DialectKind::NodeCluster`] | `createShardedAdapter` servers and the Kafka / AMQP transports | `redis://..?mode=sharded`, `kafka://`, `amqp://` |
+//! | [`DialectKind::NodeStreams`] | `@socket.io/redis-streams-adapter` 0.3 servers (broadcasts appended to the stream, requests over pub/sub) | `redis://..?mode=streams` |
 //! | [`DialectKind::Python`] | python-socketio / Flask-SocketIO `RedisManager` (channel `socketio`, or [`ConnectOptions::channel`]) | never by default |
 //!
 //! The python dialect carries emits (rooms; `except` entries are socket ids, python's
@@ -69,7 +70,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use socketio_adapter_core::dialect::{Dialect, EMITTER_UID, NodeClusterDialect, NodeRedisDialect, PythonDialect};
+use socketio_adapter_core::dialect::{
+    Dialect, EMITTER_UID, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, PythonDialect, StreamLayout,
+};
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
 pub use any::{AnyOptions, AnyTransport, AnyTransportError};
@@ -88,6 +91,9 @@ pub enum DialectKind {
     NodeRedis,
     /// The socket.io-adapter `ClusterAdapter` envelope: `createShardedAdapter`, Kafka, AMQP.
     NodeCluster,
+    /// `@socket.io/redis-streams-adapter` 0.3 (Redis `mode=streams`; the stream options
+    /// come from the URL).
+    NodeStreams,
     /// python-socketio / Flask-SocketIO message queues.
     Python,
 }
@@ -99,9 +105,10 @@ impl std::str::FromStr for DialectKind {
         match s {
             "node" | "node-redis" => Ok(DialectKind::NodeRedis),
             "cluster" | "node-cluster" => Ok(DialectKind::NodeCluster),
+            "streams" | "node-streams" => Ok(DialectKind::NodeStreams),
             "python" => Ok(DialectKind::Python),
             other => Err(EmitterError::Dialect(format!(
-                "unknown dialect {other:?} (expected node-redis, node-cluster or python)"
+                "unknown dialect {other:?} (expected node-redis, node-cluster, node-streams or python)"
             ))),
         }
     }
@@ -114,6 +121,10 @@ impl DialectKind {
         match self {
             DialectKind::NodeRedis => Arc::new(NodeRedisDialect::new(name)),
             DialectKind::NodeCluster => Arc::new(NodeClusterDialect::new(name)),
+            DialectKind::NodeStreams => {
+                let layout = StreamLayout::new("socket.io", 1).unwrap_or_else(|_| unreachable!("a valid name"));
+                Arc::new(NodeStreamsDialect::new(name, layout))
+            }
             DialectKind::Python => Arc::new(PythonDialect::new(name)),
         }
     }
@@ -239,6 +250,11 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
                 "the node-redis dialect needs Redis; {broker} speaks node-cluster"
             )));
         }
+        Some(DialectKind::NodeStreams) if broker != "Redis" => {
+            return Err(EmitterError::Dialect(format!(
+                "the node-streams dialect needs Redis; {broker} speaks node-cluster"
+            )));
+        }
         Some(DialectKind::Python) if broker != "Redis" => {
             return Err(EmitterError::Dialect(format!(
                 "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
@@ -251,6 +267,8 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         (AnyOptions::Redis(o), Some(DialectKind::NodeRedis)) => o.mode = socketio_adapter_redis::Mode::Classic,
         #[cfg(feature = "redis")]
         (AnyOptions::Redis(o), Some(DialectKind::NodeCluster)) => o.mode = socketio_adapter_redis::Mode::Sharded,
+        #[cfg(feature = "redis")]
+        (AnyOptions::Redis(o), Some(DialectKind::NodeStreams)) => o.mode = socketio_adapter_redis::Mode::Streams,
         _ => {}
     }
     if let Some(p) = &options.prefix {

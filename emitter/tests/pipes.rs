@@ -77,13 +77,13 @@ async fn printing_into_a_closed_pipe_is_not_a_panic() {
 async fn dialect_choices_are_listed() {
     let help = sio().arg("--help").output().await.unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for d in ["node-redis", "node-cluster", "python", "auto"] {
+    for d in ["node-redis", "node-cluster", "node-streams", "python", "auto"] {
         assert!(help.contains(d), "--help lacks {d}: {help}");
     }
     let bad = sio().args(["--dialect", "nodejs", "servers"]).output().await.unwrap();
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{stderr}");
-    for d in ["node-redis", "node-cluster", "python"] {
+    for d in ["node-redis", "node-cluster", "node-streams", "python"] {
         assert!(stderr.contains(d), "the error lacks {d}: {stderr}");
     }
 }

@@ -36,7 +36,8 @@ pub(crate) struct Cli {
     pub(crate) nsp: String,
     /// Wire protocol (dialect) of the cluster's servers: auto (from the URL), node-redis
     /// (@socket.io/redis-adapter createAdapter), node-cluster (socket.io-adapter
-    /// ClusterAdapter: sharded Redis, Kafka, AMQP) or python (python-socketio, Flask-SocketIO).
+    /// ClusterAdapter: sharded Redis, Kafka, AMQP), node-streams
+    /// (@socket.io/redis-streams-adapter) or python (python-socketio, Flask-SocketIO).
     #[arg(long, default_value = "auto", global = true)]
     pub(crate) dialect: String,
     /// Channel prefix [default: socket.io, or the URL's prefix option].
