@@ -100,6 +100,7 @@ const handlers = {
         ? require("@socket.io/redis-streams-adapter").createAdapter(pub, {
             streamName: cfg.stream || prefix,
             channelPrefix: prefix,
+            maxLen: cfg.maxLen || 10000,
           })
         : createAdapter(pub, sub, { key: prefix, requestsTimeout: cfg.requestsTimeout || 3000 }),
   });
