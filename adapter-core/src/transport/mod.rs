@@ -195,13 +195,12 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
                         }
                     }
                     // an escaped character matches itself only (a trailing `\` is literal)
-                    b'\\' if pi + 1 < p.len() => {
-                        if p[pi + 1] == s[si] {
-                            pi += 2;
-                            si += 1;
-                            continue;
-                        }
+                    b'\\' if pi + 1 < p.len() && p[pi + 1] == s[si] => {
+                        pi += 2;
+                        si += 1;
+                        continue;
                     }
+                    b'\\' if pi + 1 < p.len() => {}
                     c if c == s[si] => {
                         pi += 1;
                         si += 1;
