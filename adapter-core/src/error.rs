@@ -49,6 +49,16 @@ pub enum DecodeError {
     /// Anything else structurally wrong.
     #[error("{0}")]
     Invalid(String),
+    /// A pickled python-socketio message: versions before 5.14 pickle their messages,
+    /// which are never unpickled here (unpickling runs code of the sender's choosing).
+    #[error(
+        "a pickled message{}: python-socketio before 5.14 pickles its messages; upgrade it to 5.14 or later (JSON)",
+        sender.as_deref().map(|s| format!(" from host_id {s}")).unwrap_or_default()
+    )]
+    Pickled {
+        /// The sender's `host_id`, when it could be read without unpickling.
+        sender: Option<String>,
+    },
 }
 
 /// A message could not be encoded or decoded by a dialect.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect, SubscriptionMode};
+use socketio_adapter_core::dialect::{Dialect, DialectKind, NodeRedisDialect, SubscriptionMode};
 use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms};
 
 use crate::error::RedisTransportError;
@@ -61,7 +61,13 @@ impl fmt::Display for Mode {
 ///   connect_timeout_ms=2000                timeout of one connection attempt
 ///   subscription_mode=static|dynamic|dynamic-private   sharded: room channels (default dynamic)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms        cluster heartbeats
+///   dialect=node-redis|node-cluster|python             node-redis is mode=classic,
+///                                                      node-cluster mode=sharded
+///   channel=socketio                                   python: the manager channel
 /// ```
+///
+/// `?dialect=python&channel=flask-socketio` speaks to python-socketio's `RedisManager`
+/// (Flask-SocketIO's `message_queue`): PUBLISH and SUBSCRIBE on that one channel.
 ///
 /// User and password are percent-decoded only (`+` and `&` are themselves; write `@` as
 /// `%40`), and given to Redis as they are (`AUTH user password`).
@@ -142,12 +148,13 @@ impl RedisOptions {
         };
         let mut opts = RedisOptions::with_nodes(Vec::new());
         let mut cluster = None;
+        let mut mode = None;
         for (k, v) in &url.query {
             if opts.shared.set(k, v).map_err(bad)? {
                 continue;
             }
             match k.as_str() {
-                "mode" => opts.mode = v.parse().map_err(bad)?,
+                "mode" => mode = Some(v.parse().map_err(bad)?),
                 "cluster" => cluster = Some(parse_bool(k, v).map_err(bad)?),
                 "command_timeout_ms" => opts.command_timeout = parse_ms(k, v).map_err(bad)?,
                 "specific_response_channel" => opts.specific_response_channel = parse_bool(k, v).map_err(bad)?,
@@ -156,6 +163,16 @@ impl RedisOptions {
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
+        opts.shared.check("Redis").map_err(bad)?;
+        opts.mode = match (opts.shared.dialect, mode) {
+            (None, mode) => mode.unwrap_or_default(),
+            (Some(DialectKind::NodeCluster), None | Some(Mode::Sharded)) => Mode::Sharded,
+            (Some(DialectKind::NodeRedis | DialectKind::Python), None | Some(Mode::Classic)) => Mode::Classic,
+            (Some(dialect), mode) => {
+                let mode = mode.map_or_else(|| "its default mode".to_owned(), |m| format!("mode={m}"));
+                return Err(bad(format!("dialect={dialect} does not go with {mode}")));
+            }
+        };
         opts.cluster = cluster.unwrap_or(hosts.len() > 1);
         if !opts.cluster && hosts.len() > 1 {
             return Err(bad("several hosts need cluster=true".into()));
@@ -215,6 +232,9 @@ impl RedisOptions {
 
     /// The dialect that speaks this configuration's protocol.
     pub fn dialect(&self) -> Arc<dyn Dialect> {
+        if let Some(channel) = self.shared.python_channel() {
+            return DialectKind::Python.dialect(channel);
+        }
         match self.mode {
             Mode::Classic => Arc::new(
                 NodeRedisDialect::new(self.prefix.clone())

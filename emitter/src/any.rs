@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use socketio_adapter_core::dialect::Dialect;
+use socketio_adapter_core::dialect::{Dialect, DialectKind};
 use socketio_adapter_core::options::SharedOptions;
 use socketio_adapter_core::transport::redact_url;
 use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport};
@@ -104,6 +104,35 @@ impl AnyOptions {
             o.topic = prefix.to_owned();
         }
         self.prefix = prefix.to_owned();
+    }
+
+    /// Selects the dialect (and with python, its manager channel and python-socketio's
+    /// layout on the broker), as `dialect=` and `channel=` in the URL do.
+    pub fn set_dialect(&mut self, dialect: Option<DialectKind>, channel: Option<String>) -> Result<(), EmitterError> {
+        let broker = self.broker();
+        let url = self.describe();
+        let shared = each_options!(self, o => &mut o.shared);
+        shared.dialect = dialect;
+        shared.channel = channel;
+        shared.check(broker).map_err(|reason| EmitterError::Url { url, reason })?;
+        match self {
+            #[cfg(feature = "redis")]
+            AnyOptions::Redis(o) => {
+                o.mode = match dialect {
+                    Some(DialectKind::NodeCluster) => socketio_adapter_redis::Mode::Sharded,
+                    Some(_) => socketio_adapter_redis::Mode::Classic,
+                    None => o.mode,
+                }
+            }
+            #[cfg(feature = "kafka")]
+            AnyOptions::Kafka(o) => {
+                if let Some(channel) = o.shared.python_channel() {
+                    o.topic = channel.to_owned();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The dialect that speaks the configured protocol.

@@ -3,7 +3,7 @@
 //! heartbeat or request for the local sockets).
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -12,8 +12,10 @@ use super::pending::RouteResult;
 use super::stats::Counters;
 use super::{Inner, Mode};
 use crate::dialect::EMITTER_UID;
+use crate::error::{DecodeError, DialectError};
 use crate::local::PendingDelivery;
 use crate::message::{Body, Message};
+use crate::throttle::OncePerKey;
 use crate::transport::{Transport, TransportEvent};
 
 /// Handles the transport's events one at a time; a message for local sockets holds the
@@ -57,6 +59,19 @@ impl<T: Transport> Inner<T> {
         }
         let msg = match self.dialect.decode(channel, payload) {
             Ok(msg) => msg,
+            Err(DialectError::Decode { source: DecodeError::Pickled { sender }, .. }) => {
+                Counters::bump(&self.counters.undecodable);
+                Counters::bump(&self.counters.pickled);
+                // one line per sender for the whole process (every namespace hears it)
+                static WARNED: LazyLock<OncePerKey> = LazyLock::new(|| OncePerKey::new(1024));
+                let who = sender.as_deref().unwrap_or("an unnamed sender");
+                if WARNED.first(who) {
+                    warn!(nsp = %self.nsp, channel, sender = who,
+                          total = self.counters.pickled.load(Ordering::Relaxed),
+                          "dropping pickled messages from a python-socketio before 5.14 (never unpickled); upgrade that sender to python-socketio 5.14 or later, which sends JSON (one line per sender)");
+                }
+                return None;
+            }
             Err(e) => {
                 Counters::bump(&self.counters.undecodable);
                 if let Some(held_back) = self.undecodable_warning.check() {

@@ -12,7 +12,7 @@ use super::stats::Counters;
 use super::{ClusterCore, Mode, deadline_after};
 use crate::adapter::{AckStream, Gathered};
 use crate::dialect::EMITTER_UID;
-use crate::error::AdapterError;
+use crate::error::{AdapterError, DialectError};
 use crate::local::{LocalAckStream, PendingDelivery};
 use crate::message::{Body, Message};
 use crate::transport::Transport;
@@ -219,6 +219,7 @@ impl<T: Transport> ClusterCore<T> {
 
     /// The number of servers in the cluster (this one included when it is a server).
     pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.inner.supports_requests("a server count")?;
         self.inner.ready().await?;
         let is_node = usize::from(self.inner.local.is_some());
         match self.inner.mode() {
@@ -257,24 +258,38 @@ impl<T: Transport> ClusterCore<T> {
         let deadline = deadline_after(timeout);
         let (local_acks, local_count) = local;
         let (tx, stream) = AckStream::channel(256);
-        let (reg, expect) = if opts.flags.local {
-            (None, Expect::count(0, BTreeSet::new()))
+        let counts = inner.dialect.capabilities().client_counts;
+        let (reg, collector) = if opts.flags.local || (!counts && local_count > 0) {
+            // nothing to ask of other nodes (without client counts, python-socketio's
+            // callbacks target one socket: here, a local one)
+            (None, AckCollector::new(local_count, Expect::count(0, BTreeSet::new())))
         } else {
+            if !counts && !inner.is_node() {
+                // the answers are addressed to a server's host id: a requester never hears them
+                return Err(AdapterError::Dialect(DialectError::Unsupported {
+                    dialect: inner.dialect.name(),
+                    operation: "acks to a requester that is not a server",
+                }));
+            }
             inner.ready().await?;
-            let expect = inner.expect().await?;
-            if expect.done() {
-                (None, expect)
+            let collector = if counts {
+                AckCollector::new(local_count, inner.expect().await?)
             } else {
+                AckCollector::one_remote_ack()
+            };
+            if collector.waits_for_remote() {
                 let reg = inner.pending.register(|| inner.dialect.new_node_id())?;
                 let body = Body::BroadcastWithAck { request_id: reg.id.clone(), packet, opts };
                 let msg = Message::new(Some(inner.uid.clone()), inner.nsp.clone(), body);
                 inner.publish(&msg).await?;
-                (Some(reg), expect)
+                (Some(reg), collector)
+            } else {
+                (None, collector)
             }
         };
         let counters = Arc::clone(inner);
         tokio::spawn(async move {
-            let incomplete = AckCollector::new(local_count, expect).run(tx, local_acks, reg, deadline).await;
+            let incomplete = collector.run(tx, local_acks, reg, deadline).await;
             if incomplete {
                 Counters::bump(&counters.counters.incomplete_requests);
             }

@@ -9,7 +9,7 @@ use tracing::warn;
 use super::pending::Expect;
 use super::stats::Counters;
 use super::{Inner, Mode, deadline_after, lock};
-use crate::error::{AdapterError, Shortfall};
+use crate::error::{AdapterError, DialectError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
 use crate::types::NodeId;
@@ -64,6 +64,14 @@ impl<T: Transport> Inner<T> {
     }
 
     /// Who must answer a request starting now.
+    /// Refuses `operation` (a request) when the dialect has no requests.
+    pub(super) fn supports_requests(&self, operation: &'static str) -> Result<(), AdapterError> {
+        if self.dialect.capabilities().requests {
+            return Ok(());
+        }
+        Err(AdapterError::Dialect(DialectError::Unsupported { dialect: self.dialect.name(), operation }))
+    }
+
     pub(super) async fn expect(&self) -> Result<Expect, AdapterError> {
         match self.mode() {
             Mode::Broker => {
@@ -84,6 +92,7 @@ impl<T: Transport> Inner<T> {
         operation: &'static str,
         accept: impl FnMut(Option<&str>, Body) -> bool,
     ) -> Result<Option<Shortfall>, AdapterError> {
+        self.supports_requests(operation)?;
         self.ready().await?;
         let expect = self.expect().await?;
         if expect.done() {

@@ -164,6 +164,8 @@ impl Dialect for NodeRedisDialect {
             identified_responses: false,
             room_channels: false,
             multi_room_joins: true,
+            requests: true,
+            client_counts: true,
         }
     }
 
