@@ -234,7 +234,9 @@ impl Cluster {
 /// Asserts who received each of `cases` (event, receivers), after a barrier.
 async fn check(k: &mut Cluster, tag: &str, cases: &[(&str, &[&str])]) {
     for (event, want) in cases {
-        k.c.wait_got(event, want, WAIT).await;
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        k.c.wait_got(event, &want, WAIT).await;
     }
     k.barrier(tag).await;
     for (event, want) in cases {
@@ -488,6 +490,11 @@ async fn pickled_emits_dropped_with_one_warning(broker: Broker) {
     assert_eq!(warnings.len(), 1, "{broker:?}: one warning for the one sender of pickles; sio-node's stderr: {log:#?}");
     assert!(warnings[0].contains("WARN"), "{broker:?}: a warning: {}", warnings[0]);
     assert!(warnings[0].contains("5.14"), "{broker:?}: the warning names the version problem: {}", warnings[0]);
+    // and counted: both pickles, in every namespace (each hears the one channel)
+    let stats = k.node.get_json("/stats").await;
+    for nsp in ["/", "/admin"] {
+        assert_eq!(stats["namespaces"][nsp]["pickled"], json!(2), "{broker:?}: pickled count of {nsp}: {stats}");
+    }
     k.stop().await;
 }
 
@@ -566,31 +573,53 @@ impl LayoutConsumer {
     fn values(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
-
-    /// Waits until a record satisfies `pred`; all records so far.
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Json) -> bool) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let values = self.values();
-            if values.iter().any(|v| serde_json::from_str::<Json>(v).is_ok_and(|j| pred(&j))) {
-                return values;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no record with {what} on the topic: {values:#?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
-/// `kafka_layout.py produce`: records as KafkaManager would write them.
-async fn layout_produce(topic: &str, messages: &Json) {
+/// `kafka_layout.py produce`: records as KafkaManager would write them (keyless, so
+/// kafka-python spreads them over the topic's partitions), or all into `partition`.
+async fn layout_produce(topic: &str, messages: &Json, partition: Option<u32>) {
+    let partition = partition.map(|p| p.to_string());
     let out = Command::new(env("SIO_PYTHON"))
         .arg(python_script("kafka_layout.py"))
         .args(["produce", &env("KAFKA_BROKERS"), topic, &messages.to_string()])
+        .args(partition.as_deref())
         .stderr(Stdio::inherit())
         .output()
         .await
         .expect("run kafka_layout.py produce");
     assert!(out.status.success() && out.stdout.starts_with(b"ok"), "kafka_layout.py produce: {out:?}");
+}
+
+/// A barrier on a Kafka topic of several partitions, where records of one partition are
+/// read in order and of different ones in none: `event` to everyone of "/", as a
+/// python-socketio emit, into every partition; waits until each of `clients` got it once
+/// per partition (then every record published before is in).
+async fn kafka_barrier(c: &mut NodePeer, topic: &str, event: &str, clients: &[&str]) -> usize {
+    let host = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let message = py_emit_message(event, json!([]), "/", Json::Null, Json::Null, &host);
+    let partitions = produce_each_partition(topic, &message).await;
+    let mut want: Vec<&str> = clients.iter().flat_map(|c| std::iter::repeat_n(*c, partitions)).collect();
+    want.sort_unstable();
+    c.wait_got(event, &want, WAIT).await;
+    partitions
+}
+
+/// `kafka_layout.py produce-each-partition`: `message` into every partition of `topic`;
+/// the number of partitions.
+async fn produce_each_partition(topic: &str, message: &Json) -> usize {
+    let out = Command::new(env("SIO_PYTHON"))
+        .arg(python_script("kafka_layout.py"))
+        .args(["produce-each-partition", &env("KAFKA_BROKERS"), topic, &message.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .expect("run kafka_layout.py produce-each-partition");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("kafka_layout.py produce-each-partition: {out:?}"))
 }
 
 /// The message python-socketio ≥ 5.15.1 writes for an emit (key order as its dict).
@@ -613,10 +642,15 @@ async fn kafka_manager_cannot_publish_with_todays_kafka_python() {
             py_emit(&env("SIO_PYTHON"), Broker::Kafka, &topic, &json!([{"event": "k", "args": ["x"]}])).await;
         assert!(!ok, "KafkaManager.emit succeeded: {out}");
         assert_eq!(out, format!("error {KAFKA_MANAGER_ERROR}"), "how KafkaManager.emit fails");
-        // nothing reached the topic: the next record the reader sees is the barrier
-        layout_produce(&topic, &json!([{"barrier": 1}])).await;
-        let values = reader.wait_for("the barrier", |j| j["barrier"] == json!(1)).await;
-        assert_eq!(values, [r#"{"barrier": 1}"#], "records on the topic");
+        // nothing reached the topic: once the reader has a barrier from every partition,
+        // it has read nothing else
+        let partitions = produce_each_partition(&topic, &json!({"barrier": 1})).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while reader.values().len() < partitions {
+            assert!(tokio::time::Instant::now() < deadline, "the reader's barriers: {:?}", reader.values());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(reader.values(), vec![r#"{"barrier": 1}"#; partitions], "records on the topic");
     })
     .await
 }
@@ -669,8 +703,7 @@ async fn flask_socketio_on_kafka_receives_but_cannot_publish() {
             .call("call", json!({"name": "f1b", "event": "send_to_room", "data": {"room": "r", "event": "k_flask"}}))
             .await;
         assert_eq!(r, json!({"error": KAFKA_MANAGER_ERROR}), "Flask's emit on Kafka");
-        io.emit("zz", ()).await.unwrap();
-        c.wait_got("zz", &all, WAIT).await;
+        kafka_barrier(&mut c, &channel, "zz", &all).await;
         let cases: [(&str, &[&str]); 5] = [
             ("k_room", &["f1a", "ra"]),
             ("k_all", &all),
@@ -688,8 +721,7 @@ async fn flask_socketio_on_kafka_receives_but_cannot_publish() {
             assert!(tokio::time::Instant::now() < deadline, "F1's ticks never reached its own clients");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        io.emit("zz2", ()).await.unwrap();
-        c.wait_got("zz2", &all, WAIT).await;
+        kafka_barrier(&mut c, &channel, "zz2", &all).await;
         let ticks = c.got("tick").await;
         assert!(!ticks.iter().any(|n| n.starts_with('r')), "ticks reached the Rust node's clients: {ticks:?}");
         drop(node);
@@ -729,13 +761,17 @@ async fn kafka_layout_both_directions() {
         // ---- into the Rust node ----
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         for i in 0.. {
-            layout_produce(&channel, &json!([msg("warmup", json!([i]), "/", Json::Null, Json::Null)])).await;
+            layout_produce(&channel, &json!([msg("warmup", json!([i]), "/", Json::Null, Json::Null)]), None).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             if !c.got("warmup").await.is_empty() {
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "the Rust node never delivered a record of the topic");
         }
+        // KafkaManager's records carry no key, so on a topic of several partitions (this
+        // broker creates 4) python-socketio itself has no order between two messages: the
+        // sequence below (enter_room, then an emit to that room, ...) goes into one
+        // partition, where the order is the broker's
         layout_produce(
             &channel,
             &json!([
@@ -749,6 +785,7 @@ async fn kafka_layout_both_directions() {
                 msg("l_zz", json!([]), "/", Json::Null, Json::Null),
                 msg("l_zz", json!([]), "/admin", Json::Null, Json::Null),
             ]),
+            Some(0),
         )
         .await;
         c.wait_got("l_zz", &["ra", "rb", "rx"], WAIT).await;
@@ -759,8 +796,12 @@ async fn kafka_layout_both_directions() {
         }
         assert_eq!(c.received("l_room").await[0].1, [json!("x"), json!(1)]);
         assert_eq!(c.received("l_skip").await[0].1, [json!({"k": "é"})]);
-        layout_produce(&channel, &json!([{"method": "disconnect", "sid": rb, "namespace": "/", "host_id": host}]))
-            .await;
+        layout_produce(
+            &channel,
+            &json!([{"method": "disconnect", "sid": rb, "namespace": "/", "host_id": host}]),
+            None,
+        )
+        .await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let d = c.call("disconnected", json!({})).await;
@@ -779,8 +820,18 @@ async fn kafka_layout_both_directions() {
         let r =
             c.call("call", json!({"name": "ra", "event": "emit", "data": {"event": "o_node", "args": ["z"]}})).await;
         assert_eq!(r, json!({"ok": true}));
-        reader.wait_for("o_node", |j| j["event"] == json!("o_node")).await;
-        let values = reader.wait_for("o_emitter", |j| j["event"] == json!("o_emitter")).await;
+        // the barrier: the node delivered everything before it, and once the reader has
+        // it from every partition, the reader has every record before it too
+        let partitions = kafka_barrier(&mut c, &channel, "o_zz", &["ra"]).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let values = loop {
+            let values = reader.values();
+            if values.iter().filter(|v| v.contains(r#""event": "o_zz""#)).count() == partitions {
+                break values;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the reader's barrier records: {values:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let mine = |event: &str| -> Vec<String> {
             values
                 .iter()
@@ -805,8 +856,6 @@ async fn kafka_layout_both_directions() {
             assert!(at.windows(2).all(|w| w[0] < w[1]), "{event}: key order: {}", recs[0]);
         }
         // and were delivered once each by the node (ra is its one client left in "/")
-        io.emit("o_zz", ()).await.unwrap();
-        c.wait_got("o_zz", &["ra"], WAIT).await;
         assert_eq!(c.got("o_node").await, ["ra"]);
         assert_eq!(c.got("o_emitter").await, ["ra"]);
         c.stop().await;
