@@ -15,6 +15,10 @@ contract:
                                  -> emit(event or "chat", {"from", "text"}, to=room)
                                     (a broadcast through the message queue)
                                  -> {"ok": true} or {"error": "..."}
+  ask {sid, event, args?}        -> socketio.call(event, *args, to=sid): an emit with a
+                                    callback to one client, anywhere in the cluster
+                                    (a cross-host ack through the message queue)
+                                 -> {"answer": what the client acked} or {"error": "..."}
   whoami                         -> {"node": NAME, "sid": sid}
 A background task (socketio.start_background_task) emits "tick" {"from": NAME, "n": n}
 to every client of "/" every TICK_MS milliseconds (default 300), n = 1, 2, ...
@@ -75,6 +79,15 @@ def register(nsp):
         except Exception as e:  # the message queue refused it (KafkaManager: see the suite)
             return {"error": f"{type(e).__name__}: {e}"}
         return {"ok": True}
+
+    @socketio.on("ask", namespace=nsp)
+    def on_ask(data=None):
+        data = data or {}
+        try:
+            answer = socketio.call(data["event"], *data.get("args", []), to=data["sid"], namespace=nsp, timeout=5)
+        except Exception as e:
+            return {"error": f"{type(e).__name__}: {e}"}
+        return {"answer": answer}
 
     @socketio.on("whoami", namespace=nsp)
     def on_whoami(data=None):
