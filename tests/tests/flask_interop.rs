@@ -88,9 +88,20 @@ async fn flask(broker: Broker, channel: &str, name: &str, tick_ms: u64) -> (Chil
 /// Runs `py_emit.py` (python-socketio's write-only manager) with `python`; (exit success,
 /// its stdout).
 async fn py_emit(python: &str, broker: Broker, channel: &str, emits: &Json) -> (bool, String) {
+    py_emit_via(python, broker, channel, emits, &[]).await
+}
+
+/// Runs `py_emit.py ... flask`: Flask-SocketIO's `SocketIO(message_queue=...)` without an
+/// app (an external process's emitter) instead of the bare manager.
+async fn flask_external_emit(broker: Broker, channel: &str, emits: &Json) -> (bool, String) {
+    py_emit_via(&env("SIO_PYTHON"), broker, channel, emits, &["flask"]).await
+}
+
+async fn py_emit_via(python: &str, broker: Broker, channel: &str, emits: &Json, extra: &[&str]) -> (bool, String) {
     let out = Command::new(python)
         .arg(python_script("py_emit.py"))
         .args([&broker.queue(), channel, &emits.to_string()])
+        .args(extra)
         .stderr(Stdio::inherit())
         .output()
         .await
@@ -438,6 +449,14 @@ async fn python_manager_emits_delivered_exactly(broker: Broker) {
     ]);
     let (ok, out) = py_emit(&env("SIO_PYTHON"), broker, &k.channel.clone(), &emits).await;
     assert!(ok && out == "ok", "{broker:?}: py_emit: {out}");
+    // the same through Flask-SocketIO's external emitter (SocketIO(message_queue=...), no app)
+    let flask_emits = json!([
+        {"event": "e_flask_room", "args": ["via Flask-SocketIO"], "room": "r"},
+        {"event": "e_flask_skip", "args": [1, 2], "skip_sid": [ra, f1b]},
+        {"event": "e_flask_nsp", "args": [{"$bin": "AQL/"}], "namespace": "/admin"},
+    ]);
+    let (ok, out) = flask_external_emit(broker, &k.channel.clone(), &flask_emits).await;
+    assert!(ok && out == "ok", "{broker:?}: Flask-SocketIO external emit: {out}");
     check(
         &mut k,
         "e",
@@ -453,9 +472,15 @@ async fn python_manager_emits_delivered_exactly(broker: Broker) {
             ("e_nsp", ADMIN),
             ("e_nsp_room", &["rx"]),
             ("e_none", ROOT),
+            ("e_flask_room", ROOM_R),
+            ("e_flask_skip", &["f1a", "f2a", "f2b", "rb"]),
+            ("e_flask_nsp", ADMIN),
         ],
     )
     .await;
+    check_args(&mut k, "e_flask_room", &json!(["via Flask-SocketIO"])).await;
+    check_args(&mut k, "e_flask_skip", &json!([1, 2])).await;
+    check_args(&mut k, "e_flask_nsp", &json!([{"$bin": "AQL/"}])).await;
     check_args(&mut k, "e_all", &json!(["x"])).await;
     check_args(&mut k, "e_room", &json!([1, "two", {"k": [true, null]}])).await;
     check_args(&mut k, "e_bin", &json!([{"$bin": "AQL/"}, "after", {"nested": {"$bin": "aGk="}}])).await;
@@ -498,6 +523,35 @@ async fn pickled_emits_dropped_with_one_warning(broker: Broker) {
     k.stop().await;
 }
 
+// ---------------------------------------------------------------------------------
+// g. Cross-host callbacks both ways: a Flask server's emit with a callback to a client
+//    of the Rust node gets its answer, and the Rust node's emit with ack to a client of
+//    a Flask process.
+// ---------------------------------------------------------------------------------
+
+async fn cross_host_callbacks_both_ways(broker: Broker) {
+    let mut k = Cluster::start(broker, "g").await;
+    // F1 asks (socketio.call: an emit with a callback to one sid, through the queue); the
+    // first one, to F2's client, is python-socketio with itself: the control
+    for target in ["f2b", "ra", "rb"] {
+        let sid = k.id(target);
+        let r = k.call("f1a", "ask", json!({"sid": sid, "event": "g_flask_asks", "args": ["q?"]})).await;
+        assert_eq!(r, json!({"answer": format!("ack:{target}")}), "{broker:?}: F1 asks {target}");
+    }
+    // the Rust node asks a client of each Flask process (sio-node's emit_with_ack)
+    for target in ["f1a", "f2b"] {
+        let sid = k.id(target);
+        let ask = json!({"event": "g_rust_asks", "to": sid, "args": ["q!"], "timeout_ms": 5000});
+        let r = k.call("rb", "emit_with_ack", ask).await;
+        assert_eq!(r, json!({"responses": [format!("ack:{target}")]}), "{broker:?}: R asks {target}");
+    }
+    // each question reached the asked client once, and nobody else
+    check(&mut k, "g", &[("g_flask_asks", &["f2b", "ra", "rb"]), ("g_rust_asks", &["f1a", "f2b"])]).await;
+    check_args(&mut k, "g_flask_asks", &json!(["q?"])).await;
+    check_args(&mut k, "g_rust_asks", &json!(["q!"])).await;
+    k.stop().await;
+}
+
 macro_rules! per_broker {
     ($($broker:ident: $module:ident),*) => {$(
         mod $module {
@@ -525,6 +579,10 @@ macro_rules! per_broker {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn f_pickled_emits_dropped_with_one_warning() {
                 run(pickled_emits_dropped_with_one_warning(Broker::$broker)).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn g_cross_host_callbacks_both_ways() {
+                run(cross_host_callbacks_both_ways(Broker::$broker)).await
             }
         }
     )*};
