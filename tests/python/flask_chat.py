@@ -23,6 +23,7 @@ contract:
 A background task (socketio.start_background_task) emits "tick" {"from": NAME, "n": n}
 to every client of "/" every TICK_MS milliseconds (default 300), n = 1, 2, ...
 """
+import logging
 import sys
 
 from flask import Flask, request
@@ -31,6 +32,12 @@ from flask_socketio import SocketIO, emit, join_room, leave_room
 port, queue, channel, name = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 tick_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 300
 
+# python-socketio's warnings and errors (a message-queue listener that lost its
+# subscription and retries, a handler error) on stderr, its per-event lines not
+logging.basicConfig(format=f"[{name}] %(name)s %(levelname)s %(message)s")
+log = logging.getLogger("flask_chat.socketio")
+log.setLevel(logging.WARNING)
+
 app = Flask(__name__)
 socketio = SocketIO(
     app,
@@ -38,6 +45,7 @@ socketio = SocketIO(
     channel=channel,
     async_mode="threading",
     cors_allowed_origins="*",
+    logger=log,
 )
 
 

@@ -281,7 +281,9 @@ async fn emitter_and_cli_reach_all_three(broker: Broker) {
     sio(&url, &["emit", "a_cli_all", "1", "=two"]).await;
     sio(&url, &["emit", "--to", "r", "a_cli_room", r#"{"t":"é ✓"}"#]).await;
     sio(&url, &["--nsp", "/admin", "emit", "a_cli_nsp"]).await;
-    sio(&url, &["emit", "--to", &k.id("f2b"), "--to", &k.id("rb"), "a_cli_sids"]).await;
+    // `--to=SID`: a sid may start with '-'
+    let (to_f2b, to_rb) = (format!("--to={}", k.id("f2b")), format!("--to={}", k.id("rb")));
+    sio(&url, &["emit", &to_f2b, &to_rb, "a_cli_sids"]).await;
     check(
         &mut k,
         "a",
@@ -391,19 +393,21 @@ async fn outside_room_changes_and_disconnects(broker: Broker) {
     let mut k = Cluster::start(broker, "d").await;
     let (url, io) = (k.url.clone(), k.io.clone());
     let (f1b, f2b, rb, ra) = (k.id("f1b"), k.id("f2b"), k.id("rb"), k.id("ra"));
-    sio(&url, &["join", "--to", &f1b, "jd"]).await;
-    sio(&url, &["join", "--to", &rb, "jd"]).await;
+    // `--to=SID`: a sid may start with '-'
+    let to = |sid: &str| format!("--to={sid}");
+    sio(&url, &["join", &to(&f1b), "jd"]).await;
+    sio(&url, &["join", &to(&rb), "jd"]).await;
     io.to("jd").emit("d_jd1", ()).await.unwrap();
     io.to(f2b.as_str()).sockets_join(["jd"]).await.unwrap();
     io.to("jd").emit("d_jd2", ()).await.unwrap();
-    sio(&url, &["leave", "--to", &f1b, "jd"]).await;
+    sio(&url, &["leave", &to(&f1b), "jd"]).await;
     io.to(rb.as_str()).sockets_leave(["jd"]).await.unwrap();
     io.to("jd").emit("d_jd3", ()).await.unwrap();
     check(&mut k, "d1", &[("d_jd1", &["f1b", "rb"]), ("d_jd2", &["f1b", "f2b", "rb"]), ("d_jd3", &["f2b"])]).await;
 
     // disconnects: the CLI on one client of each kind, the emitter on another of each
-    sio(&url, &["disconnect", "--to", &f2b]).await;
-    sio(&url, &["disconnect", "--to", &rb]).await;
+    sio(&url, &["disconnect", &to(&f2b)]).await;
+    sio(&url, &["disconnect", &to(&rb)]).await;
     io.to(f1b.as_str()).disconnect_sockets(false).await.unwrap();
     io.to(ra.as_str()).disconnect_sockets(false).await.unwrap();
     let gone = ["f1b", "f2b", "ra", "rb"];
