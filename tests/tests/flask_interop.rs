@@ -924,3 +924,40 @@ async fn kafka_layout_both_directions() {
     })
     .await
 }
+
+/// python-socketio's servers apply a channel's messages in their publish order (a join,
+/// then an emit to the room; Redis and Kombu keep it, see d). On Kafka only a partition
+/// has an order, and this broker makes topics of 4: what one sender of ours publishes on
+/// the python layout must still reach a KafkaManager reader in publish order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_layout_keeps_publish_order() {
+    run(async {
+        let channel = prefix("flask-kafka-order");
+        let url = Broker::Kafka.url(&channel);
+        // sio-node first, so that it is the one that creates the topic
+        let _node = SioNode::start_logged(&workspace_bin("sio-node"), "R", &url, &[]).await;
+        let reader = LayoutConsumer::start(&channel).await;
+        let io = Emitter::connect(&url).await.unwrap_or_else(|e| panic!("Emitter::connect({url}): {e}"));
+        const N: u64 = 20;
+        for i in 0..N {
+            io.emit("seq", i).await.unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let order: Vec<u64> = loop {
+            let order: Vec<u64> = reader
+                .values()
+                .iter()
+                .filter_map(|v| serde_json::from_str::<Json>(v).ok())
+                .filter(|j| j["event"] == json!("seq"))
+                .map(|j| j["data"][0].as_u64().expect("seq number"))
+                .collect();
+            if order.len() as u64 >= N {
+                break order;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the reader got {order:?} of {N} records");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(order, (0..N).collect::<Vec<_>>(), "the order a KafkaManager reader sees our records in");
+    })
+    .await
+}
