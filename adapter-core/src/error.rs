@@ -138,6 +138,16 @@ pub enum AdapterError {
     /// A request completed without every answer.
     #[error("{0}")]
     Incomplete(Shortfall),
+    /// The encoded message is larger than the configured maximum (nothing was sent).
+    #[error(
+        "the message is {size} bytes, over the maximum message size of {limit} bytes (max_message_bytes in the URL, ClusterConfig::with_max_message_size)"
+    )]
+    MessageTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// Too many requests are waiting for answers.
     #[error("too many pending cluster requests (limit {limit})")]
     TooManyRequests {

@@ -29,6 +29,7 @@
 //!   heartbeat_timeout_ms=10000       a node silent this long is evicted
 //!   dialect=node-redis|node-cluster|python   the peers' wire format (default: the transport's)
 //!   channel=socketio                 python: the manager channel (Flask-SocketIO: flask-socketio)
+//!   max_message_bytes=10485760       largest message published or accepted (bytes)
 //! ```
 //!
 //! `dialect=python` also selects python-socketio's own layout on the broker (Redis: one
@@ -268,6 +269,9 @@ pub struct SharedOptions {
     /// The python dialect's manager channel; `None` is python-socketio's default,
     /// `socketio`.
     pub channel: Option<String>,
+    /// The largest message published or accepted; `None` keeps [`ClusterConfig`]'s
+    /// default (10 MiB).
+    pub max_message_size: Option<usize>,
 }
 
 impl Default for SharedOptions {
@@ -282,6 +286,7 @@ impl Default for SharedOptions {
             heartbeat_timeout: None,
             dialect: None,
             channel: None,
+            max_message_size: None,
         }
     }
 }
@@ -303,6 +308,12 @@ impl SharedOptions {
             "heartbeat_interval_ms" => self.heartbeat_interval = Some(parse_ms(key, value)?),
             "heartbeat_timeout_ms" => self.heartbeat_timeout = Some(parse_ms(key, value)?),
             "dialect" => self.dialect = Some(value.parse()?),
+            "max_message_bytes" => {
+                self.max_message_size = Some(
+                    usize::try_from(parse_positive(key, value)?)
+                        .map_err(|_| format!("{key}={value:?} is too large for this machine"))?,
+                );
+            }
             "channel" => {
                 if value.is_empty() {
                     return Err("channel is empty".into());
@@ -351,6 +362,9 @@ impl SharedOptions {
         }
         if let Some(t) = self.heartbeat_timeout {
             c = c.with_heartbeat_timeout(t);
+        }
+        if let Some(n) = self.max_message_size {
+            c = c.with_max_message_size(n);
         }
         c
     }

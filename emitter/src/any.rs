@@ -4,7 +4,10 @@
 //! [`Emitter::connect`](crate::Emitter::connect), the `sio` CLI and `sio-node`.
 
 // without a transport the types are empty and their methods never run
-#![cfg_attr(not(any(feature = "redis", feature = "kafka", feature = "amqp")), allow(unused_variables, dead_code))]
+#![cfg_attr(
+    not(any(feature = "redis", feature = "kafka", feature = "amqp")),
+    allow(unused_variables, dead_code, unreachable_code)
+)]
 
 use std::sync::Arc;
 
@@ -111,7 +114,7 @@ impl AnyOptions {
     pub fn set_dialect(&mut self, dialect: Option<DialectKind>, channel: Option<String>) -> Result<(), EmitterError> {
         let broker = self.broker();
         let url = self.describe();
-        let shared = each_options!(self, o => &mut o.shared);
+        let shared: &mut SharedOptions = each_options!(self, o => &mut o.shared);
         shared.dialect = dialect;
         shared.channel = channel;
         shared.check(broker).map_err(|reason| EmitterError::Url { url, reason })?;
@@ -130,6 +133,7 @@ impl AnyOptions {
                     o.topic = channel.to_owned();
                 }
             }
+            #[allow(unreachable_patterns)]
             _ => {}
         }
         Ok(())

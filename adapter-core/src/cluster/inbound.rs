@@ -52,6 +52,15 @@ impl<T: Transport> Inner<T> {
     /// cannot be decoded is counted and dropped.
     pub(super) fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) -> Option<PendingDelivery> {
         Counters::bump(&self.counters.received);
+        if payload.len() > self.config.max_message_size {
+            Counters::bump(&self.counters.oversized);
+            if let Some(held_back) = self.oversized_warning.check() {
+                warn!(nsp = %self.nsp, channel, bytes = payload.len(), limit = self.config.max_message_size, held_back,
+                      total = self.counters.oversized.load(Ordering::Relaxed),
+                      "dropping a message over the maximum message size, unread (max_message_bytes; one line per 10 s; held_back: since the last)");
+            }
+            return None;
+        }
         if let (Some(local), Some(room)) = (&self.local, self.dialect.broadcast_room(&self.nsp, channel))
             && !local.has_room(room)
         {

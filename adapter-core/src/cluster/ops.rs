@@ -24,18 +24,32 @@ impl<T: Transport> ClusterCore<T> {
     /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
     /// `@socket.io/redis-emitter`. Not public: every message has its operation.
     pub(crate) async fn publish(&self, body: Body) -> Result<(), AdapterError> {
+        self.inner.publish(&self.own_message(body)).await
+    }
+
+    /// A message of this engine: as a node, or as an emitter without a uid.
+    fn own_message(&self, body: Body) -> Message {
         let inner = &self.inner;
         let uid = (inner.local.is_some() || inner.uid != EMITTER_UID).then(|| inner.uid.clone());
-        let msg = Message::new(uid, inner.nsp.clone(), body);
-        self.inner.publish(&msg).await
+        Message::new(uid, inner.nsp.clone(), body)
     }
 
     /// Sends an event to the matching sockets of the cluster (local ones first; while
     /// local sockets catch up, see [`PendingDelivery`], the message is already on its way
-    /// to the other nodes).
+    /// to the other nodes). A message over the maximum message size is refused before
+    /// anything is delivered.
     pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
-        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
-        self.broadcast_beside(pending, Some((packet, opts))).await
+        let msg = self.own_message(Body::Broadcast { packet, opts });
+        let Body::Broadcast { packet, opts } = &msg.body else { unreachable!("built above") };
+        let out = if opts.flags.local { None } else { Some(self.inner.encode(&msg)?) };
+        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(packet, opts));
+        let publish = async {
+            match out {
+                Some(out) => self.inner.send(msg.body.name(), out).await,
+                None => Ok(()),
+            }
+        };
+        self.join_local(pending, publish).await
     }
 
     /// The cluster half of a broadcast whose local half the caller delivered itself: a
@@ -54,6 +68,16 @@ impl<T: Transport> ClusterCore<T> {
                 _ => Ok(()),
             }
         };
+        self.join_local(local, publish).await
+    }
+
+    /// Runs `publish` while the local sockets catch up with `local`, counting what the
+    /// slow-socket policy dropped.
+    async fn join_local(
+        &self,
+        local: Option<PendingDelivery>,
+        publish: impl std::future::Future<Output = Result<(), AdapterError>>,
+    ) -> Result<(), AdapterError> {
         match local {
             Some(pending) => {
                 let (dropped, out) = tokio::join!(pending, publish);

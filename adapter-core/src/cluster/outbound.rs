@@ -9,6 +9,7 @@ use tracing::warn;
 use super::pending::Expect;
 use super::stats::Counters;
 use super::{Inner, Mode, deadline_after, lock};
+use crate::dialect::Outgoing;
 use crate::error::{AdapterError, DialectError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
@@ -22,7 +23,23 @@ impl<T: Transport> Inner<T> {
 
     /// Encodes and publishes `msg`, counting it (and resetting the heartbeat clock).
     pub(super) async fn publish(&self, msg: &Message) -> Result<(), AdapterError> {
+        let out = self.encode(msg)?;
+        self.send(msg.body.name(), out).await
+    }
+
+    /// Encodes `msg`, refusing it over the maximum message size.
+    pub(super) fn encode(&self, msg: &Message) -> Result<Outgoing, AdapterError> {
         let out = self.dialect.encode(msg)?;
+        let limit = self.config.max_message_size;
+        if out.payload.len() > limit {
+            Counters::bump(&self.counters.publish_errors);
+            return Err(AdapterError::MessageTooLarge { size: out.payload.len(), limit });
+        }
+        Ok(out)
+    }
+
+    /// Publishes an encoded message (`what`: its body's name, for errors).
+    pub(super) async fn send(&self, what: &str, out: Outgoing) -> Result<(), AdapterError> {
         match self.transport.publish(&out.channel, out.payload).await {
             Ok(()) => {
                 *lock(&self.last_publish) = Instant::now();
@@ -31,7 +48,7 @@ impl<T: Transport> Inner<T> {
             }
             Err(e) => {
                 Counters::bump(&self.counters.publish_errors);
-                Err(AdapterError::transport(format!("publish {} on {}", msg.body.name(), out.channel), e))
+                Err(AdapterError::transport(format!("publish {what} on {}", out.channel), e))
             }
         }
     }

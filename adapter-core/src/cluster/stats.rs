@@ -13,6 +13,7 @@ pub(super) struct Counters {
     pub(super) received: AtomicU64,
     pub(super) undecodable: AtomicU64,
     pub(super) pickled: AtomicU64,
+    pub(super) oversized: AtomicU64,
     pub(super) dropped_responses: AtomicU64,
     pub(super) dropped_deliveries: AtomicU64,
     pub(super) incomplete_requests: AtomicU64,
@@ -41,6 +42,8 @@ pub struct Stats {
     pub undecodable: u64,
     /// Of those, pickled python-socketio messages (senders before 5.14; never unpickled).
     pub pickled: u64,
+    /// Received messages dropped unread because they exceed the maximum message size.
+    pub oversized: u64,
     /// Responses dropped because their request's queue was full.
     pub dropped_responses: u64,
     /// Deliveries to local sockets dropped by the server's slow-socket policy (a socket
@@ -79,6 +82,7 @@ impl<T: Transport> ClusterCore<T> {
             received: c.received.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
             pickled: c.pickled.load(Ordering::Relaxed),
+            oversized: c.oversized.load(Ordering::Relaxed),
             dropped_responses: c.dropped_responses.load(Ordering::Relaxed),
             dropped_deliveries: c.dropped_deliveries.load(Ordering::Relaxed),
             incomplete_requests: c.incomplete_requests.load(Ordering::Relaxed),

@@ -58,10 +58,15 @@ pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> 
 
 /// Starts one node of namespace `nsp`.
 pub async fn node<B: Backend>(b: &B, prefix: &str, nsp: &str, name: &str) -> Node<B::T> {
+    node_with(b, prefix, nsp, name, b.config()).await
+}
+
+/// Starts one node of namespace `nsp` with `config`.
+pub async fn node_with<B: Backend>(b: &B, prefix: &str, nsp: &str, name: &str, config: ClusterConfig) -> Node<B::T> {
     let sockets = Recorder::new(name);
     let transport = b.connect(prefix).await;
     let adapter =
-        ClusterAdapter::new(transport, b.dialect(prefix), nsp, sockets.clone(), b.config()).expect("adapter config");
+        ClusterAdapter::new(transport, b.dialect(prefix), nsp, sockets.clone(), config).expect("adapter config");
     adapter.init().await.expect("adapter init");
     Node { adapter, sockets }
 }
@@ -346,6 +351,33 @@ pub async fn membership<B: Backend>(b: &B) {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// The maximum message size: a publish over it fails before reaching the broker
+/// (nothing delivered anywhere); a message over the receiver's limit is dropped unread and
+/// counted, and the receiver goes on with the next one.
+pub async fn message_size<B: Backend>(b: &B) {
+    let prefix = prefix("size");
+    let small = node_with(b, &prefix, "/", "S", b.config().with_max_message_size(64 * 1024)).await;
+    let big = node_with(b, &prefix, "/", "B", b.config().with_max_message_size(512 * 1024)).await;
+    small.adapter.add_all(&sid("s1"), &[]);
+    big.adapter.add_all(&sid("b1"), &[]);
+    let nodes = [small, big];
+    converge(&nodes, 2).await;
+    let blob = |kib: usize| EventPacket::new("blob", vec![Value::from("x".repeat(kib * 1024))]);
+    // over the sender's own limit: refused, nothing published
+    let published = nodes[1].adapter.stats().published;
+    let e = nodes[1].adapter.broadcast(blob(600), all()).await.expect_err("600 KiB over a 512 KiB limit");
+    assert!(matches!(e, crate::AdapterError::MessageTooLarge { limit: 524_288, .. }), "{e}");
+    assert!(e.to_string().contains("max_message_bytes"), "{e}");
+    assert_eq!(nodes[1].adapter.stats().published, published, "nothing published");
+    // over the receiver's limit: dropped there, delivered where it fits
+    nodes[1].adapter.broadcast(blob(100), all()).await.expect("broadcast 100 KiB");
+    nodes[1].adapter.broadcast(ev("after"), all()).await.expect("broadcast");
+    delivered_exactly(&nodes, "after", &["b1", "s1"]).await;
+    assert_eq!(everyone_got(&nodes, "blob"), ["b1"], "only the node that accepts 100 KiB");
+    assert_eq!(nodes[0].adapter.stats().oversized, 1, "counted by the small node");
+    assert_eq!(nodes[1].adapter.stats().oversized, 0);
+}
+
 /// Runs one case with an overall deadline, so that a hang fails the test instead of
 /// stalling the suite.
 pub async fn run(case: impl Future<Output = ()>) {
@@ -411,6 +443,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn server_side_emit() {
                 $crate::testing::conformance::run($crate::testing::conformance::server_side_emit(&$backend)).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn message_size() {
+                $crate::testing::conformance::run($crate::testing::conformance::message_size(&$backend)).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn membership() {
