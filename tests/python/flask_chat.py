@@ -11,6 +11,8 @@ Events, in namespaces "/" and "/admin", answered through the client's ack like s
 contract:
   join ROOM | [ROOMS]            -> join_room            -> {"ok": true}
   leave ROOM | [ROOMS]           -> leave_room           -> {"ok": true}
+  close_room ROOM                -> close_room (every member of the cluster leaves it)
+                                 -> {"ok": true}
   send_to_room {room, text, event?}
                                  -> emit(event or "chat", {"from", "text"}, to=room)
                                     (a broadcast through the message queue)
@@ -27,7 +29,7 @@ import logging
 import sys
 
 from flask import Flask, request
-from flask_socketio import SocketIO, emit, join_room, leave_room
+from flask_socketio import SocketIO, close_room, emit, join_room, leave_room
 
 port, queue, channel, name = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 tick_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 300
@@ -74,6 +76,13 @@ def register(nsp):
             return {"error": "leave: a room"}
         for room in rooms:
             leave_room(room)
+        return {"ok": True}
+
+    @socketio.on("close_room", namespace=nsp)
+    def on_close_room(data=None):
+        if not isinstance(data, str):
+            return {"error": "close_room: a room"}
+        close_room(data)
         return {"ok": True}
 
     @socketio.on("send_to_room", namespace=nsp)

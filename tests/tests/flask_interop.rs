@@ -405,6 +405,12 @@ async fn outside_room_changes_and_disconnects(broker: Broker) {
     io.to("jd").emit("d_jd3", ()).await.unwrap();
     check(&mut k, "d1", &[("d_jd1", &["f1b", "rb"]), ("d_jd2", &["f1b", "f2b", "rb"]), ("d_jd3", &["f2b"])]).await;
 
+    // a Flask process closes room r: its members everywhere leave it, the Rust node's too
+    let r = k.call("f2b", "close_room", json!("r")).await;
+    assert_eq!(r, json!({"ok": true}), "close_room from f2b");
+    io.to("r").emit("d_closed", ()).await.unwrap();
+    check(&mut k, "d_close", &[("d_closed", &[])]).await;
+
     // disconnects: the CLI on one client of each kind, the emitter on another of each
     sio(&url, &["disconnect", &to(&f2b)]).await;
     sio(&url, &["disconnect", &to(&rb)]).await;
