@@ -3,7 +3,13 @@
 //! a chat with rooms and a background task that emits periodically, `message_queue=` and
 //! `channel=` as a Flask app passes them) plus 1 `sio-node --adapter <python URL>`, real
 //! `socket.io-client` clients on all three, on Redis and on RabbitMQ; python-socketio's
-//! own write-only managers (`tests/python/py_emit.py`), 5.18.1 and (pickle) 5.13.0.
+//! own write-only managers and Flask-SocketIO's external emitter (`tests/python/py_emit.py`),
+//! 5.18.1 and (pickle) 5.13.0.
+//!
+//! Per broker: a. the emitter and `sio` reach all three; b. room messages between Flask
+//! and Rust clients; c. the Flask background task; d. joins, leaves, close_room and
+//! disconnects from outside; e. python-socketio's own emits; f. pickles; g. cross-host
+//! callbacks both ways.
 //!
 //! Our side is configured by the URL alone: the Flask app's `message_queue` plus
 //! `?dialect=python&channel=<channel>`, for `sio-node --adapter`, `Emitter::connect` and
@@ -15,11 +21,13 @@
 //!
 //! Kafka: python-socketio's `KafkaManager` cannot publish with today's kafka-python (it
 //! passes a `str` value; kafka-python 3 raises `TypeError`), which the Kafka tests pin
-//! down; our side is checked against the layout with `tests/python/kafka_layout.py`
-//! (topic = channel, no consumer group, JSON bytes) in both directions, and a
-//! Flask-SocketIO process on Kafka still receives what we publish.
+//! down; a Flask-SocketIO process on Kafka still receives what we publish. Our side is
+//! checked against the layout with `tests/python/kafka_layout.py` (topic = channel, no
+//! consumer group, JSON bytes) in both directions, and for the publish order a
+//! python-socketio reader relies on. Barriers there go into every partition.
 //!
-//! Needs `sio-node` and `sio` built: `cargo build -p demo -p socketio-emitter --all-features --bins`.
+//! Needs `sio-node` and `sio` built (`cargo test --workspace --all-features` builds them;
+//! alone: `cargo build -p demo -p socketio-emitter --all-features --bins`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
