@@ -76,7 +76,17 @@ impl SioNode {
                 keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
-        wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
+        // like wait_for_port, but a node that exits (a refused --adapter) fails at once
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await; // the last stderr lines
+                let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+                panic!("sio-node {name} exited ({status}) before it listened:\n{log}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen on {port} within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         SioNode { port, child, log: Some(log) }
     }
 
