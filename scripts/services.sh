@@ -58,8 +58,8 @@ NODE_PREFIXES=("4.8." "8.3." "5.1." "0.3." "4.8." "4." "1.")
 
 VENV=$CACHE_DIR/venv
 VENV_513=$CACHE_DIR/venv-5.13
-PY_REQS=(python-socketio==5.18.1 aiohttp redis kombu flask flask-socketio kafka-python)
-PY_IMPORTS="socketio, aiohttp, redis, kombu, flask, flask_socketio, kafka"
+PY_REQS=(python-socketio==5.18.1 aiohttp aio-pika redis kombu flask flask-socketio kafka-python)
+PY_IMPORTS="socketio, aiohttp, aio_pika, redis, kombu, flask, flask_socketio, kafka"
 PY513_REQS=(python-socketio==5.13.0 redis kombu kafka-python)
 PY513_IMPORTS="socketio, redis, kombu, kafka"
 

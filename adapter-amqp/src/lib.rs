@@ -143,7 +143,7 @@ mod session;
 mod transport;
 
 pub use error::AmqpTransportError;
-pub use options::{AmqpOptions, MAX_ROUTING_KEY, routing_key};
+pub use options::{AmqpOptions, Layout, MAX_ROUTING_KEY, routing_key};
 pub use transport::AmqpTransport;
 
 /// The README example, compiled by `cargo test --doc`.

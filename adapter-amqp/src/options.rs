@@ -33,6 +33,8 @@ pub const MAX_ROUTING_KEY: usize = 255;
 ///   connect_timeout_ms=5000     one connection attempt
 ///   subscription_mode=static|dynamic|dynamic-private   room routing (default dynamic)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms        cluster heartbeats (not AMQP's)
+///   dialect=python&channel=socketio   python-socketio's Kombu layout ([`Layout::Fanout`]):
+///                               a Flask-SocketIO `message_queue` `amqp://` URL plus these two
 /// ```
 ///
 /// `user:password` default to `guest:guest` and are percent-decoded only (`+` and `&` are
@@ -128,6 +130,12 @@ impl AmqpOptions {
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
+        opts.shared.check("AMQP").map_err(bad)?;
+        if opts.layout() == Layout::Fanout && url.has("exchange") {
+            return Err(bad(
+                "exchange with dialect=python: python-socketio's exchange is named after its channel".into()
+            ));
+        }
         if opts.exchange().len() > MAX_ROUTING_KEY {
             return Err(bad(format!("exchange name longer than {MAX_ROUTING_KEY} bytes")));
         }
@@ -210,9 +218,24 @@ impl AmqpOptions {
         self.exchange.as_deref().unwrap_or(&self.prefix)
     }
 
-    /// The node-cluster dialect with this prefix and subscription mode.
+    /// How channels map onto the broker: [`Layout::Fanout`] with `dialect=python`,
+    /// else [`Layout::Direct`].
+    pub fn layout(&self) -> Layout {
+        if self.shared.python_channel().is_some() { Layout::Fanout } else { Layout::Direct }
+    }
+
+    /// The exchange and routing key that carry `channel` in this layout.
+    pub fn route<'a>(&'a self, channel: &'a str) -> (&'a str, String) {
+        match self.layout() {
+            Layout::Direct => (self.exchange(), routing_key(channel)),
+            Layout::Fanout => (channel, String::new()),
+        }
+    }
+
+    /// The dialect: node-cluster with this prefix and subscription mode, or python with
+    /// `dialect=python`.
     pub fn dialect(&self) -> Arc<dyn Dialect> {
-        self.shared.node_cluster_dialect()
+        self.shared.dialect_or_node_cluster()
     }
 
     /// The broker and exchange, for logs (never the password).
@@ -229,6 +252,20 @@ impl FromStr for AmqpOptions {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         AmqpOptions::parse(s)
     }
+}
+
+/// How channels map onto exchanges, queues and routing keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One direct exchange (the `exchange` option, default the prefix); each channel is a
+    /// routing key ([`routing_key`]); each node has an exclusive, server-named queue bound
+    /// to the keys it subscribed to.
+    Direct,
+    /// python-socketio's `KombuManager` layout (and `AsyncAioPikaManager`'s): each channel
+    /// is a non-durable fanout exchange of that name; each node has a non-durable queue
+    /// with `x-expires` (5 minutes) bound to the exchanges it subscribed to; messages are
+    /// published as `text/plain` UTF-8 bodies, persistent, as Kombu sends them.
+    Fanout,
 }
 
 /// The routing key that carries `channel`: the channel name itself when it fits in

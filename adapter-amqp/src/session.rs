@@ -22,7 +22,12 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::error::AmqpTransportError;
-use crate::options::{AmqpOptions, routing_key};
+use crate::options::{AmqpOptions, Layout, routing_key};
+
+/// `x-expires` of a node's queue in the fanout layout, as python-socketio's managers
+/// declare theirs: a queue left behind by a node that died goes away after 5 minutes, and
+/// one whose node reconnects within them keeps what was published meanwhile.
+pub(crate) const FANOUT_QUEUE_EXPIRES_MS: i32 = 300_000;
 
 /// How often the supervisor looks at the connection and channel states, besides being
 /// woken by a failed publish or a consumer that ended.
@@ -35,6 +40,8 @@ pub(crate) struct Session {
     pub(crate) conn: Arc<Connection>,
     pub(crate) publisher: lapin::Channel,
     pub(crate) queue: Option<QueueSide>,
+    /// Fanout layout: the exchanges declared on this connection (by a publish or a bind).
+    pub(crate) declared: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Never sent to: its receivers (the consumer task) see it close when the session
     /// is dropped.
     pub(crate) alive: Arc<watch::Sender<()>>,
@@ -59,6 +66,9 @@ pub(crate) struct Shared {
     pub(crate) wants_queue: AtomicBool,
     pub(crate) generations: AtomicU64,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Fanout layout: the node's queue name, the same across reconnects (the queue
+    /// outlives a short outage, see [`FANOUT_QUEUE_EXPIRES_MS`]).
+    pub(crate) queue_name: String,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,34 +135,65 @@ impl Shared {
             Err(_) => return Err(AmqpTransportError::Timeout { op: format!("connect to {}", self.target), after }),
         };
         let publisher = self.op(|| "open the publisher channel".into(), conn.create_channel()).await?;
-        let exchange = self.opts.exchange();
-        self.op(
-            || format!("declare exchange {exchange:?} (direct, non-durable)"),
-            publisher.exchange_declare(
-                exchange.into(),
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions { durable: false, auto_delete: false, ..ExchangeDeclareOptions::default() },
-                FieldTable::default(),
-            ),
-        )
-        .await?;
+        if self.opts.layout() == Layout::Direct {
+            self.declare_exchange(&publisher, self.opts.exchange(), ExchangeKind::Direct).await?;
+        }
         if self.opts.confirms {
             self.op(|| "enable publisher confirms".into(), publisher.confirm_select(ConfirmSelectOptions::default()))
                 .await?;
         }
         let (alive, _) = watch::channel(());
-        let mut session = Session { generation, conn, publisher, queue: None, alive: Arc::new(alive) };
+        let mut session =
+            Session { generation, conn, publisher, queue: None, declared: Arc::default(), alive: Arc::new(alive) };
         if self.wants_queue.load(Ordering::Acquire) {
             let queue = self.open_queue(&session).await?;
             for channel in self.sup.subscribers().channels() {
-                self.bind(&queue, &routing_key(channel.as_str())).await?;
+                self.bind(&session, &queue, channel.as_str()).await?;
             }
             session.queue = Some(queue);
         }
         Ok(session)
     }
 
-    /// Declares the node's exclusive, auto-delete, server-named queue and consumes it.
+    /// Declares a non-durable exchange (auto-delete off, as python-socketio's managers
+    /// declare theirs).
+    async fn declare_exchange(
+        &self,
+        channel: &lapin::Channel,
+        name: &str,
+        kind: ExchangeKind,
+    ) -> Result<(), AmqpTransportError> {
+        let what = format!("{kind:?}").to_lowercase();
+        self.op(
+            || format!("declare exchange {name:?} ({what}, non-durable)"),
+            channel.exchange_declare(
+                name.into(),
+                kind,
+                ExchangeDeclareOptions { durable: false, auto_delete: false, ..ExchangeDeclareOptions::default() },
+                FieldTable::default(),
+            ),
+        )
+        .await
+    }
+
+    /// Fanout layout: declares the exchange of `channel` once per connection.
+    pub(crate) async fn ensure_fanout(
+        &self,
+        session: &Session,
+        on: &lapin::Channel,
+        exchange: &str,
+    ) -> Result<(), AmqpTransportError> {
+        if self.opts.layout() != Layout::Fanout || lock(&session.declared).contains(exchange) {
+            return Ok(());
+        }
+        self.declare_exchange(on, exchange, ExchangeKind::Fanout).await?;
+        lock(&session.declared).insert(exchange.to_owned());
+        Ok(())
+    }
+
+    /// Declares the node's queue and consumes it: exclusive, auto-delete and
+    /// server-named in the direct layout; named, non-exclusive, with `x-expires`, in the
+    /// fanout layout.
     pub(crate) async fn open_queue(self: &Arc<Self>, session: &Session) -> Result<QueueSide, AmqpTransportError> {
         let channel = self.op(|| "open the consumer channel".into(), session.conn.create_channel()).await?;
         self.op(
@@ -165,16 +206,17 @@ impl Shared {
             args.insert("x-max-length".into(), AMQPValue::LongInt(i32::try_from(max).unwrap_or(i32::MAX)));
             args.insert("x-overflow".into(), AMQPValue::LongString("drop-head".into()));
         }
-        let queue = self
-            .op(
-                || "declare the node's queue".into(),
-                channel.queue_declare(
-                    "".into(),
-                    QueueDeclareOptions { exclusive: true, auto_delete: true, durable: false, ..Default::default() },
-                    args,
-                ),
-            )
-            .await?;
+        let (name, declare) = match self.opts.layout() {
+            Layout::Direct => {
+                ("", QueueDeclareOptions { exclusive: true, auto_delete: true, durable: false, ..Default::default() })
+            }
+            Layout::Fanout => {
+                args.insert("x-expires".into(), AMQPValue::LongInt(FANOUT_QUEUE_EXPIRES_MS));
+                (self.queue_name.as_str(), QueueDeclareOptions { durable: false, ..Default::default() })
+            }
+        };
+        let queue =
+            self.op(|| "declare the node's queue".into(), channel.queue_declare(name.into(), declare, args)).await?;
         let name = queue.name().as_str().to_owned();
         let consumer = self
             .op(
@@ -192,13 +234,21 @@ impl Shared {
         Ok(QueueSide { channel, name })
     }
 
-    pub(crate) async fn bind(&self, queue: &QueueSide, key: &str) -> Result<(), AmqpTransportError> {
+    /// Binds `channel` to the node's queue (its routing key, or its fanout exchange).
+    pub(crate) async fn bind(
+        &self,
+        session: &Session,
+        queue: &QueueSide,
+        channel: &str,
+    ) -> Result<(), AmqpTransportError> {
+        let (exchange, key) = self.opts.route(channel);
+        self.ensure_fanout(session, &queue.channel, exchange).await?;
         self.op(
-            || format!("bind {key:?} to queue {}", queue.name),
+            || format!("bind {channel:?} to queue {}", queue.name),
             queue.channel.queue_bind(
                 queue.name.as_str().into(),
-                self.opts.exchange().into(),
-                key.into(),
+                exchange.into(),
+                key.as_str().into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             ),
@@ -206,23 +256,30 @@ impl Shared {
         .await
     }
 
-    pub(crate) async fn unbind(&self, queue: &QueueSide, key: &str) -> Result<(), AmqpTransportError> {
+    pub(crate) async fn unbind(&self, queue: &QueueSide, channel: &str) -> Result<(), AmqpTransportError> {
+        let (exchange, key) = self.opts.route(channel);
         self.op(
-            || format!("unbind {key:?} from queue {}", queue.name),
+            || format!("unbind {channel:?} from queue {}", queue.name),
             queue.channel.queue_unbind(
                 queue.name.as_str().into(),
-                self.opts.exchange().into(),
-                key.into(),
+                exchange.into(),
+                key.as_str().into(),
                 FieldTable::default(),
             ),
         )
         .await
     }
 
-    /// The subscribed channel a routing key stands for: the key itself, or a channel
-    /// over 255 bytes whose mapped key it is.
-    pub(crate) fn channel_of(&self, key: &str) -> Option<String> {
+    /// The subscribed channel a delivery belongs to: in the direct layout its routing
+    /// key, or a channel over 255 bytes whose mapped key it is; in the fanout layout its
+    /// exchange.
+    pub(crate) fn channel_of(&self, delivery: &Delivery) -> Option<String> {
         let subscribers = self.sup.subscribers();
+        if self.opts.layout() == Layout::Fanout {
+            let exchange = delivery.exchange.as_str();
+            return subscribers.contains(&Channel::Exact(exchange.to_owned())).then(|| exchange.to_owned());
+        }
+        let key = delivery.routing_key.as_str();
         if subscribers.contains(&Channel::Exact(key.to_owned())) {
             return Some(key.to_owned());
         }
@@ -232,8 +289,7 @@ impl Shared {
     /// Hands one delivery to the subscribers of its routing key, then acknowledges it
     /// (so the prefetch window, not this process, bounds what is in flight).
     pub(crate) async fn deliver(self: &Arc<Self>, delivery: Delivery) {
-        let key = delivery.routing_key.as_str();
-        match self.channel_of(key) {
+        match self.channel_of(&delivery) {
             Some(channel) => {
                 let exact = Channel::Exact(channel);
                 self.sup.deliver_to(&exact, exact.as_str(), &Bytes::from(delivery.data)).await;
@@ -242,7 +298,11 @@ impl Shared {
                     self.unbind_unwanted(exact);
                 }
             }
-            None => debug!(routing_key = %key, "delivery without a subscriber dropped"),
+            None => debug!(
+                exchange = %delivery.exchange,
+                routing_key = %delivery.routing_key,
+                "delivery without a subscriber dropped"
+            ),
         }
         if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
             debug!(error = %e, "ack failed (the consumer is being replaced)");
@@ -257,7 +317,7 @@ impl Shared {
             if !shared.sup.subscribers().contains(&channel)
                 && let Some(queue) = shared.current().and_then(|s| s.queue)
             {
-                let _ = shared.unbind(&queue, &routing_key(channel.as_str())).await;
+                let _ = shared.unbind(&queue, channel.as_str()).await;
             }
         });
     }

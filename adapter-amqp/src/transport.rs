@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::error::AmqpTransportError;
-use crate::options::{AmqpOptions, routing_key};
+use crate::options::{AmqpOptions, Layout};
 use crate::session::{Link, Shared, lock};
 
 /// An AMQP transport. Clones share the connection.
@@ -59,6 +59,7 @@ impl AmqpTransport {
             wants_queue: AtomicBool::new(false),
             generations: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
+            queue_name: format!("socketio-cluster.{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
         });
         let session = shared.establish().await?;
         *lock(&shared.session) = Some(session);
@@ -114,22 +115,35 @@ impl Transport for AmqpTransport {
             shared.sup.counters().bump(Stat::PublishErrors);
             return Err(AmqpTransportError::NotConnected);
         };
-        let key = routing_key(channel);
-        let result = shared
-            .op(|| format!("publish on {channel}"), async {
-                let confirm = session
-                    .publisher
-                    .basic_publish(
-                        shared.opts.exchange().into(),
-                        key.as_str().into(),
-                        BasicPublishOptions::default(),
-                        &payload,
-                        BasicProperties::default().with_delivery_mode(1),
-                    )
-                    .await?;
-                confirm.await
-            })
-            .await;
+        let (exchange, key) = shared.opts.route(channel);
+        let properties = match shared.opts.layout() {
+            Layout::Direct => BasicProperties::default().with_delivery_mode(1),
+            // what Kombu sends for a str body
+            Layout::Fanout => BasicProperties::default()
+                .with_content_type("text/plain".into())
+                .with_content_encoding("utf-8".into())
+                .with_delivery_mode(2),
+        };
+        let result = match shared.ensure_fanout(&session, &session.publisher, exchange).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                shared
+                    .op(|| format!("publish on {channel}"), async {
+                        let confirm = session
+                            .publisher
+                            .basic_publish(
+                                exchange.into(),
+                                key.as_str().into(),
+                                BasicPublishOptions::default(),
+                                &payload,
+                                properties,
+                            )
+                            .await?;
+                        confirm.await
+                    })
+                    .await
+            }
+        };
         match result {
             Ok(Confirmation::Nack(_)) => {
                 shared.sup.counters().bump(Stat::PublishErrors);
@@ -173,7 +187,7 @@ impl Transport for AmqpTransport {
         for channel in channels {
             // registered before the binding: what arrives right after it finds its sink
             if subscribers.add(channel, &sink)
-                && let Err(e) = shared.bind(&queue, &routing_key(channel.as_str())).await
+                && let Err(e) = shared.bind(&session, &queue, channel.as_str()).await
             {
                 subscribers.remove(channel, &sink);
                 return Err(e);
@@ -193,7 +207,7 @@ impl Transport for AmqpTransport {
             {
                 // forgotten either way: a failed unbind only costs unwanted deliveries
                 // (dropped here) until the next reconnect, which does not restore it
-                if let Err(e) = shared.unbind(queue, &routing_key(channel.as_str())).await {
+                if let Err(e) = shared.unbind(queue, channel.as_str()).await {
                     warn!(channel = channel.as_str(), error = %e, "unbind failed");
                     first_error.get_or_insert(e);
                 }

@@ -49,6 +49,16 @@ pub enum DecodeError {
     /// Anything else structurally wrong.
     #[error("{0}")]
     Invalid(String),
+    /// A pickled python-socketio message: versions before 5.14 pickle their messages,
+    /// which are never unpickled here (unpickling runs code of the sender's choosing).
+    #[error(
+        "a pickled message{}: python-socketio before 5.14 pickles its messages; upgrade it to 5.14 or later (JSON)",
+        sender.as_deref().map(|s| format!(" from host_id {s}")).unwrap_or_default()
+    )]
+    Pickled {
+        /// The sender's `host_id`, when it could be read without unpickling.
+        sender: Option<String>,
+    },
 }
 
 /// A message could not be encoded or decoded by a dialect.
@@ -128,6 +138,16 @@ pub enum AdapterError {
     /// A request completed without every answer.
     #[error("{0}")]
     Incomplete(Shortfall),
+    /// The encoded message is larger than the configured maximum (nothing was sent).
+    #[error(
+        "the message is {size} bytes, over the maximum message size of {limit} bytes (max_message_bytes in the URL, ClusterConfig::with_max_message_size)"
+    )]
+    MessageTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// Too many requests are waiting for answers.
     #[error("too many pending cluster requests (limit {limit})")]
     TooManyRequests {

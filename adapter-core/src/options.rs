@@ -27,7 +27,15 @@
 //!   subscription_mode=static|dynamic|dynamic-private   which rooms get their own channel
 //!   heartbeat_interval_ms=5000       cluster heartbeat period (heartbeat membership)
 //!   heartbeat_timeout_ms=10000       a node silent this long is evicted
+//!   dialect=node-redis|node-cluster|python   the peers' wire format (default: the transport's)
+//!   channel=socketio                 python: the manager channel (Flask-SocketIO: flask-socketio)
+//!   max_message_bytes=10485760       largest message published or accepted (bytes)
 //! ```
+//!
+//! `dialect=python` also selects python-socketio's own layout on the broker (Redis: one
+//! pub/sub channel; RabbitMQ: Kombu's fanout exchange named after the channel; Kafka: a
+//! topic named after the channel), so that a Flask-SocketIO `message_queue` URL plus
+//! `?dialect=python&channel=...` reaches the same processes.
 //!
 //! Every error is one line that names the URL without its password.
 
@@ -38,7 +46,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 
 use crate::ClusterConfig;
-use crate::dialect::{Dialect, NodeClusterDialect, SubscriptionMode};
+use crate::dialect::{Dialect, DialectKind, NodeClusterDialect, SubscriptionMode, python};
 use crate::transport::redact_url;
 
 /// A password that never shows in `Debug` output or error messages.
@@ -255,6 +263,15 @@ pub struct SharedOptions {
     pub heartbeat_interval: Option<Duration>,
     /// Eviction delay of a silent node; `None` keeps [`ClusterConfig`]'s default.
     pub heartbeat_timeout: Option<Duration>,
+    /// The dialect the URL asks for; `None` leaves it to the transport (node-redis on
+    /// classic Redis, node-cluster elsewhere).
+    pub dialect: Option<DialectKind>,
+    /// The python dialect's manager channel; `None` is python-socketio's default,
+    /// `socketio`.
+    pub channel: Option<String>,
+    /// The largest message published or accepted; `None` keeps [`ClusterConfig`]'s
+    /// default (10 MiB).
+    pub max_message_size: Option<usize>,
 }
 
 impl Default for SharedOptions {
@@ -267,6 +284,9 @@ impl Default for SharedOptions {
             subscription_mode: SubscriptionMode::Dynamic,
             heartbeat_interval: None,
             heartbeat_timeout: None,
+            dialect: None,
+            channel: None,
+            max_message_size: None,
         }
     }
 }
@@ -287,9 +307,54 @@ impl SharedOptions {
             "subscription_mode" => self.subscription_mode = value.parse()?,
             "heartbeat_interval_ms" => self.heartbeat_interval = Some(parse_ms(key, value)?),
             "heartbeat_timeout_ms" => self.heartbeat_timeout = Some(parse_ms(key, value)?),
+            "dialect" => self.dialect = Some(value.parse()?),
+            "max_message_bytes" => {
+                self.max_message_size = Some(
+                    usize::try_from(parse_positive(key, value)?)
+                        .map_err(|_| format!("{key}={value:?} is too large for this machine"))?,
+                );
+            }
+            "channel" => {
+                if value.is_empty() {
+                    return Err("channel is empty".into());
+                }
+                self.channel = Some(value.to_owned());
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Checks what single keys cannot: `channel` is the python dialect's, and
+    /// `dialect=node-redis` and `dialect=node-streams` need Redis (`broker` names the transport's broker).
+    pub fn check(&self, broker: &str) -> Result<(), String> {
+        if self.channel.is_some() && self.dialect != Some(DialectKind::Python) {
+            return Err("channel is the python dialect's manager channel: add dialect=python".into());
+        }
+        if self.dialect == Some(DialectKind::NodeRedis) && broker != "Redis" {
+            return Err(format!("dialect=node-redis needs Redis; {broker} speaks node-cluster or python"));
+        }
+        if self.dialect == Some(DialectKind::NodeStreams) && broker != "Redis" {
+            return Err(format!("dialect=node-streams needs Redis; {broker} speaks node-cluster or python"));
+        }
+        Ok(())
+    }
+
+    /// The python dialect's manager channel, when the options ask for that dialect.
+    pub fn python_channel(&self) -> Option<&str> {
+        match self.dialect {
+            Some(DialectKind::Python) => Some(self.channel.as_deref().unwrap_or(python::DEFAULT_CHANNEL)),
+            _ => None,
+        }
+    }
+
+    /// The dialect of a transport whose own protocol is node-cluster (Kafka, AMQP,
+    /// sharded Redis): python when asked for, else node-cluster.
+    pub fn dialect_or_node_cluster(&self) -> Arc<dyn Dialect> {
+        match self.python_channel() {
+            Some(channel) => DialectKind::Python.dialect(channel),
+            None => self.node_cluster_dialect(),
+        }
     }
 
     /// The cluster configuration these options ask for (request timeout, heartbeats).
@@ -300,6 +365,9 @@ impl SharedOptions {
         }
         if let Some(t) = self.heartbeat_timeout {
             c = c.with_heartbeat_timeout(t);
+        }
+        if let Some(n) = self.max_message_size {
+            c = c.with_max_message_size(n);
         }
         c
     }
@@ -314,7 +382,10 @@ impl SharedOptions {
     /// `{transport} {endpoint} ({detail}, prefix {prefix})`.
     pub fn describe(&self, transport: &str, endpoint: &str, detail: &str) -> String {
         let sep = if detail.is_empty() { "" } else { ", " };
-        format!("{transport} {endpoint} ({detail}{sep}prefix {})", self.prefix)
+        match self.python_channel() {
+            Some(channel) => format!("{transport} {endpoint} ({detail}{sep}python channel {channel})"),
+            None => format!("{transport} {endpoint} ({detail}{sep}prefix {})", self.prefix),
+        }
     }
 }
 

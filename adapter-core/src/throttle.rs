@@ -48,9 +48,49 @@ impl Throttle {
     }
 }
 
+/// One line per key (a sender), for up to `capacity` keys; beyond them, the keys not
+/// yet seen share one [`Throttle`].
+#[derive(Debug)]
+pub(crate) struct OncePerKey {
+    capacity: usize,
+    seen: Mutex<std::collections::HashSet<String>>,
+    overflow: Throttle,
+}
+
+impl OncePerKey {
+    pub(crate) fn new(capacity: usize) -> Self {
+        OncePerKey { capacity, seen: Mutex::default(), overflow: Throttle::default() }
+    }
+
+    /// `true` when a line about `key` may be logged now.
+    pub(crate) fn first(&self, key: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(key) {
+            return false;
+        }
+        if seen.len() >= self.capacity {
+            return self.overflow.check().is_some();
+        }
+        seen.insert(key.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn once_per_key_and_bounded() {
+        let once = OncePerKey::new(2);
+        assert!(once.first("a"));
+        assert!(!once.first("a"));
+        assert!(once.first("b"));
+        assert!(!once.first("b"));
+        // full: unseen keys share one throttled line
+        assert!(once.first("c"));
+        assert!(!once.first("d"));
+        assert!(!once.first("a"));
+    }
 
     #[test]
     fn one_line_per_period_and_the_count_of_the_rest() {

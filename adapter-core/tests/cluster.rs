@@ -344,3 +344,44 @@ async fn reconnect_events_make_heartbeat_nodes_announce_themselves() {
     }
     assert_eq!(types.get(&1), Some(&1), "one initial heartbeat after the reconnect: {types:?}");
 }
+
+/// Two python-dialect nodes (python-socketio's protocol: no counts, no requests):
+/// a broadcast with ack to a socket held by the other node gets that socket's ack
+/// through a `callback` message; to a local socket nothing is published; what the
+/// protocol cannot carry is refused, naming it.
+#[tokio::test(start_paused = true)]
+async fn python_callbacks_cross_nodes_and_requests_are_refused() {
+    use socketio_adapter_core::dialect::PythonDialect;
+    let hub = MemoryHub::new();
+    let dialect: Arc<dyn Dialect> = Arc::new(PythonDialect::new("flask-socketio"));
+    let config = ClusterConfig::default().with_request_timeout(Duration::from_secs(5));
+    let a = node(&hub, dialect.clone(), "A", config.clone()).await;
+    let b = node(&hub, dialect.clone(), "B", config.clone()).await;
+    a.adapter.add_all("a1", &[]);
+    b.adapter.add_all("b1", &["r1".into()]);
+    settle().await;
+
+    // remote socket: one callback comes back
+    let gathered = a.adapter.broadcast_with_ack(ev("q"), all().to("b1")).await.expect("ack").collect().await;
+    assert_eq!(gathered.value.len(), 1, "{gathered:?}");
+    assert!(gathered.shortfall.is_none(), "{gathered:?}");
+    assert_eq!(b.sockets.got("q"), ["b1"]);
+    // local socket: answered locally
+    let published = a.adapter.stats().published;
+    let gathered = a.adapter.broadcast_with_ack(ev("l"), all().to("a1")).await.expect("ack").collect().await;
+    assert_eq!(gathered.value.len(), 1, "{gathered:?}");
+    assert_eq!(a.adapter.stats().published, published, "nothing published for a local socket");
+    // nobody holds it: the timeout, one ack missing
+    let gathered = a.adapter.broadcast_with_ack(ev("n"), all().to("zz")).await.expect("ack").collect().await;
+    let s = gathered.shortfall.expect("nobody answered");
+    assert_eq!((s.expected, s.received), (1, 0));
+
+    for e in [
+        a.adapter.server_count().await.unwrap_err(),
+        a.adapter.fetch_sockets(all()).await.unwrap_err(),
+        a.adapter.all_rooms().await.unwrap_err(),
+    ] {
+        assert!(matches!(e, AdapterError::Dialect(_)), "{e}");
+        assert!(e.to_string().contains("python"), "{e}");
+    }
+}

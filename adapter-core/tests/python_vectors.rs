@@ -1,12 +1,15 @@
-//! The `python` dialect against messages captured from python-socketio 5.18.1's
-//! `RedisManager` (fixtures in `tests/fixtures/python/redis-5.18.1`): its emits decode to
-//! what the clients received and re-encode byte for byte.
+//! The `python` dialect against messages captured from python-socketio's managers
+//! (fixtures in `tests/fixtures/python/`): 5.18.1's `RedisManager` and `KombuManager`
+//! emits decode to what the clients received and re-encode byte for byte; what other
+//! RabbitMQ publishers send (JSON with any content type, JSON wrapped in a JSON string)
+//! decodes too; 5.13.0's pickled messages are refused, naming their sender.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
 use socketio_adapter_core::dialect::{Dialect, PythonDialect};
-use socketio_adapter_core::{Body, Room};
+use socketio_adapter_core::{Body, BroadcastOptions, Room};
+use socketio_adapter_core::{DecodeError, DialectError};
 
 fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -20,7 +23,11 @@ struct Captured {
 }
 
 fn fixtures() -> Vec<Captured> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python/redis-5.18.1");
+    fixtures_of("redis-5.18.1")
+}
+
+fn fixtures_of(capture: &str) -> Vec<Captured> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python").join(capture);
     let mut out = Vec::new();
     let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
@@ -51,7 +58,12 @@ fn python_emits_decode_to_what_clients_received_and_reencode_exactly() {
             continue;
         }
         if c.label == "emitter_close_room_r1" {
-            assert!(decoded.is_err(), "{}: close_room has no cluster operation here", c.label);
+            // every socket leaves the room
+            let msg = decoded.unwrap_or_else(|e| panic!("{}: {e}", c.label));
+            assert_eq!(
+                msg.body,
+                Body::SocketsLeave { opts: BroadcastOptions::all().to("r1"), rooms: vec![Room::from("r1")] }
+            );
             continue;
         }
         if c.label.contains("no_namespace") {
@@ -98,4 +110,58 @@ fn rooms_and_skip_sid_mean_what_python_meant() {
     assert_eq!(opts.except.len(), 1, "skip_sid is one socket id");
     let m = dialect.decode("socketio", &by_label("emitter_nsp_admin_room_r1").bytes).unwrap();
     assert_eq!(m.nsp, "/admin");
+}
+
+#[test]
+fn kombu_messages_decode_to_what_clients_received_and_emitter_ones_reencode_exactly() {
+    let dialect = PythonDialect::default();
+    let all = fixtures_of("kombu-5.18.1");
+    assert_eq!(all.len(), 10, "10 captured messages");
+    let mut reencoded = 0;
+    for c in &all {
+        let decoded = dialect.decode("socketio", &c.bytes);
+        if c.format == "pickle" {
+            assert!(decoded.is_err(), "{}: pickled messages are refused", c.label);
+            continue;
+        }
+        let msg = decoded.unwrap_or_else(|e| panic!("{}: {e}", c.label));
+        let Body::Broadcast { packet, .. } = &msg.body else { panic!("{}: {:?}", c.label, msg.body) };
+        let received = c.received.as_object().expect("received");
+        assert!(!received.is_empty(), "{}: some client received it", c.label);
+        for (client, deliveries) in received {
+            assert_eq!(
+                serde_json::to_value(&packet.args).unwrap(),
+                deliveries[0],
+                "{}: arguments at {client}",
+                c.label
+            );
+        }
+        if c.label.starts_with("emitter_") {
+            let out = dialect.encode(&msg).unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.payload), String::from_utf8_lossy(&c.bytes), "{}", c.label);
+            reencoded += 1;
+        }
+    }
+    assert_eq!(reencoded, 3, "KombuManager's 3 emits re-encoded");
+}
+
+#[test]
+fn pickled_messages_of_python_socketio_5_13_are_refused_naming_the_sender() {
+    let dialect = PythonDialect::default();
+    let mut pickled = 0;
+    for capture in ["redis-5.13.0", "kombu-5.13.0"] {
+        for c in fixtures_of(capture).into_iter().filter(|c| c.format == "pickle") {
+            let e = dialect.decode("socketio", &c.bytes).unwrap_err();
+            let DialectError::Decode { source: DecodeError::Pickled { sender }, .. } = &e else {
+                panic!("{capture} {}: {e:?}", c.label)
+            };
+            if c.label.starts_with("emitter_") {
+                // python-socketio's host_id: uuid4().hex
+                let sender = sender.as_deref().unwrap_or_else(|| panic!("{}: no sender", c.label));
+                assert!(sender.len() == 32 && sender.bytes().all(|b| b.is_ascii_hexdigit()), "{sender}");
+            }
+            pickled += 1;
+        }
+    }
+    assert_eq!(pickled, 10 + 4, "every pickled capture (redis 10, kombu 4)");
 }

@@ -33,6 +33,8 @@ pub(crate) struct SubState {
     /// When "every broker down" was last logged at warn level.
     pub(crate) last_outage_log: Mutex<Option<Instant>>,
     pub(crate) consumer_errors: AtomicU64,
+    /// The channel of records without a channel header (python-socketio's layout).
+    pub(crate) bare_channel: Option<String>,
 }
 
 /// librdkafka callbacks: logs go to `tracing`; "all brokers down" wakes the supervisor.
@@ -145,9 +147,10 @@ impl SubState {
         if record.marker {
             return;
         }
-        let channel = match record.channel {
-            Ok(c) => c,
-            Err(why) => {
+        let channel = match (record.channel, &self.bare_channel) {
+            (Ok(c), _) => c,
+            (Err(_), Some(bare)) => bare.clone(),
+            (Err(why), None) => {
                 let n = self.sup.counters().bump(Stat::ForeignDropped);
                 if n.is_power_of_two() || n == 0 {
                     warn!(

@@ -45,6 +45,8 @@ pub const DEFAULT_PARTITIONS: i32 = 4;
 ///   connect_timeout_ms=5000        metadata and topic creation at connect
 ///   subscription_mode=static       static, dynamic or dynamic-private (see the dialect)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms   cluster heartbeats
+///   dialect=python&channel=socketio   python-socketio's KafkaManager layout: the topic is the
+///                                  channel, records carry bare JSON (no key, no headers)
 /// ```
 ///
 /// `user:password@` are the SASL credentials, percent-decoded only (`+` and `&` are
@@ -221,7 +223,17 @@ impl KafkaOptions {
         if opts.sasl_mechanism.as_deref().is_some_and(|m| m.starts_with("SCRAM")) && !cfg!(feature = "ssl") {
             return Err(bad("SCRAM needs the `sasl` feature of socketio-adapter-kafka".into()));
         }
-        opts.topic = topic.unwrap_or_else(|| opts.prefix.clone());
+        opts.shared.check("Kafka").map_err(bad)?;
+        opts.topic = match (opts.shared.python_channel(), topic) {
+            // python-socketio's KafkaManager: the topic is the channel
+            (Some(channel), None) => channel.to_owned(),
+            (Some(channel), Some(topic)) if topic != channel => {
+                return Err(bad(format!(
+                    "topic={topic:?} with dialect=python: python-socketio's topic is its channel ({channel:?})"
+                )));
+            }
+            (_, topic) => topic.unwrap_or_else(|| opts.prefix.clone()),
+        };
         check_topic(&opts.topic).map_err(|why| {
             bad(if url.has("topic") { why } else { format!("{why} (the topic defaults to the prefix; set topic=)") })
         })?;
@@ -254,9 +266,16 @@ impl KafkaOptions {
     }
 
     /// The dialect: the node-cluster envelope (`socket.io-adapter` `ClusterAdapter`) with
-    /// this prefix and subscription mode.
+    /// this prefix and subscription mode, or the python one with `dialect=python`.
     pub fn dialect(&self) -> Arc<dyn Dialect> {
-        self.shared.node_cluster_dialect()
+        self.shared.dialect_or_node_cluster()
+    }
+
+    /// The channel of records that carry no `sio-channel` header, and the one channel of
+    /// this layout: python-socketio's (`dialect=python`), where the topic is the channel
+    /// and records are bare. `None` in the node-cluster layout (such records are foreign).
+    pub fn bare_channel(&self) -> Option<&str> {
+        self.shared.python_channel().map(|_| self.topic.as_str())
     }
 
     /// The brokers and topic, for logs (never the password).

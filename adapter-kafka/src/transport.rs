@@ -145,10 +145,16 @@ impl Core {
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), KafkaTransportError> {
         let topic = &self.opts.topic;
         let key = routing_key(&self.opts.prefix, channel);
+        let bare = self.opts.bare_channel().is_some();
         let mut retried = false;
         loop {
-            let headers = OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(channel) });
-            let record = FutureRecord::to(topic).key(key).payload(payload).headers(headers);
+            let record = if bare {
+                // python-socketio's KafkaManager sends the bare JSON, without key or headers
+                FutureRecord::<str, [u8]>::to(topic).payload(payload)
+            } else {
+                let headers = OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(channel) });
+                FutureRecord::to(topic).key(key).payload(payload).headers(headers)
+            };
             match self.producer().send(record, Timeout::After(self.opts.message_timeout)).await {
                 Ok(_) => return Ok(()),
                 Err((e, _)) if is_stuck(&e) => {
@@ -194,6 +200,7 @@ impl KafkaTransport {
             outage: AtomicBool::new(false),
             last_outage_log: Mutex::new(None),
             consumer_errors: AtomicU64::new(0),
+            bare_channel: opts.bare_channel().map(str::to_owned),
         });
         let producer = new_producer(opts, &sub)?;
         let (shutdown, shutdown_rx) = watch::channel(false);

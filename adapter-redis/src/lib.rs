@@ -116,7 +116,7 @@ mod subscriber;
 mod transport;
 
 pub use error::RedisTransportError;
-pub use options::{Mode, RedisOptions, StreamOptions};
+pub use options::{ACL_COMMANDS, Mode, RedisOptions, STREAM_ACL_COMMANDS, StreamOptions, acl_rule};
 pub use transport::RedisTransport;
 
 /// The README example, compiled by `cargo test --doc`.

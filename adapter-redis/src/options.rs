@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect, NodeStreamsDialect, StreamLayout, SubscriptionMode};
+use socketio_adapter_core::dialect::{
+    Dialect, DialectKind, NodeRedisDialect, NodeStreamsDialect, StreamLayout, SubscriptionMode,
+};
 use socketio_adapter_core::options::{HostPort, ParsedUrl, SharedOptions, parse_bool, parse_ms, parse_positive};
 
 use crate::error::RedisTransportError;
@@ -105,7 +107,13 @@ impl fmt::Display for Mode {
 ///   connect_timeout_ms=2000                timeout of one connection attempt
 ///   subscription_mode=static|dynamic|dynamic-private   sharded: room channels (default dynamic)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms        cluster heartbeats
+///   dialect=node-redis|node-cluster|python             node-redis is mode=classic,
+///                                                      node-cluster mode=sharded
+///   channel=socketio                                   python: the manager channel
 /// ```
+///
+/// `?dialect=python&channel=flask-socketio` speaks to python-socketio's `RedisManager`
+/// (Flask-SocketIO's `message_queue`): PUBLISH and SUBSCRIBE on that one channel.
 ///
 /// User and password are percent-decoded only (`+` and `&` are themselves; write `@` as
 /// `%40`), and given to Redis as they are (`AUTH user password`).
@@ -140,6 +148,43 @@ pub struct RedisOptions {
     /// [`Mode::Streams`]: the streams and how they are read and trimmed.
     pub streams: StreamOptions,
 }
+
+/// The Redis commands the pub/sub modes send (classic and sharded, standalone and
+/// Redis Cluster), as an ACL rule: nothing else is needed.
+pub const ACL_COMMANDS: &str = "-@all +ping +hello +client|setname +publish +subscribe +psubscribe +unsubscribe \
++punsubscribe +spublish +ssubscribe +sunsubscribe +pubsub|numsub +pubsub|shardnumsub +cluster|slots +cluster|shards";
+
+/// The least-privilege ACL rule of a user of these options serving `namespaces`: the
+/// commands of [`ACL_COMMANDS`] on the channels of the prefix only (`&<prefix>*`, glob
+/// metacharacters escaped; with `dialect=python`, the manager channel only); in streams
+/// mode also [`STREAM_ACL_COMMANDS`] on the stream keys only (`~<stream>`, or
+/// `~<stream>-*` with several streams). In classic
+/// mode each namespace's broadcast pattern is listed too (`&<prefix>#<nsp>#*`): Redis
+/// allows a `PSUBSCRIBE` pattern only if the rule lists that very pattern. For
+/// `ACL SETUSER <name> on ><password> <rule>` (as separate arguments: split at spaces).
+pub fn acl_rule(opts: &RedisOptions, namespaces: &[&str]) -> String {
+    use socketio_adapter_core::transport::glob_escape;
+    let mut channels = match opts.shared.python_channel() {
+        Some(channel) => vec![format!("&{}", glob_escape(channel))],
+        None => vec![format!("&{}*", glob_escape(&opts.prefix))],
+    };
+    if opts.mode == Mode::Classic && opts.shared.python_channel().is_none() {
+        let dialect = NodeRedisDialect::new(opts.prefix.clone());
+        channels.extend(namespaces.iter().map(|nsp| format!("&{}", dialect.broadcast_pattern(nsp))));
+    }
+    let mut rule = format!("resetchannels {} {ACL_COMMANDS}", channels.join(" "));
+    if opts.mode == Mode::Streams && opts.shared.python_channel().is_none() {
+        // the streams themselves: append, read, inspect (for the gap count after a reconnect)
+        let layout = &opts.streams.layout;
+        let keys =
+            if layout.count() == 1 { glob_escape(layout.name()) } else { format!("{}-*", glob_escape(layout.name())) };
+        rule.push_str(&format!(" resetkeys ~{keys} {STREAM_ACL_COMMANDS}"));
+    }
+    rule
+}
+
+/// The commands mode streams adds to [`ACL_COMMANDS`], on the stream keys only.
+pub const STREAM_ACL_COMMANDS: &str = "+xadd +xread +xinfo|stream";
 
 impl Deref for RedisOptions {
     type Target = SharedOptions;
@@ -190,6 +235,7 @@ impl RedisOptions {
         };
         let mut opts = RedisOptions::with_nodes(Vec::new());
         let mut cluster = None;
+        let mut mode = None;
         let (mut stream_name, mut stream_count) = (None, 1);
         let mut stream_keys = Vec::new();
         for (k, v) in &url.query {
@@ -197,7 +243,7 @@ impl RedisOptions {
                 continue;
             }
             match k.as_str() {
-                "mode" => opts.mode = v.parse().map_err(bad)?,
+                "mode" => mode = Some(v.parse().map_err(bad)?),
                 "cluster" => cluster = Some(parse_bool(k, v).map_err(bad)?),
                 "command_timeout_ms" => opts.command_timeout = parse_ms(k, v).map_err(bad)?,
                 "specific_response_channel" => opts.specific_response_channel = parse_bool(k, v).map_err(bad)?,
@@ -223,6 +269,17 @@ impl RedisOptions {
                 other => return Err(bad(format!("unknown option {other:?}"))),
             }
         }
+        opts.shared.check("Redis").map_err(bad)?;
+        opts.mode = match (opts.shared.dialect, mode) {
+            (None, mode) => mode.unwrap_or_default(),
+            (Some(DialectKind::NodeCluster), None | Some(Mode::Sharded)) => Mode::Sharded,
+            (Some(DialectKind::NodeStreams), None | Some(Mode::Streams)) => Mode::Streams,
+            (Some(DialectKind::NodeRedis | DialectKind::Python), None | Some(Mode::Classic)) => Mode::Classic,
+            (Some(dialect), mode) => {
+                let mode = mode.map_or_else(|| "its default mode".to_owned(), |m| format!("mode={m}"));
+                return Err(bad(format!("dialect={dialect} does not go with {mode}")));
+            }
+        };
         if let Some(key) = stream_keys.first()
             && opts.mode != Mode::Streams
         {
@@ -289,6 +346,9 @@ impl RedisOptions {
 
     /// The dialect that speaks this configuration's protocol.
     pub fn dialect(&self) -> Arc<dyn Dialect> {
+        if let Some(channel) = self.shared.python_channel() {
+            return DialectKind::Python.dialect(channel);
+        }
         match self.mode {
             Mode::Classic => Arc::new(
                 NodeRedisDialect::new(self.prefix.clone())

@@ -60,6 +60,15 @@ struct Args {
     /// Cluster to join: redis://, rediss://, kafka://, amqp://, amqps:// (with the transport's options).
     #[arg(long, env = "SIO_ADAPTER")]
     adapter: Option<String>,
+    /// Wire protocol of the cluster, overriding the URL's `dialect=`: node-redis,
+    /// node-cluster, node-streams (Redis Streams) or python (python-socketio /
+    /// Flask-SocketIO, with python-socketio's own layout on every broker).
+    #[arg(long)]
+    dialect: Option<String>,
+    /// The python dialect's message-queue channel, overriding the URL's `channel=`
+    /// (python-socketio: socketio, Flask-SocketIO: flask-socketio).
+    #[arg(long)]
+    channel: Option<String>,
     /// The node's name in answers and on the page (default node-PORT).
     #[arg(long)]
     id: Option<String>,
@@ -136,7 +145,15 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Some(url) => {
             // the same dispatcher as the emitter and `sio`: one URL grammar, one place
-            let opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
+            let mut opts = socketio_emitter::AnyOptions::parse(url).map_err(|e| format!("--adapter: {e}"))?;
+            if args.dialect.is_some() || args.channel.is_some() {
+                let dialect = match &args.dialect {
+                    Some(d) => Some(d.parse().map_err(|e| format!("--dialect: {e}"))?),
+                    None => opts.shared().dialect,
+                };
+                let channel = args.channel.clone().or_else(|| opts.shared().channel.clone());
+                opts.set_dialect(dialect, channel).map_err(|e| format!("--dialect: {e}"))?;
+            }
             let transport = opts.connect().await.map_err(|e| error_chain(&e))?;
             serve(args, id, addr, transport, opts.dialect(), opts.cluster_config()).await
         }

@@ -4,12 +4,15 @@
 //! [`Emitter::connect`](crate::Emitter::connect), the `sio` CLI and `sio-node`.
 
 // without a transport the types are empty and their methods never run
-#![cfg_attr(not(any(feature = "redis", feature = "kafka", feature = "amqp")), allow(unused_variables, dead_code))]
+#![cfg_attr(
+    not(any(feature = "redis", feature = "kafka", feature = "amqp")),
+    allow(unused_variables, dead_code, unreachable_code)
+)]
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use socketio_adapter_core::dialect::Dialect;
+use socketio_adapter_core::dialect::{Dialect, DialectKind};
 use socketio_adapter_core::options::SharedOptions;
 use socketio_adapter_core::transport::redact_url;
 use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport};
@@ -104,6 +107,37 @@ impl AnyOptions {
             o.topic = prefix.to_owned();
         }
         self.prefix = prefix.to_owned();
+    }
+
+    /// Selects the dialect (and with python, its manager channel and python-socketio's
+    /// layout on the broker), as `dialect=` and `channel=` in the URL do.
+    pub fn set_dialect(&mut self, dialect: Option<DialectKind>, channel: Option<String>) -> Result<(), EmitterError> {
+        let broker = self.broker();
+        let url = self.describe();
+        let shared: &mut SharedOptions = each_options!(self, o => &mut o.shared);
+        shared.dialect = dialect;
+        shared.channel = channel;
+        shared.check(broker).map_err(|reason| EmitterError::Url { url, reason })?;
+        match self {
+            #[cfg(feature = "redis")]
+            AnyOptions::Redis(o) => {
+                o.mode = match dialect {
+                    Some(DialectKind::NodeCluster) => socketio_adapter_redis::Mode::Sharded,
+                    Some(DialectKind::NodeStreams) => socketio_adapter_redis::Mode::Streams,
+                    Some(_) => socketio_adapter_redis::Mode::Classic,
+                    None => o.mode,
+                }
+            }
+            #[cfg(feature = "kafka")]
+            AnyOptions::Kafka(o) => {
+                if let Some(channel) = o.shared.python_channel() {
+                    o.topic = channel.to_owned();
+                }
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The dialect that speaks the configured protocol.

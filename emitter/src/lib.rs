@@ -35,13 +35,15 @@
 //! | [`DialectKind::NodeRedis`] | `@socket.io/redis-adapter` `createAdapter` servers (what `@socket.io/redis-emitter` sends) | `redis://` |
 //! | [`DialectKind::NodeCluster`] | `createShardedAdapter` servers and the Kafka / AMQP transports | `redis://..?mode=sharded`, `kafka://`, `amqp://` |
 //! | [`DialectKind::NodeStreams`] | `@socket.io/redis-streams-adapter` 0.3 servers (broadcasts appended to the stream, requests over pub/sub) | `redis://..?mode=streams` |
-//! | [`DialectKind::Python`] | python-socketio / Flask-SocketIO `RedisManager` (channel `socketio`, or [`ConnectOptions::channel`]) | never by default |
+//! | [`DialectKind::Python`] | python-socketio / Flask-SocketIO client managers: `RedisManager` on Redis, `KombuManager` / `AsyncAioPikaManager` on RabbitMQ, `KafkaManager` on Kafka | `?dialect=python&channel=...` on any URL |
 //!
-//! The python dialect carries emits (rooms; `except` entries are socket ids, python's
-//! `skip_sid`), and joins, leaves and disconnects of one socket id; python-socketio has
-//! no requests, so acks across servers, `fetch_sockets` and `all_rooms` are refused
-//! ([`EmitterError::Cluster`] with the protocol's reason). `server_count` counts the
-//! servers subscribed to the channel.
+//! A Flask-SocketIO `message_queue` URL plus `?dialect=python&channel=flask-socketio`
+//! reaches the same processes, with python-socketio's own layout on each broker (see
+//! `socketio_adapter_core::options`). The python dialect carries emits (rooms; `except`
+//! entries are socket ids, python's `skip_sid`), and joins, leaves and disconnects of one
+//! socket id; python-socketio has no requests, so `fetch_sockets`, `all_rooms`,
+//! `server_count`, `server_side_emit` and acks from an emitter (callbacks need a server)
+//! are refused with an error naming the python protocol.
 //!
 //! ## Connections and what the emitter subscribes to
 //!
@@ -70,9 +72,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
-use socketio_adapter_core::dialect::{
-    Dialect, EMITTER_UID, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, PythonDialect, StreamLayout,
-};
+use socketio_adapter_core::dialect::{Dialect, EMITTER_UID};
 use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport};
 
 pub use any::{AnyOptions, AnyTransport, AnyTransportError};
@@ -83,52 +83,7 @@ pub use socketio_adapter_core::{Args, Gathered, Shortfall, SocketInfo, Value};
 pub const RESERVED_EVENTS: [&str; 6] =
     ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
 
-/// Which wire protocol the emitter speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DialectKind {
-    /// `@socket.io/redis-adapter` classic (`createAdapter`), as `@socket.io/redis-emitter`.
-    NodeRedis,
-    /// The socket.io-adapter `ClusterAdapter` envelope: `createShardedAdapter`, Kafka, AMQP.
-    NodeCluster,
-    /// `@socket.io/redis-streams-adapter` 0.3 (Redis `mode=streams`; the stream options
-    /// come from the URL).
-    NodeStreams,
-    /// python-socketio / Flask-SocketIO message queues.
-    Python,
-}
-
-impl std::str::FromStr for DialectKind {
-    type Err = EmitterError;
-
-    fn from_str(s: &str) -> Result<Self, EmitterError> {
-        match s {
-            "node" | "node-redis" => Ok(DialectKind::NodeRedis),
-            "cluster" | "node-cluster" => Ok(DialectKind::NodeCluster),
-            "streams" | "node-streams" => Ok(DialectKind::NodeStreams),
-            "python" => Ok(DialectKind::Python),
-            other => Err(EmitterError::Dialect(format!(
-                "unknown dialect {other:?} (expected node-redis, node-cluster, node-streams or python)"
-            ))),
-        }
-    }
-}
-
-impl DialectKind {
-    /// This dialect, built for `name`: the channel prefix of the Node.js dialects,
-    /// the manager channel of the python one.
-    pub fn dialect(self, name: &str) -> Arc<dyn Dialect> {
-        match self {
-            DialectKind::NodeRedis => Arc::new(NodeRedisDialect::new(name)),
-            DialectKind::NodeCluster => Arc::new(NodeClusterDialect::new(name)),
-            DialectKind::NodeStreams => {
-                let layout = StreamLayout::new("socket.io", 1).unwrap_or_else(|_| unreachable!("a valid name"));
-                Arc::new(NodeStreamsDialect::new(name, layout))
-            }
-            DialectKind::Python => Arc::new(PythonDialect::new(name)),
-        }
-    }
-}
+pub use socketio_adapter_core::dialect::DialectKind;
 
 /// How an emitter talks to the cluster: the dialect (with its channel prefix) and the request settings.
 #[derive(Clone, Debug)]
@@ -243,33 +198,11 @@ impl Emitter<AnyTransport> {
 
 async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTransport, EmitterConfig), EmitterError> {
     let mut opts = AnyOptions::parse(url)?;
-    let broker = opts.broker();
-    match options.dialect {
-        Some(DialectKind::NodeRedis) if broker != "Redis" => {
-            return Err(EmitterError::Dialect(format!(
-                "the node-redis dialect needs Redis; {broker} speaks node-cluster"
-            )));
-        }
-        Some(DialectKind::NodeStreams) if broker != "Redis" => {
-            return Err(EmitterError::Dialect(format!(
-                "the node-streams dialect needs Redis; {broker} speaks node-cluster"
-            )));
-        }
-        Some(DialectKind::Python) if broker != "Redis" => {
-            return Err(EmitterError::Dialect(format!(
-                "the python dialect is available on Redis only ({broker}: python-socketio's managers use their own layout there)"
-            )));
-        }
-        _ => {}
-    }
-    match (&mut opts, options.dialect) {
-        #[cfg(feature = "redis")]
-        (AnyOptions::Redis(o), Some(DialectKind::NodeRedis)) => o.mode = socketio_adapter_redis::Mode::Classic,
-        #[cfg(feature = "redis")]
-        (AnyOptions::Redis(o), Some(DialectKind::NodeCluster)) => o.mode = socketio_adapter_redis::Mode::Sharded,
-        #[cfg(feature = "redis")]
-        (AnyOptions::Redis(o), Some(DialectKind::NodeStreams)) => o.mode = socketio_adapter_redis::Mode::Streams,
-        _ => {}
+    if options.dialect.is_some() || options.channel.is_some() {
+        let shared = opts.shared();
+        let (dialect, channel) =
+            (options.dialect.or(shared.dialect), options.channel.clone().or_else(|| shared.channel.clone()));
+        opts.set_dialect(dialect, channel)?;
     }
     if let Some(p) = &options.prefix {
         opts.set_prefix(p);
@@ -278,12 +211,7 @@ async fn connect_any(url: &str, options: &ConnectOptions) -> Result<(AnyTranspor
         opts.request_timeout = t;
     }
     let transport = opts.connect().await?;
-    let dialect = match options.dialect {
-        Some(DialectKind::Python) => DialectKind::Python
-            .dialect(options.channel.as_deref().unwrap_or(socketio_adapter_core::dialect::python::DEFAULT_CHANNEL)),
-        _ => opts.dialect(),
-    };
-    Ok((transport, EmitterConfig { dialect, cluster: opts.cluster_config() }))
+    Ok((transport, EmitterConfig { dialect: opts.dialect(), cluster: opts.cluster_config() }))
 }
 
 impl<T: Transport> Emitter<T> {

@@ -706,7 +706,15 @@ async fn bad_input_and_a_10_mb_argument() {
             async move { Command::new(env!("CARGO_BIN_EXE_sio")).args(&args).output().await.unwrap() }
         };
         let redis = env("REDIS_URL");
+        let small = format!("{redis}?max_message_bytes=1000");
+        let long = format!("={}", "x".repeat(2000));
         for (args, code, needle) in [
+            (
+                vec!["--url", &small, "emit", "ev", &long],
+                2,
+                "over the maximum message size of 1000 bytes (max_message_bytes",
+            ),
+            (vec!["--url", &format!("{redis}?max_message_bytes=0"), "emit", "ev"], 2, "positive number"),
             (vec!["--url", &redis, "emit", "ev", "{bad json"], 2, "not JSON"),
             (vec!["--url", "redis://", "emit", "ev"], 2, "invalid URL"),
             (vec!["--url", "ftp://host", "emit", "ev"], 2, "unsupported scheme"),
@@ -731,9 +739,10 @@ async fn bad_input_and_a_10_mb_argument() {
         let e = Emitter::connect("nope").await.unwrap_err();
         assert!(e.to_string().contains("invalid URL"), "{e}");
 
-        // 10 MB through the library and through the CLI (@file)
+        // 10 MB through the library and through the CLI (@file), under the default
+        // maximum message size (10 MiB)
         let mut c = Cluster::start(Servers::NodeClassic).await;
-        let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let big: Vec<u8> = (0..10_000_000).map(|i| (i % 251) as u8).collect();
         let io = Emitter::connect(&c.url).await.unwrap();
         io.to("blue").emit("big", (bytes::Bytes::from(big.clone()),)).await.unwrap();
         let file = std::env::temp_dir().join(format!("sio-big-{:08x}.bin", fastrand::u32(..)));

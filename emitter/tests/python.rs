@@ -3,37 +3,27 @@
 //! exactly the right clients; what python-socketio cannot do is a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 use socketio_cluster_tests::conformance::{prefix, run};
 use socketio_cluster_tests::env;
-use socketio_cluster_tests::node::{NodePeer, free_port, wait_for_port};
+use socketio_cluster_tests::node::NodePeer;
+use socketio_cluster_tests::python::PythonServer;
 use socketio_emitter::{ConnectOptions, DialectKind, Emitter};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn python_server(port: u16, channel: &str, name: &str) -> Child {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/server.py");
-    let child = Command::new(env("SIO_PYTHON"))
-        .arg(script)
-        .args([&port.to_string(), &env("REDIS_URL"), channel, name])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the python-socketio server");
-    wait_for_port(port, Duration::from_secs(20), &format!("python server {name}")).await;
-    child
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emits_reach_python_socketio_servers() {
     run(async {
         let channel = prefix("python");
-        let (p0, p1) = (free_port(), free_port());
-        let _servers = [python_server(p0, &channel, "P0").await, python_server(p1, &channel, "P1").await];
+        let servers = [
+            PythonServer::start(&env("REDIS_URL"), &channel, "P0").await,
+            PythonServer::start(&env("REDIS_URL"), &channel, "P1").await,
+        ];
+        let (p0, p1) = (servers[0].port, servers[1].port);
         let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
         let ids = c
             .call(
@@ -54,7 +44,9 @@ async fn emits_reach_python_socketio_servers() {
         )
         .await
         .unwrap();
-        assert_eq!(io.server_count().await.unwrap(), 2, "python servers subscribed to the channel");
+        // python-socketio has no way to count its servers: an error naming it
+        let e = io.server_count().await.unwrap_err();
+        assert!(e.to_string().contains("python"), "{e}");
 
         io.emit("e_all", ("text", 42, json!({"k": [true, null]}))).await.unwrap();
         c.wait_got("e_all", &["a", "b", "c", "d"], WAIT).await;
@@ -96,6 +88,21 @@ async fn emits_reach_python_socketio_servers() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         c.wait_got("e_cli", &["b", "c"], WAIT).await;
         assert_eq!(c.received("e_cli").await[0].1, vec![json!(1), json!("two")]);
+        // the URL alone selects the dialect and channel; what the protocol cannot carry
+        // is a one-line error naming it
+        let url = format!("{}?dialect=python&channel={channel}", env("REDIS_URL"));
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url, "emit", "e_url"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        c.wait_got("e_url", &["a", "b", "c", "d"], WAIT).await;
+        for command in [&["count"][..], &["sockets"], &["rooms"], &["servers"], &["server-emit", "x"]] {
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url]).args(command).output().await.unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+            assert!(stderr.contains("python protocol cannot carry"), "{command:?}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "{command:?}: one line: {stderr}");
+        }
 
         // what python-socketio cannot do
         let e = io.fetch_sockets().await.unwrap_err();

@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::node::{free_port, wait_for_port};
@@ -16,6 +17,8 @@ pub struct SioNode {
     /// Its HTTP / Socket.IO port on 127.0.0.1.
     pub port: u16,
     child: Child,
+    /// Its standard error lines, when started with [`SioNode::start_logged`].
+    log: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 /// The path of a binary of this workspace, next to the running test's directory
@@ -48,7 +51,49 @@ impl SioNode {
             .spawn()
             .expect("spawn sio-node");
         wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
-        SioNode { port, child }
+        SioNode { port, child, log: None }
+    }
+
+    /// Like [`SioNode::start_with`], keeping its standard error (`RUST_LOG=warn`: its
+    /// warnings) for [`SioNode::log`]; each line is echoed to the test's stderr too.
+    pub async fn start_logged(bin: &Path, name: &str, adapter: &str, extra: &[&str]) -> SioNode {
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--id", name, "--adapter", adapter])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sio-node");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let (keep, tag) = (Arc::clone(&log), name.to_owned());
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[sio-node {tag}] {line}");
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        // like wait_for_port, but a node that exits (a refused --adapter) fails at once
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await; // the last stderr lines
+                let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+                panic!("sio-node {name} exited ({status}) before it listened:\n{log}");
+            }
+            assert!(tokio::time::Instant::now() < deadline, "sio-node {name} did not listen on {port} within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        SioNode { port, child, log: Some(log) }
+    }
+
+    /// The standard error lines so far (started with [`SioNode::start_logged`]).
+    pub fn log(&self) -> Vec<String> {
+        let log = self.log.as_ref().expect("started with SioNode::start_logged");
+        log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Sends `signal` (a `kill -s` name: `TERM`, `STOP`, `CONT`, ...) to the process.

@@ -73,6 +73,23 @@ impl AckCollector {
         }
     }
 
+    /// A broadcast with one ack expected from whichever node holds the target (a
+    /// dialect without client counts, [`Capabilities::client_counts`]) and no local
+    /// client asked.
+    ///
+    /// [`Capabilities::client_counts`]: crate::dialect::Capabilities::client_counts
+    pub(super) fn one_remote_ack() -> Self {
+        let mut collector = AckCollector::new(0, Expect::count(0, std::collections::BTreeSet::new()));
+        collector.expected = 1;
+        collector.announced = 1;
+        collector
+    }
+
+    /// `true` if something is expected from other nodes (a count or an ack).
+    pub(super) fn waits_for_remote(&self) -> bool {
+        !self.expect.done() || self.expected > self.local_count
+    }
+
     /// `true` once every node announced its count (or left) and every announced ack
     /// that can still come arrived.
     pub(super) fn is_finished(&mut self) -> bool {
@@ -167,7 +184,7 @@ impl AckCollector {
 
     /// Feeds the collector from the local acks and the request's responses (`reg`,
     /// `None` when nothing was asked of other nodes) and writes the stream to `tx`: the
-    /// local count first, then counts and acks as they arrive, then the end. Returns
+    /// local count (or what is expected at once) first, then counts and acks as they arrive, then the end. Returns
     /// `true` if the stream ended incomplete (timeout, closed engine or lost nodes);
     /// `false` if it completed or its reader went away.
     pub(super) async fn run(
@@ -177,7 +194,7 @@ impl AckCollector {
         mut reg: Option<Registration>,
         deadline: Instant,
     ) -> bool {
-        if tx.send(AckEvent::Expect(self.local_count)).await.is_err() {
+        if tx.send(AckEvent::Expect(self.announced)).await.is_err() {
             return false;
         }
         loop {

@@ -22,10 +22,15 @@ impl<T: Transport> Inner<T> {
                 let timeout = opts.flags.timeout.unwrap_or(self.config.request_timeout);
                 let (mut acks, count) = local.broadcast_with_ack(&packet, &opts, timeout);
                 let inner = Arc::clone(self);
+                let counts = self.dialect.capabilities().client_counts;
+                if !counts && count == 0 {
+                    // python-socketio: the server holding the target answers, the others say nothing
+                    return None;
+                }
                 tokio::spawn(async move {
                     let reply = |body| inner.message(body).reply_to(from.clone());
                     let counted = reply(Body::BroadcastClientCount { request_id: request_id.clone(), count });
-                    if let Err(e) = inner.publish(&counted).await {
+                    if counts && let Err(e) = inner.publish(&counted).await {
                         warn!(nsp = %inner.nsp, error = %e, "failed to publish a client count");
                         return;
                     }

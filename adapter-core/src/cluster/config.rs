@@ -26,7 +26,11 @@ pub struct ClusterConfig {
     pub(crate) membership: Membership,
     pub(crate) health_check_interval: Option<Duration>,
     pub(crate) discovery_window: Duration,
+    pub(crate) max_message_size: usize,
 }
+
+/// The default of [`ClusterConfig::with_max_message_size`]: 10 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
 
 impl Default for ClusterConfig {
     fn default() -> Self {
@@ -40,6 +44,7 @@ impl Default for ClusterConfig {
             membership: Membership::Auto,
             health_check_interval: Some(Duration::from_secs(10)),
             discovery_window: Duration::from_millis(300),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -106,6 +111,21 @@ impl ClusterConfig {
     pub fn with_discovery_window(mut self, window: Duration) -> Self {
         self.discovery_window = window;
         self
+    }
+
+    /// The largest encoded message, in bytes, published or accepted. A larger publish
+    /// fails with [`AdapterError::MessageTooLarge`](crate::AdapterError::MessageTooLarge)
+    /// before it reaches the broker; a larger message received is dropped unread,
+    /// counted ([`Stats::oversized`](crate::Stats::oversized)) and logged (one line per
+    /// 10 s). Default 10 MiB ([`DEFAULT_MAX_MESSAGE_SIZE`]).
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1);
+        self
+    }
+
+    /// The largest message published or accepted.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
     }
 
     /// The request timeout.

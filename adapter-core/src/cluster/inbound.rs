@@ -3,7 +3,7 @@
 //! heartbeat or request for the local sockets).
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -12,8 +12,10 @@ use super::pending::RouteResult;
 use super::stats::Counters;
 use super::{Inner, Mode};
 use crate::dialect::EMITTER_UID;
+use crate::error::{DecodeError, DialectError};
 use crate::local::PendingDelivery;
 use crate::message::{Body, Message};
+use crate::throttle::OncePerKey;
 use crate::transport::{Transport, TransportEvent};
 
 /// Handles the transport's events one at a time; a message for local sockets holds the
@@ -50,6 +52,15 @@ impl<T: Transport> Inner<T> {
     /// cannot be decoded is counted and dropped.
     pub(super) fn on_message(self: &Arc<Self>, channel: &str, payload: &[u8]) -> Option<PendingDelivery> {
         Counters::bump(&self.counters.received);
+        if payload.len() > self.config.max_message_size {
+            Counters::bump(&self.counters.oversized);
+            if let Some(held_back) = self.oversized_warning.check() {
+                warn!(nsp = %self.nsp, channel, bytes = payload.len(), limit = self.config.max_message_size, held_back,
+                      total = self.counters.oversized.load(Ordering::Relaxed),
+                      "dropping a message over the maximum message size, unread (max_message_bytes; one line per 10 s; held_back: since the last)");
+            }
+            return None;
+        }
         if let (Some(local), Some(room)) = (&self.local, self.dialect.broadcast_room(&self.nsp, channel))
             && !local.has_room(room)
         {
@@ -57,6 +68,19 @@ impl<T: Transport> Inner<T> {
         }
         let msg = match self.dialect.decode(channel, payload) {
             Ok(msg) => msg,
+            Err(DialectError::Decode { source: DecodeError::Pickled { sender }, .. }) => {
+                Counters::bump(&self.counters.undecodable);
+                Counters::bump(&self.counters.pickled);
+                // one line per sender for the whole process (every namespace hears it)
+                static WARNED: LazyLock<OncePerKey> = LazyLock::new(|| OncePerKey::new(1024));
+                let who = sender.as_deref().unwrap_or("an unnamed sender");
+                if WARNED.first(who) {
+                    warn!(nsp = %self.nsp, channel, sender = who,
+                          total = self.counters.pickled.load(Ordering::Relaxed),
+                          "dropping pickled messages from a python-socketio before 5.14 (never unpickled); upgrade that sender to python-socketio 5.14 or later, which sends JSON (one line per sender)");
+                }
+                return None;
+            }
             Err(e) => {
                 Counters::bump(&self.counters.undecodable);
                 if let Some(held_back) = self.undecodable_warning.check() {
@@ -68,6 +92,15 @@ impl<T: Transport> Inner<T> {
             }
         };
         if msg.nsp != self.nsp {
+            // python-socketio's one channel carries every namespace: not foreign there
+            if self.dialect.capabilities().namespace_channels {
+                Counters::bump(&self.counters.other_namespace);
+                if let Some(held_back) = self.other_namespace_warning.check() {
+                    warn!(nsp = %self.nsp, channel, other = %msg.nsp, held_back,
+                          total = self.counters.other_namespace.load(Ordering::Relaxed),
+                          "dropping a message of another namespace on this namespace's channel (one line per 10 s; held_back: since the last)");
+                }
+            }
             return None;
         }
         // before anything else: a ping may carry no uid, and never makes its sender known

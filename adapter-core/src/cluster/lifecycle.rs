@@ -83,6 +83,11 @@ impl<T: Transport> Inner<T> {
     /// can count subscribers, else by heartbeats when the dialect has them.
     async fn detect_mode(&self) -> Result<Mode, AdapterError> {
         let membership = self.config.membership;
+        if !self.dialect.capabilities().requests {
+            // nothing is counted: requests and the server count are refused as the
+            // dialect cannot carry them (python-socketio)
+            return Ok(Mode::Broker);
+        }
         if membership == Membership::Heartbeat {
             return Ok(Mode::Heartbeat);
         }

@@ -59,7 +59,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
-pub use config::{ClusterConfig, Membership};
+pub use config::{ClusterConfig, DEFAULT_MAX_MESSAGE_SIZE, Membership};
 pub use listen::{Heard, Listener, Undecodable};
 pub use stats::Stats;
 
@@ -120,6 +120,8 @@ struct Inner<T: Transport> {
     /// A local delivery is waiting for sockets (inbound back-pressure).
     delivering: AtomicBool,
     undecodable_warning: Throttle,
+    oversized_warning: Throttle,
+    other_namespace_warning: Throttle,
     response_warning: Throttle,
     counters: Counters,
 }
@@ -222,6 +224,8 @@ impl<T: Transport> ClusterCore<T> {
                 health: Mutex::new(Health::default()),
                 delivering: AtomicBool::new(false),
                 undecodable_warning: Throttle::default(),
+                oversized_warning: Throttle::default(),
+                other_namespace_warning: Throttle::default(),
                 response_warning: Throttle::default(),
                 counters: Counters::default(),
             }),

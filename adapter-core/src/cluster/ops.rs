@@ -12,7 +12,7 @@ use super::stats::Counters;
 use super::{ClusterCore, Mode, deadline_after};
 use crate::adapter::{AckStream, Gathered};
 use crate::dialect::EMITTER_UID;
-use crate::error::AdapterError;
+use crate::error::{AdapterError, DialectError};
 use crate::local::{LocalAckStream, PendingDelivery};
 use crate::message::{Body, Message};
 use crate::transport::Transport;
@@ -24,18 +24,32 @@ impl<T: Transport> ClusterCore<T> {
     /// [`EMITTER_UID`] publishes as an emitter (no uid), in the exact layout of
     /// `@socket.io/redis-emitter`. Not public: every message has its operation.
     pub(crate) async fn publish(&self, body: Body) -> Result<(), AdapterError> {
+        self.inner.publish(&self.own_message(body)).await
+    }
+
+    /// A message of this engine: as a node, or as an emitter without a uid.
+    fn own_message(&self, body: Body) -> Message {
         let inner = &self.inner;
         let uid = (inner.local.is_some() || inner.uid != EMITTER_UID).then(|| inner.uid.clone());
-        let msg = Message::new(uid, inner.nsp.clone(), body);
-        self.inner.publish(&msg).await
+        Message::new(uid, inner.nsp.clone(), body)
     }
 
     /// Sends an event to the matching sockets of the cluster (local ones first; while
     /// local sockets catch up, see [`PendingDelivery`], the message is already on its way
-    /// to the other nodes).
+    /// to the other nodes). A message over the maximum message size is refused before
+    /// anything is delivered.
     pub async fn broadcast(&self, packet: EventPacket, opts: BroadcastOptions) -> Result<(), AdapterError> {
-        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(&packet, &opts));
-        self.broadcast_beside(pending, Some((packet, opts))).await
+        let msg = self.own_message(Body::Broadcast { packet, opts });
+        let Body::Broadcast { packet, opts } = &msg.body else { unreachable!("built above") };
+        let out = if opts.flags.local { None } else { Some(self.inner.encode(&msg)?) };
+        let pending = self.inner.local.as_ref().and_then(|local| local.broadcast(packet, opts));
+        let publish = async {
+            match out {
+                Some(out) => self.inner.send(msg.body.name(), out).await,
+                None => Ok(()),
+            }
+        };
+        self.join_local(pending, publish).await
     }
 
     /// The cluster half of a broadcast whose local half the caller delivered itself: a
@@ -54,6 +68,16 @@ impl<T: Transport> ClusterCore<T> {
                 _ => Ok(()),
             }
         };
+        self.join_local(local, publish).await
+    }
+
+    /// Runs `publish` while the local sockets catch up with `local`, counting what the
+    /// slow-socket policy dropped.
+    async fn join_local(
+        &self,
+        local: Option<PendingDelivery>,
+        publish: impl std::future::Future<Output = Result<(), AdapterError>>,
+    ) -> Result<(), AdapterError> {
         match local {
             Some(pending) => {
                 let (dropped, out) = tokio::join!(pending, publish);
@@ -219,6 +243,7 @@ impl<T: Transport> ClusterCore<T> {
 
     /// The number of servers in the cluster (this one included when it is a server).
     pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.inner.supports_requests("a server count")?;
         self.inner.ready().await?;
         let is_node = usize::from(self.inner.local.is_some());
         match self.inner.mode() {
@@ -257,24 +282,38 @@ impl<T: Transport> ClusterCore<T> {
         let deadline = deadline_after(timeout);
         let (local_acks, local_count) = local;
         let (tx, stream) = AckStream::channel(256);
-        let (reg, expect) = if opts.flags.local {
-            (None, Expect::count(0, BTreeSet::new()))
+        let counts = inner.dialect.capabilities().client_counts;
+        let (reg, collector) = if opts.flags.local || (!counts && local_count > 0) {
+            // nothing to ask of other nodes (without client counts, python-socketio's
+            // callbacks target one socket: here, a local one)
+            (None, AckCollector::new(local_count, Expect::count(0, BTreeSet::new())))
         } else {
+            if !counts && !inner.is_node() {
+                // the answers are addressed to a server's host id: a requester never hears them
+                return Err(AdapterError::Dialect(DialectError::Unsupported {
+                    dialect: inner.dialect.name(),
+                    operation: "acks to a requester that is not a server",
+                }));
+            }
             inner.ready().await?;
-            let expect = inner.expect().await?;
-            if expect.done() {
-                (None, expect)
+            let collector = if counts {
+                AckCollector::new(local_count, inner.expect().await?)
             } else {
+                AckCollector::one_remote_ack()
+            };
+            if collector.waits_for_remote() {
                 let reg = inner.pending.register(|| inner.dialect.new_node_id())?;
                 let body = Body::BroadcastWithAck { request_id: reg.id.clone(), packet, opts };
                 let msg = Message::new(Some(inner.uid.clone()), inner.nsp.clone(), body);
                 inner.publish(&msg).await?;
-                (Some(reg), expect)
+                (Some(reg), collector)
+            } else {
+                (None, collector)
             }
         };
         let counters = Arc::clone(inner);
         tokio::spawn(async move {
-            let incomplete = AckCollector::new(local_count, expect).run(tx, local_acks, reg, deadline).await;
+            let incomplete = collector.run(tx, local_acks, reg, deadline).await;
             if incomplete {
                 Counters::bump(&counters.counters.incomplete_requests);
             }

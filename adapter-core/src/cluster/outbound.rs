@@ -9,7 +9,8 @@ use tracing::warn;
 use super::pending::Expect;
 use super::stats::Counters;
 use super::{Inner, Mode, deadline_after, lock};
-use crate::error::{AdapterError, Shortfall};
+use crate::dialect::Outgoing;
+use crate::error::{AdapterError, DialectError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
 use crate::types::NodeId;
@@ -22,7 +23,23 @@ impl<T: Transport> Inner<T> {
 
     /// Encodes and publishes `msg`, counting it (and resetting the heartbeat clock).
     pub(super) async fn publish(&self, msg: &Message) -> Result<(), AdapterError> {
+        let out = self.encode(msg)?;
+        self.send(msg.body.name(), out).await
+    }
+
+    /// Encodes `msg`, refusing it over the maximum message size.
+    pub(super) fn encode(&self, msg: &Message) -> Result<Outgoing, AdapterError> {
         let out = self.dialect.encode(msg)?;
+        let limit = self.config.max_message_size;
+        if out.payload.len() > limit {
+            Counters::bump(&self.counters.publish_errors);
+            return Err(AdapterError::MessageTooLarge { size: out.payload.len(), limit });
+        }
+        Ok(out)
+    }
+
+    /// Publishes an encoded message (`what`: its body's name, for errors).
+    pub(super) async fn send(&self, what: &str, out: Outgoing) -> Result<(), AdapterError> {
         match self.transport.publish(&out.channel, out.payload).await {
             Ok(()) => {
                 *lock(&self.last_publish) = Instant::now();
@@ -31,7 +48,7 @@ impl<T: Transport> Inner<T> {
             }
             Err(e) => {
                 Counters::bump(&self.counters.publish_errors);
-                Err(AdapterError::transport(format!("publish {} on {}", msg.body.name(), out.channel), e))
+                Err(AdapterError::transport(format!("publish {what} on {}", out.channel), e))
             }
         }
     }
@@ -64,6 +81,14 @@ impl<T: Transport> Inner<T> {
     }
 
     /// Who must answer a request starting now.
+    /// Refuses `operation` (a request) when the dialect has no requests.
+    pub(super) fn supports_requests(&self, operation: &'static str) -> Result<(), AdapterError> {
+        if self.dialect.capabilities().requests {
+            return Ok(());
+        }
+        Err(AdapterError::Dialect(DialectError::Unsupported { dialect: self.dialect.name(), operation }))
+    }
+
     pub(super) async fn expect(&self) -> Result<Expect, AdapterError> {
         match self.mode() {
             Mode::Broker => {
@@ -84,6 +109,7 @@ impl<T: Transport> Inner<T> {
         operation: &'static str,
         accept: impl FnMut(Option<&str>, Body) -> bool,
     ) -> Result<Option<Shortfall>, AdapterError> {
+        self.supports_requests(operation)?;
         self.ready().await?;
         let expect = self.expect().await?;
         if expect.done() {

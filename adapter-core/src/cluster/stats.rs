@@ -12,6 +12,9 @@ pub(super) struct Counters {
     pub(super) publish_errors: AtomicU64,
     pub(super) received: AtomicU64,
     pub(super) undecodable: AtomicU64,
+    pub(super) pickled: AtomicU64,
+    pub(super) oversized: AtomicU64,
+    pub(super) other_namespace: AtomicU64,
     pub(super) dropped_responses: AtomicU64,
     pub(super) dropped_deliveries: AtomicU64,
     pub(super) incomplete_requests: AtomicU64,
@@ -38,6 +41,14 @@ pub struct Stats {
     pub received: u64,
     /// Received messages dropped because they could not be decoded.
     pub undecodable: u64,
+    /// Of those, pickled python-socketio messages (senders before 5.14; never unpickled).
+    pub pickled: u64,
+    /// Received messages dropped unread because they exceed the maximum message size.
+    pub oversized: u64,
+    /// Received messages of another namespace on this namespace's channels, dropped (a
+    /// publisher that writes one namespace's messages on another's channel; never
+    /// counted on python-socketio's one channel for every namespace).
+    pub other_namespace: u64,
     /// Responses dropped because their request's queue was full.
     pub dropped_responses: u64,
     /// Deliveries to local sockets dropped by the server's slow-socket policy (a socket
@@ -75,6 +86,9 @@ impl<T: Transport> ClusterCore<T> {
             publish_errors: c.publish_errors.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
             undecodable: c.undecodable.load(Ordering::Relaxed),
+            pickled: c.pickled.load(Ordering::Relaxed),
+            oversized: c.oversized.load(Ordering::Relaxed),
+            other_namespace: c.other_namespace.load(Ordering::Relaxed),
             dropped_responses: c.dropped_responses.load(Ordering::Relaxed),
             dropped_deliveries: c.dropped_deliveries.load(Ordering::Relaxed),
             incomplete_requests: c.incomplete_requests.load(Ordering::Relaxed),

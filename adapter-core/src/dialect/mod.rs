@@ -31,6 +31,65 @@ pub use node_redis::NodeRedisDialect;
 pub use node_streams::{NodeStreamsDialect, StreamLayout};
 pub use python::PythonDialect;
 
+/// A dialect by name: what `dialect=` in a URL, `--dialect` on the CLI and the emitter's
+/// builder select.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialectKind {
+    /// `@socket.io/redis-adapter` classic (`createAdapter`), as `@socket.io/redis-emitter`.
+    NodeRedis,
+    /// The socket.io-adapter `ClusterAdapter` envelope: `createShardedAdapter`, Kafka, AMQP.
+    NodeCluster,
+    /// `@socket.io/redis-streams-adapter` 0.3 (Redis `mode=streams`): ClusterAdapter
+    /// messages as stream entries and MessagePack pub/sub.
+    NodeStreams,
+    /// python-socketio / Flask-SocketIO message queues.
+    Python,
+}
+
+impl std::str::FromStr for DialectKind {
+    type Err = String;
+
+    /// `node-redis` (or `node`), `node-cluster` (or `cluster`), `node-streams` (or
+    /// `streams`), `python`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "node" | "node-redis" => Ok(DialectKind::NodeRedis),
+            "cluster" | "node-cluster" => Ok(DialectKind::NodeCluster),
+            "streams" | "node-streams" => Ok(DialectKind::NodeStreams),
+            "python" => Ok(DialectKind::Python),
+            other => {
+                Err(format!("unknown dialect {other:?} (expected node-redis, node-cluster, node-streams or python)"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DialectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DialectKind::NodeRedis => "node-redis",
+            DialectKind::NodeCluster => "node-cluster",
+            DialectKind::NodeStreams => "node-streams",
+            DialectKind::Python => "python",
+        })
+    }
+}
+
+impl DialectKind {
+    /// This dialect, built for `name`: the channel prefix of the Node.js dialects (the
+    /// streams one with the default stream `socket.io`), the manager channel of the
+    /// python one.
+    pub fn dialect(self, name: &str) -> std::sync::Arc<dyn Dialect> {
+        match self {
+            DialectKind::NodeRedis => std::sync::Arc::new(NodeRedisDialect::new(name)),
+            DialectKind::NodeCluster => std::sync::Arc::new(NodeClusterDialect::new(name)),
+            DialectKind::NodeStreams => std::sync::Arc::new(NodeStreamsDialect::new(name, StreamLayout::default())),
+            DialectKind::Python => std::sync::Arc::new(PythonDialect::new(name)),
+        }
+    }
+}
+
 /// The uid emitters use in the Node.js protocols. Messages from it are processed but
 /// its sender is never counted as a server.
 pub const EMITTER_UID: &str = "emitter";
@@ -59,6 +118,17 @@ pub struct Capabilities {
     /// One sockets-join or sockets-leave message carries several rooms (otherwise send
     /// one message per room).
     pub multi_room_joins: bool,
+    /// Requests and their answers exist: fetch sockets, all rooms, server-side events
+    /// with acks, and so a server count (otherwise each is refused with
+    /// [`DialectError::Unsupported`] naming the dialect).
+    pub requests: bool,
+    /// A node answering a broadcast with acks first announces how many clients it asked.
+    /// Otherwise (python-socketio's callbacks, addressed to one socket) a requester waits
+    /// for one ack, unless the socket is its own.
+    pub client_counts: bool,
+    /// Each namespace has channels of its own (a message of another namespace on them is
+    /// foreign); python-socketio carries every namespace on one channel.
+    pub namespace_channels: bool,
 }
 
 /// A wire dialect.

@@ -300,6 +300,9 @@ impl Dialect for NodeClusterDialect {
             identified_responses: true,
             room_channels: self.mode != SubscriptionMode::Static,
             multi_room_joins: true,
+            requests: true,
+            client_counts: true,
+            namespace_channels: true,
         }
     }
 

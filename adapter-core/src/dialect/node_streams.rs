@@ -41,6 +41,13 @@ pub struct StreamLayout {
     count: u32,
 }
 
+impl Default for StreamLayout {
+    /// One stream named `socket.io` (the Node.js defaults).
+    fn default() -> Self {
+        StreamLayout { name: "socket.io".to_owned(), count: 1 }
+    }
+}
+
 impl StreamLayout {
     /// `count` streams named after `name` (Node.js `streamName`, `streamCount`). Errors
     /// when `name` is empty or has a `#`, or `count` is 0.
@@ -168,6 +175,11 @@ impl Dialect for NodeStreamsDialect {
             identified_responses: true,
             room_channels: false,
             multi_room_joins: true,
+            requests: true,
+            client_counts: true,
+            // a stream carries every namespace hashed to it: another namespace's entry
+            // there is normal, not foreign
+            namespace_channels: false,
         }
     }
 

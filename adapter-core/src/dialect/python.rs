@@ -11,9 +11,22 @@
 //! | broadcast | `{"method": "emit", "event", "data": [args], "binary", "namespace", "room", "skip_sid", "callback": null, "host_id"}` |
 //! | sockets join / leave (one socket id, one room) | `{"method": "enter_room"/"leave_room", "sid", "room", "namespace", "host_id"}` |
 //! | disconnect sockets (one socket id) | `{"method": "disconnect", "sid", "namespace", "host_id"}` |
+//! | broadcast with ack (one room, normally a socket id) | `emit` with `"callback": [room, namespace, request id]` |
+//! | one client's ack | `{"method": "callback", "host_id": requester, "sid": room, "namespace", "id", "args": [value]}` |
 //!
-//! The protocol has no requests, responses or heartbeats: fetching sockets, rooms,
-//! server-side events and acks across nodes are refused with
+//! Read only: `close_room` (`{"method", "room", "namespace", "host_id"}`), which becomes
+//! a sockets-leave of every socket in the room; a JSON text wrapped in a JSON string
+//! (what a Kombu `application/json` publisher of a `str` sends) is read as the text.
+//!
+//! Acks follow python-socketio's callbacks: an emit with a `callback` addressed to one
+//! room (normally a socket id) is answered by the server holding it with one `callback`
+//! message per client ack, addressed to the requester's `host_id`; no client count is
+//! announced ([`Capabilities::client_counts`]). The callback triple travels as the
+//! request id of [`Body::BroadcastWithAck`] (its JSON text) so that the answers can name
+//! it again.
+//!
+//! The protocol has no other requests, no responses and no heartbeats: fetching sockets,
+//! rooms, counting servers and server-side events are refused with
 //! [`DialectError::Unsupported`]. Its `skip_sid` names socket ids, not rooms, so `except`
 //! entries are sent as socket ids; `volatile` and `compress` have no equivalent and are
 //! dropped. Binary arguments use python-socketio's placeholders
@@ -25,7 +38,7 @@ use bytes::Bytes;
 
 use super::{Capabilities, Dialect, Fields, Outgoing};
 use crate::error::{DecodeError, DialectError};
-use crate::message::{Body, Message};
+use crate::message::{Body, Message, RequestId};
 use crate::transport::Channel;
 use crate::types::{BroadcastOptions, EventPacket, NodeId, Room};
 use crate::value::{Map, Value};
@@ -133,6 +146,76 @@ fn reconstruct(v: Value, attachments: &[Bytes]) -> Result<Value, DecodeError> {
     })
 }
 
+/// The fields of an `emit`, in python-socketio's order.
+fn emit_fields(
+    m: &mut Map,
+    msg: &Message,
+    packet: &EventPacket,
+    opts: &BroadcastOptions,
+    callback: Value,
+    host_id: Value,
+) {
+    let mut attachments = Vec::new();
+    let args: Vec<Value> = packet.args.iter().map(|a| deconstruct(a, &mut attachments)).collect();
+    let binary = !attachments.is_empty();
+    let data = if binary {
+        let mut d = vec![Value::Array(args)];
+        d.extend(attachments);
+        d
+    } else {
+        args
+    };
+    m.insert("method", "emit");
+    m.insert("event", packet.event.clone());
+    m.insert("data", Value::Array(data));
+    m.insert("binary", binary);
+    m.insert("namespace", msg.nsp.clone());
+    m.insert("room", rooms_value(&opts.rooms));
+    m.insert("skip_sid", rooms_value(&opts.except));
+    m.insert("callback", callback);
+    m.insert("host_id", host_id);
+}
+
+/// The request id that carries an emit's callback triple `[room, namespace, id]`.
+fn callback_request_id(callback: Value) -> RequestId {
+    let mut out = Vec::with_capacity(64);
+    crate::json::write_python(&callback, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The callback triple back from a request id made by [`callback_request_id`].
+fn callback_triple(request_id: &str) -> Result<(Value, Value, Value), DialectError> {
+    let bad = || DialectError::InvalidName {
+        what: "request id",
+        value: request_id.to_owned(),
+        reason: "a python-socketio callback answers an emit that carried [room, namespace, id]",
+    };
+    match crate::json::parse(request_id.as_bytes()) {
+        Ok(Value::Array(a)) if a.len() == 3 => {
+            let mut it = a.into_iter();
+            match (it.next(), it.next(), it.next()) {
+                (Some(sid), Some(nsp), Some(id)) => Ok((sid, nsp, id)),
+                _ => Err(bad()),
+            }
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The `host_id` of a pickled message (python-socketio < 5.14), found without unpickling:
+/// pickle protocol 4 and 5 write the key as a short string followed (after an optional
+/// MEMOIZE) by its value as a short string.
+fn pickled_host_id(payload: &[u8]) -> Option<String> {
+    const KEY: &[u8] = b"\x8c\x07host_id";
+    let at = payload.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = payload.get(at..)?;
+    let rest = rest.strip_prefix(&[0x94]).unwrap_or(rest);
+    let (&0x8c, rest) = rest.split_first()? else { return None };
+    let (&len, rest) = rest.split_first()?;
+    let id = std::str::from_utf8(rest.get(..usize::from(len))?).ok()?;
+    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_').then(|| id.to_owned())
+}
+
 impl Dialect for PythonDialect {
     fn name(&self) -> &'static str {
         "python"
@@ -145,6 +228,9 @@ impl Dialect for PythonDialect {
             identified_responses: false,
             room_channels: false,
             multi_room_joins: false,
+            requests: false,
+            client_counts: false,
+            namespace_channels: false,
         }
     }
 
@@ -175,27 +261,7 @@ impl Dialect for PythonDialect {
         let host_id = Value::Str(msg.uid.clone().unwrap_or_else(|| self.new_node_id()));
         let mut m = Map::with_capacity(9);
         match &msg.body {
-            Body::Broadcast { packet, opts } => {
-                let mut attachments = Vec::new();
-                let args: Vec<Value> = packet.args.iter().map(|a| deconstruct(a, &mut attachments)).collect();
-                let binary = !attachments.is_empty();
-                let data = if binary {
-                    let mut d = vec![Value::Array(args)];
-                    d.extend(attachments);
-                    d
-                } else {
-                    args
-                };
-                m.insert("method", "emit");
-                m.insert("event", packet.event.clone());
-                m.insert("data", Value::Array(data));
-                m.insert("binary", binary);
-                m.insert("namespace", msg.nsp.clone());
-                m.insert("room", rooms_value(&opts.rooms));
-                m.insert("skip_sid", rooms_value(&opts.except));
-                m.insert("callback", Value::Null);
-                m.insert("host_id", host_id);
-            }
+            Body::Broadcast { packet, opts } => emit_fields(&mut m, msg, packet, opts, Value::Null, host_id),
             Body::SocketsJoin { opts, rooms } | Body::SocketsLeave { opts, rooms } => {
                 let method = if matches!(msg.body, Body::SocketsJoin { .. }) { "enter_room" } else { "leave_room" };
                 let sid = Self::single_sid(opts, method)?;
@@ -218,7 +284,28 @@ impl Dialect for PythonDialect {
                 m.insert("namespace", msg.nsp.clone());
                 m.insert("host_id", host_id);
             }
-            Body::BroadcastWithAck { .. } => return Err(Self::unsupported("broadcasts with acks across servers")),
+            Body::BroadcastWithAck { request_id, packet, opts } => {
+                let [room] = opts.rooms.as_slice() else {
+                    return Err(DialectError::InvalidName {
+                        what: "target",
+                        value: format!("to {:?}", opts.rooms),
+                        reason: "python-socketio callbacks target one room (normally a socket id)",
+                    });
+                };
+                let callback =
+                    Value::Array(vec![room.to_value(), Value::Str(msg.nsp.clone()), Value::Str(request_id.clone())]);
+                emit_fields(&mut m, msg, packet, opts, callback, host_id);
+            }
+            Body::BroadcastAck { request_id, value } => {
+                let (sid, nsp, id) = callback_triple(request_id)?;
+                m.insert("method", "callback");
+                m.insert("host_id", Value::Str(msg.reply_to.clone().unwrap_or_default()));
+                m.insert("sid", sid);
+                m.insert("namespace", nsp);
+                m.insert("id", id);
+                m.insert("args", Value::Array(vec![value.clone()]));
+            }
+            Body::BroadcastClientCount { .. } => return Err(Self::unsupported("client counts")),
             Body::ServerSideEmit { .. } => return Err(Self::unsupported("server-side events")),
             Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose => {
                 return Err(Self::unsupported("heartbeats"));
@@ -233,15 +320,33 @@ impl Dialect for PythonDialect {
     fn decode(&self, channel: &str, payload: &[u8]) -> Result<Message, DialectError> {
         let err = |source| DialectError::Decode { channel: channel.to_owned(), source };
         if payload.first() == Some(&0x80) {
-            return Err(err(DecodeError::Invalid(
-                "a pickled message (python-socketio < 5.14); only JSON messages are read".into(),
-            )));
+            return Err(err(DecodeError::Pickled { sender: pickled_host_id(payload) }));
         }
-        let mut f = Fields::from_value(crate::json::parse(payload).map_err(err)?).map_err(err)?;
+        let value = match crate::json::parse(payload).map_err(err)? {
+            // a Kombu publisher of a str with the json serializer wraps the text once more
+            Value::Str(text) => crate::json::parse(text.as_bytes()).map_err(err)?,
+            value => value,
+        };
+        let mut f = Fields::from_value(value).map_err(err)?;
         let method = f.string("method").map_err(err)?;
         // python-socketio delivers nothing for a message without a namespace
         let nsp = f.string("namespace").map_err(err)?;
-        let uid = f.opt_string("host_id").map_err(err)?;
+        let host_id = f.opt_string("host_id").map_err(err)?;
+        if method == "callback" {
+            // addressed to the requester, whose host_id it carries; the sender is unnamed
+            let id = f.take("id").ok_or_else(|| err(DecodeError::MissingField("id")))?;
+            let value = match f.take("args") {
+                Some(Value::Array(a)) => a.into_iter().next().unwrap_or(Value::Null),
+                Some(other) => other,
+                None => Value::Null,
+            };
+            let request_id = match id {
+                Value::Str(s) => s,
+                other => other.to_string(),
+            };
+            return Ok(Message::new(None, nsp, Body::BroadcastAck { request_id, value }).reply_to(host_id));
+        }
+        let uid = host_id;
         let rooms_field = |v: Option<Value>| -> Result<Vec<Room>, DecodeError> {
             match v {
                 None => Ok(Vec::new()),
@@ -295,7 +400,20 @@ impl Dialect for PythonDialect {
                     except: rooms_field(f.take("skip_sid")).map_err(err)?,
                     ..BroadcastOptions::default()
                 };
-                Body::Broadcast { packet: EventPacket::new(event, args), opts }
+                let packet = EventPacket::new(event, args);
+                match f.take("callback") {
+                    Some(callback @ Value::Array(_)) if matches!(&callback, Value::Array(a) if a.len() == 3) => {
+                        Body::BroadcastWithAck { request_id: callback_request_id(callback), packet, opts }
+                    }
+                    _ => Body::Broadcast { packet, opts },
+                }
+            }
+            "close_room" => {
+                let room = rooms_field(f.take("room")).map_err(err)?;
+                let [one] = room.as_slice() else {
+                    return Err(err(DecodeError::WrongType { field: "room", expected: "one room", found: "a list" }));
+                };
+                Body::SocketsLeave { opts: BroadcastOptions::all().to(one.clone()), rooms: room }
             }
             "enter_room" | "leave_room" => {
                 let sid = f.string("sid").map_err(err)?;
@@ -375,5 +493,89 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("python"), "{e}");
         assert!(dialect.decode("socketio", b"\x80\x04garbage").unwrap_err().to_string().contains("decode"));
+    }
+
+    #[test]
+    fn callbacks_travel_as_python_socketio_sends_them() {
+        let dialect = PythonDialect::new("flask-socketio");
+        // a Python server's emit with a callback to a socket held here
+        let inbound = br#"{"method": "emit", "event": "q", "data": ["hi"], "binary": false, "namespace": "/", "room": "SIDx", "skip_sid": null, "callback": ["SIDx", "/", 7], "host_id": "origin"}"#;
+        let msg = dialect.decode("flask-socketio", inbound).unwrap();
+        assert_eq!(msg.uid.as_deref(), Some("origin"));
+        let Body::BroadcastWithAck { request_id, opts, .. } = msg.body else { panic!("{msg:?}") };
+        assert_eq!(opts.rooms, vec![Room::from("SIDx")]);
+        // the answer: a callback message addressed to the origin host
+        let ack = Message::new(Some("me".into()), "/", Body::BroadcastAck { request_id, value: Value::from("ok") })
+            .reply_to(Some("origin".into()));
+        let out = dialect.encode(&ack).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out.payload).unwrap(),
+            r#"{"method": "callback", "host_id": "origin", "sid": "SIDx", "namespace": "/", "id": 7, "args": ["ok"]}"#
+        );
+        // which the origin reads as the ack of its request 7
+        let back = dialect.decode("flask-socketio", &out.payload).unwrap();
+        assert_eq!(back.uid, None);
+        assert_eq!(back.reply_to.as_deref(), Some("origin"));
+        assert_eq!(back.body, Body::BroadcastAck { request_id: "7".into(), value: Value::from("ok") });
+        // no client counts in this protocol
+        let count = Message::new(None, "/", Body::BroadcastClientCount { request_id: "x".into(), count: 1 });
+        assert!(dialect.encode(&count).is_err());
+        // our own request: the callback names our request id
+        let ours = Message::new(
+            Some("me".into()),
+            "/",
+            Body::BroadcastWithAck {
+                request_id: "abc".into(),
+                packet: EventPacket::new("q", vec![]),
+                opts: BroadcastOptions::all().to("SIDy"),
+            },
+        );
+        let text = String::from_utf8(dialect.encode(&ours).unwrap().payload.to_vec()).unwrap();
+        assert!(
+            text.contains(r#""room": "SIDy", "skip_sid": null, "callback": ["SIDy", "/", "abc"], "host_id": "me""#),
+            "{text}"
+        );
+        let many = Message::new(
+            None,
+            "/",
+            Body::BroadcastWithAck {
+                request_id: "abc".into(),
+                packet: EventPacket::new("q", vec![]),
+                opts: BroadcastOptions::all(),
+            },
+        );
+        assert!(dialect.encode(&many).unwrap_err().to_string().contains("one room"));
+    }
+
+    #[test]
+    fn close_room_and_double_encoded_text_are_read() {
+        let dialect = PythonDialect::default();
+        let close = br#"{"method": "close_room", "room": "r1", "namespace": "/", "host_id": "h"}"#;
+        let msg = dialect.decode("socketio", close).unwrap();
+        assert_eq!(
+            msg.body,
+            Body::SocketsLeave { opts: BroadcastOptions::all().to("r1"), rooms: vec![Room::from("r1")] }
+        );
+        let wrapped = br#""{\"method\": \"emit\", \"event\": \"hello\", \"data\": [1], \"namespace\": \"/\"}""#;
+        let msg = dialect.decode("socketio", wrapped).unwrap();
+        assert!(matches!(msg.body, Body::Broadcast { ref packet, .. } if packet.event == "hello"), "{msg:?}");
+    }
+
+    #[test]
+    fn pickled_messages_name_their_sender_without_unpickling() {
+        // python-socketio 5.13.0's RedisManager, captured
+        let hex = "80049595000000000000007d94288c066d6574686f64948c04656d6974948c056576656e74948c0568656c6c6f948c0464617461947d948c0174948c02503294738c096e616d657370616365948c012f948c04726f6f6d944e8c08736b69705f736964944e8c0863616c6c6261636b944e8c07686f73745f6964948c20323563386439356664333833343264313965663534386232653539666364383394752e";
+        let bytes: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let e = PythonDialect::default().decode("socketio", &bytes).unwrap_err();
+        let DialectError::Decode { source: DecodeError::Pickled { sender }, .. } = &e else { panic!("{e:?}") };
+        assert_eq!(sender.as_deref(), Some("25c8d95fd38342d19ef548b2e59fcd83"));
+        let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+        assert!(chain.contains("5.14"), "{chain}");
+        // truncated or foreign bytes: no sender, no panic
+        for cut in 0..bytes.len() {
+            let _ = PythonDialect::default().decode("socketio", &bytes[..cut]);
+        }
+        assert_eq!(pickled_host_id(b"\x80\x04\x8c\x07host_id\x94\x8c\xffab"), None);
     }
 }

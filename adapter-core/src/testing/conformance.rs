@@ -58,10 +58,15 @@ pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> 
 
 /// Starts one node of namespace `nsp`.
 pub async fn node<B: Backend>(b: &B, prefix: &str, nsp: &str, name: &str) -> Node<B::T> {
+    node_with(b, prefix, nsp, name, b.config()).await
+}
+
+/// Starts one node of namespace `nsp` with `config`.
+pub async fn node_with<B: Backend>(b: &B, prefix: &str, nsp: &str, name: &str, config: ClusterConfig) -> Node<B::T> {
     let sockets = Recorder::new(name);
     let transport = b.connect(prefix).await;
     let adapter =
-        ClusterAdapter::new(transport, b.dialect(prefix), nsp, sockets.clone(), b.config()).expect("adapter config");
+        ClusterAdapter::new(transport, b.dialect(prefix), nsp, sockets.clone(), config).expect("adapter config");
     adapter.init().await.expect("adapter init");
     Node { adapter, sockets }
 }
@@ -346,6 +351,63 @@ pub async fn membership<B: Backend>(b: &B) {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// The maximum message size: a publish over it fails before reaching the broker
+/// (nothing delivered anywhere); a message over the receiver's limit is dropped unread and
+/// counted, and the receiver goes on with the next one.
+pub async fn message_size<B: Backend>(b: &B) {
+    let prefix = prefix("size");
+    let small = node_with(b, &prefix, "/", "S", b.config().with_max_message_size(64 * 1024)).await;
+    let big = node_with(b, &prefix, "/", "B", b.config().with_max_message_size(512 * 1024)).await;
+    small.adapter.add_all(&sid("s1"), &[]);
+    big.adapter.add_all(&sid("b1"), &[]);
+    let nodes = [small, big];
+    converge(&nodes, 2).await;
+    let blob = |kib: usize| EventPacket::new("blob", vec![Value::from("x".repeat(kib * 1024))]);
+    // over the sender's own limit: refused, nothing published
+    let published = nodes[1].adapter.stats().published;
+    let e = nodes[1].adapter.broadcast(blob(600), all()).await.expect_err("600 KiB over a 512 KiB limit");
+    assert!(matches!(e, crate::AdapterError::MessageTooLarge { limit: 524_288, .. }), "{e}");
+    assert!(e.to_string().contains("max_message_bytes"), "{e}");
+    assert_eq!(nodes[1].adapter.stats().published, published, "nothing published");
+    // over the receiver's limit: dropped there, delivered where it fits
+    nodes[1].adapter.broadcast(blob(100), all()).await.expect("broadcast 100 KiB");
+    nodes[1].adapter.broadcast(ev("after"), all()).await.expect("broadcast");
+    delivered_exactly(&nodes, "after", &["b1", "s1"]).await;
+    assert_eq!(everyone_got(&nodes, "blob"), ["b1"], "only the node that accepts 100 KiB");
+    assert_eq!(nodes[0].adapter.stats().oversized, 1, "counted by the small node");
+    assert_eq!(nodes[1].adapter.stats().oversized, 0);
+}
+
+/// Namespaces with glob metacharacters hear their own traffic only: nodes of `/n*`,
+/// `/n?`, `/n[x]` and `/n\x` receive nothing of `/nx` (Redis patterns are escaped; the
+/// other transports route exact names), and their own broadcasts still arrive.
+pub async fn metacharacters<B: Backend>(b: &B) {
+    let prefix = prefix("meta");
+    let plain = [node(b, &prefix, "/nx", "X1").await, node(b, &prefix, "/nx", "X2").await];
+    plain[1].adapter.add_all(&sid("x2"), &[]);
+    let mut globs = Vec::new();
+    for (i, nsp) in ["/n*", "/n?", "/n[x]", "/n\\x"].into_iter().enumerate() {
+        let pair = [node(b, &prefix, nsp, &format!("G{i}a")).await, node(b, &prefix, nsp, &format!("G{i}b")).await];
+        pair[0].adapter.add_all(&sid(&format!("g{i}")), &[]);
+        globs.push(pair);
+    }
+    plain[0].adapter.broadcast(ev("leak"), all()).await.expect("broadcast");
+    eventually("x2 got it", Duration::from_secs(5), || plain[1].sockets.got("leak").len() == 1).await;
+    // published after `leak` reached a subscriber: on one broker connection it arrives
+    // after `leak` would have
+    for (i, pair) in globs.iter().enumerate() {
+        pair[1].adapter.broadcast(ev("own"), all()).await.expect("broadcast");
+        let g = format!("g{i}");
+        eventually(&format!("{g} got its own"), Duration::from_secs(5), || pair[0].sockets.got("own") == [g.clone()])
+            .await;
+    }
+    for pair in &globs {
+        let n = &pair[0];
+        assert!(n.sockets.got("leak").is_empty(), "{}", n.sockets.name);
+        assert_eq!(n.adapter.stats().other_namespace, 0, "{} heard /nx's traffic", n.sockets.name);
+    }
+}
+
 /// Runs one case with an overall deadline, so that a hang fails the test instead of
 /// stalling the suite.
 pub async fn run(case: impl Future<Output = ()>) {
@@ -411,6 +473,14 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn server_side_emit() {
                 $crate::testing::conformance::run($crate::testing::conformance::server_side_emit(&$backend)).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn message_size() {
+                $crate::testing::conformance::run($crate::testing::conformance::message_size(&$backend)).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metacharacters() {
+                $crate::testing::conformance::run($crate::testing::conformance::metacharacters(&$backend)).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn membership() {

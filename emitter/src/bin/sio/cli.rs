@@ -43,9 +43,10 @@ pub(crate) struct Cli {
     /// Channel prefix [default: socket.io, or the URL's prefix option].
     #[arg(long, global = true)]
     pub(crate) prefix: Option<String>,
-    /// Message-queue channel of the python dialect.
-    #[arg(long, default_value = "socketio", global = true)]
-    pub(crate) channel: String,
+    /// Message-queue channel of the python dialect [default: socketio, or the URL's
+    /// channel option].
+    #[arg(long, global = true)]
+    pub(crate) channel: Option<String>,
     /// Timeout of requests and acks, in milliseconds.
     #[arg(long, default_value_t = 5000, global = true)]
     pub(crate) timeout: u64,
@@ -151,8 +152,8 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
             opts = opts.dialect(kind);
         }
     }
-    if opts.dialect == Some(DialectKind::Python) {
-        opts = opts.channel(cli.channel.clone());
+    if let Some(channel) = &cli.channel {
+        opts = opts.channel(channel.clone());
     }
     if let Some(p) = &cli.prefix {
         opts = opts.prefix(p.clone());
