@@ -80,6 +80,12 @@ const LEAST_USER: &str = "sio-least-privilege";
 const LEAST_PASSWORD: &str = "least-pw";
 const SUITE_NAMESPACES: [&str; 7] = ["/", "/admin", "/nx", "/n*", "/n?", "/n[x]", "/n\\x"];
 
+/// The user of `url`'s cases: streams mode has its own (a pub/sub case's rule, set in
+/// parallel, starts with `-@all` and would take the stream commands away meanwhile).
+fn least_user(url: &str) -> String {
+    if url.contains("mode=streams") { format!("{LEAST_USER}-streams") } else { LEAST_USER.to_owned() }
+}
+
 fn allow_prefix(url: &str) {
     let opts = RedisOptions::parse(url).expect("options");
     let rule = socketio_adapter_redis::acl_rule(&opts, &SUITE_NAMESPACES);
@@ -88,9 +94,9 @@ fn allow_prefix(url: &str) {
     for admin in admins {
         let mut conn = redis::Client::open(admin.as_str()).expect("client").get_connection().expect("connect");
         let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER").arg(LEAST_USER).arg("on").arg(format!(">{LEAST_PASSWORD}"));
-        // the cases run in parallel: add this prefix's channels to the others'
-        for part in rule.split(' ').filter(|p| *p != "resetchannels") {
+        cmd.arg("SETUSER").arg(least_user(url)).arg("on").arg(format!(">{LEAST_PASSWORD}"));
+        // the cases run in parallel: add this prefix's channels (and streams) to the others'
+        for part in rule.split(' ').filter(|p| *p != "resetchannels" && *p != "resetkeys") {
             cmd.arg(part);
         }
         let _: () = cmd.query(&mut conn).unwrap_or_else(|e| panic!("ACL SETUSER on {admin}: {e}"));
@@ -103,9 +109,10 @@ struct LeastPrivilege(Redis);
 
 impl LeastPrivilege {
     fn url(&self, prefix: &str) -> String {
-        allow_prefix(&self.0.url(prefix));
+        let url = self.0.url(prefix);
+        allow_prefix(&url);
         // one user-info for every host of a cluster URL
-        self.0.url(prefix).replacen("redis://", &format!("redis://{LEAST_USER}:{LEAST_PASSWORD}@"), 1)
+        url.replacen("redis://", &format!("redis://{}:{LEAST_PASSWORD}@", least_user(&url)), 1)
     }
 }
 
@@ -136,6 +143,18 @@ conformance_suite!(
 conformance_suite!(
     least_privilege_cluster_sharded,
     super::LeastPrivilege(super::Redis { name: "cluster-sharded", cluster: true, query: "&mode=sharded" })
+);
+conformance_suite!(
+    least_privilege_streams,
+    super::LeastPrivilege(super::Redis { name: "streams", cluster: false, query: "&mode=streams" })
+);
+conformance_suite!(
+    least_privilege_cluster_streams,
+    super::LeastPrivilege(super::Redis {
+        name: "cluster-streams",
+        cluster: true,
+        query: "&mode=streams&stream_count=3&sharded_pubsub=true"
+    })
 );
 
 /// A user whose rule lacks the prefix's channels gets one clear error naming the
