@@ -97,7 +97,7 @@ mod subscriber;
 mod transport;
 
 pub use error::RedisTransportError;
-pub use options::{Mode, RedisOptions};
+pub use options::{ACL_COMMANDS, Mode, RedisOptions, acl_rule};
 pub use transport::RedisTransport;
 
 /// The README example, compiled by `cargo test --doc`.

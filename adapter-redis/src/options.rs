@@ -100,6 +100,30 @@ pub struct RedisOptions {
     pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
+/// The Redis commands the pub/sub modes send (classic and sharded, standalone and
+/// Redis Cluster), as an ACL rule: nothing else is needed.
+pub const ACL_COMMANDS: &str = "-@all +ping +hello +client|setname +publish +subscribe +psubscribe +unsubscribe \
++punsubscribe +spublish +ssubscribe +sunsubscribe +pubsub|numsub +pubsub|shardnumsub +cluster|slots +cluster|shards";
+
+/// The least-privilege ACL rule of a user of these options serving `namespaces`: the
+/// commands of [`ACL_COMMANDS`] on the channels of the prefix only (`&<prefix>*`, glob
+/// metacharacters escaped; with `dialect=python`, the manager channel only). In classic
+/// mode each namespace's broadcast pattern is listed too (`&<prefix>#<nsp>#*`): Redis
+/// allows a `PSUBSCRIBE` pattern only if the rule lists that very pattern. For
+/// `ACL SETUSER <name> on ><password> <rule>` (as separate arguments: split at spaces).
+pub fn acl_rule(opts: &RedisOptions, namespaces: &[&str]) -> String {
+    use socketio_adapter_core::transport::glob_escape;
+    let mut channels = match opts.shared.python_channel() {
+        Some(channel) => vec![format!("&{}", glob_escape(channel))],
+        None => vec![format!("&{}*", glob_escape(&opts.prefix))],
+    };
+    if opts.mode == Mode::Classic && opts.shared.python_channel().is_none() {
+        let dialect = NodeRedisDialect::new(opts.prefix.clone());
+        channels.extend(namespaces.iter().map(|nsp| format!("&{}", dialect.broadcast_pattern(nsp))));
+    }
+    format!("resetchannels {} {ACL_COMMANDS}", channels.join(" "))
+}
+
 impl Deref for RedisOptions {
     type Target = SharedOptions;
     fn deref(&self) -> &SharedOptions {

@@ -88,6 +88,21 @@ async fn emits_reach_python_socketio_servers() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         c.wait_got("e_cli", &["b", "c"], WAIT).await;
         assert_eq!(c.received("e_cli").await[0].1, vec![json!(1), json!("two")]);
+        // the URL alone selects the dialect and channel; what the protocol cannot carry
+        // is a one-line error naming it
+        let url = format!("{}?dialect=python&channel={channel}", env("REDIS_URL"));
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url, "emit", "e_url"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        c.wait_got("e_url", &["a", "b", "c", "d"], WAIT).await;
+        for command in [&["count"][..], &["sockets"], &["rooms"], &["servers"], &["server-emit", "x"]] {
+            let out =
+                Command::new(env!("CARGO_BIN_EXE_sio")).args(["--url", &url]).args(command).output().await.unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+            assert!(stderr.contains("python protocol cannot carry"), "{command:?}: {stderr}");
+            assert_eq!(stderr.trim().lines().count(), 1, "{command:?}: one line: {stderr}");
+        }
 
         // what python-socketio cannot do
         let e = io.fetch_sockets().await.unwrap_err();

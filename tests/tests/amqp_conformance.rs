@@ -49,6 +49,84 @@ conformance_suite!(
     super::Amqp { name: "amqp-private", query: "&subscription_mode=dynamic-private&confirms=false&prefetch=8" }
 );
 
+/// A user of its own vhost with the permissions SECURITY.md documents (the exchanges of
+/// the prefix and the server-named queues), created once per process: the whole suite
+/// must pass with them and nothing more.
+const LIMITED_USER: &str = "sio-test-limited";
+const LIMITED_VHOST: &str = "sio-test-limited";
+const LIMITED_PERMISSIONS: &str = r"^(sio-test-.*|amq\.gen-.*)$";
+
+fn limited_url(prefix: &str, query: &str) -> String {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rabbitmqctl(&["add_vhost", LIMITED_VHOST]);
+        let _ = rabbitmqctl(&["add_user", LIMITED_USER, "limited-pw"]);
+        rabbitmqctl(&["change_password", LIMITED_USER, "limited-pw"]).expect("password");
+        rabbitmqctl(&[
+            "set_permissions",
+            "-p",
+            LIMITED_VHOST,
+            LIMITED_USER,
+            LIMITED_PERMISSIONS,
+            LIMITED_PERMISSIONS,
+            LIMITED_PERMISSIONS,
+        ])
+        .expect("set_permissions");
+    });
+    let host =
+        env("AMQP_ADDR").split_once('@').map(|(_, h)| h.split('/').next().unwrap_or(h).to_owned()).expect("host");
+    format!("amqp://{LIMITED_USER}:limited-pw@{host}/{LIMITED_VHOST}?prefix={prefix}&request_timeout_ms=3000{query}")
+}
+
+/// [`Amqp`] as the limited user in its own vhost.
+struct Limited(Amqp);
+
+impl Backend for Limited {
+    type T = AmqpTransport;
+
+    fn name(&self) -> String {
+        format!("{} (limited user)", self.0.name)
+    }
+
+    fn dialect(&self, prefix: &str) -> Arc<dyn Dialect> {
+        AmqpOptions::parse(&limited_url(prefix, self.0.query)).expect("url").dialect()
+    }
+
+    async fn connect(&self, prefix: &str) -> AmqpTransport {
+        AmqpTransport::connect_url(&limited_url(prefix, self.0.query)).await.expect("connect as the limited user")
+    }
+}
+
+conformance_suite!(
+    limited_user,
+    super::Limited(super::Amqp { name: "amqp-dynamic", query: "&subscription_mode=dynamic" })
+);
+
+/// A user without rights on the node's queue gets one clear error at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_queue_rights_gets_a_clear_error() {
+    run(async {
+        let vhost = format!("sio-test-narrow-{:08x}", fastrand::u32(..));
+        rabbitmqctl(&["add_vhost", &vhost]).expect("add_vhost");
+        let _ = rabbitmqctl(&["add_user", "sio-test-narrow", "narrow-pw"]);
+        rabbitmqctl(&["change_password", "sio-test-narrow", "narrow-pw"]).expect("password");
+        let only = r"^sio-test-.*$";
+        rabbitmqctl(&["set_permissions", "-p", &vhost, "sio-test-narrow", only, only, only]).expect("set_permissions");
+        let host =
+            env("AMQP_ADDR").split_once('@').map(|(_, h)| h.split('/').next().unwrap_or(h).to_owned()).expect("host");
+        let url = format!("amqp://sio-test-narrow:narrow-pw@{host}/{vhost}?prefix={}", prefix("narrow"));
+        let opts = AmqpOptions::parse(&url).expect("url");
+        let transport = AmqpTransport::connect(&opts).await.expect("connecting and declaring the exchange is allowed");
+        let adapter = ClusterAdapter::new(transport, opts.dialect(), "/", Recorder::new("A"), opts.cluster_config())
+            .expect("config");
+        let e = socketio_adapter_core::error_chain(&adapter.init().await.expect_err("no rights on its queue"));
+        assert!(e.contains("ACCESS_REFUSED") && e.contains("queue"), "{e}");
+        assert!(!e.contains("narrow-pw"), "password shown: {e}");
+        let _ = rabbitmqctl(&["delete_vhost", &vhost]);
+    })
+    .await
+}
+
 /// Runs `rabbitmqctl` (the `RABBITMQCTL` command line if set, e.g. `docker compose exec -T
 /// rabbitmq rabbitmqctl`; else from `PATH` or the sbin directories) and returns its output.
 fn rabbitmqctl(args: &[&str]) -> Result<String, String> {

@@ -92,6 +92,15 @@ impl<T: Transport> Inner<T> {
             }
         };
         if msg.nsp != self.nsp {
+            // python-socketio's one channel carries every namespace: not foreign there
+            if self.dialect.capabilities().namespace_channels {
+                Counters::bump(&self.counters.other_namespace);
+                if let Some(held_back) = self.other_namespace_warning.check() {
+                    warn!(nsp = %self.nsp, channel, other = %msg.nsp, held_back,
+                          total = self.counters.other_namespace.load(Ordering::Relaxed),
+                          "dropping a message of another namespace on this namespace's channel (one line per 10 s; held_back: since the last)");
+                }
+            }
             return None;
         }
         // before anything else: a ping may carry no uid, and never makes its sender known

@@ -121,6 +121,7 @@ struct Inner<T: Transport> {
     delivering: AtomicBool,
     undecodable_warning: Throttle,
     oversized_warning: Throttle,
+    other_namespace_warning: Throttle,
     response_warning: Throttle,
     counters: Counters,
 }
@@ -224,6 +225,7 @@ impl<T: Transport> ClusterCore<T> {
                 delivering: AtomicBool::new(false),
                 undecodable_warning: Throttle::default(),
                 oversized_warning: Throttle::default(),
+                other_namespace_warning: Throttle::default(),
                 response_warning: Throttle::default(),
                 counters: Counters::default(),
             }),

@@ -14,6 +14,7 @@ pub(super) struct Counters {
     pub(super) undecodable: AtomicU64,
     pub(super) pickled: AtomicU64,
     pub(super) oversized: AtomicU64,
+    pub(super) other_namespace: AtomicU64,
     pub(super) dropped_responses: AtomicU64,
     pub(super) dropped_deliveries: AtomicU64,
     pub(super) incomplete_requests: AtomicU64,
@@ -44,6 +45,10 @@ pub struct Stats {
     pub pickled: u64,
     /// Received messages dropped unread because they exceed the maximum message size.
     pub oversized: u64,
+    /// Received messages of another namespace on this namespace's channels, dropped (a
+    /// publisher that writes one namespace's messages on another's channel; never
+    /// counted on python-socketio's one channel for every namespace).
+    pub other_namespace: u64,
     /// Responses dropped because their request's queue was full.
     pub dropped_responses: u64,
     /// Deliveries to local sockets dropped by the server's slow-socket policy (a socket
@@ -83,6 +88,7 @@ impl<T: Transport> ClusterCore<T> {
             undecodable: c.undecodable.load(Ordering::Relaxed),
             pickled: c.pickled.load(Ordering::Relaxed),
             oversized: c.oversized.load(Ordering::Relaxed),
+            other_namespace: c.other_namespace.load(Ordering::Relaxed),
             dropped_responses: c.dropped_responses.load(Ordering::Relaxed),
             dropped_deliveries: c.dropped_deliveries.load(Ordering::Relaxed),
             incomplete_requests: c.incomplete_requests.load(Ordering::Relaxed),

@@ -113,6 +113,9 @@ pub struct Capabilities {
     /// Otherwise (python-socketio's callbacks, addressed to one socket) a requester waits
     /// for one ack, unless the socket is its own.
     pub client_counts: bool,
+    /// Each namespace has channels of its own (a message of another namespace on them is
+    /// foreign); python-socketio carries every namespace on one channel.
+    pub namespace_channels: bool,
 }
 
 /// A wire dialect.

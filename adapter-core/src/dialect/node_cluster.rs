@@ -234,6 +234,7 @@ impl Dialect for NodeClusterDialect {
             multi_room_joins: true,
             requests: true,
             client_counts: true,
+            namespace_channels: true,
         }
     }
 

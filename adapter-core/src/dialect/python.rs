@@ -230,6 +230,7 @@ impl Dialect for PythonDialect {
             multi_room_joins: false,
             requests: false,
             client_counts: false,
+            namespace_channels: false,
         }
     }
 

@@ -378,6 +378,36 @@ pub async fn message_size<B: Backend>(b: &B) {
     assert_eq!(nodes[1].adapter.stats().oversized, 0);
 }
 
+/// Namespaces with glob metacharacters hear their own traffic only: nodes of `/n*`,
+/// `/n?`, `/n[x]` and `/n\x` receive nothing of `/nx` (Redis patterns are escaped; the
+/// other transports route exact names), and their own broadcasts still arrive.
+pub async fn metacharacters<B: Backend>(b: &B) {
+    let prefix = prefix("meta");
+    let plain = [node(b, &prefix, "/nx", "X1").await, node(b, &prefix, "/nx", "X2").await];
+    plain[1].adapter.add_all(&sid("x2"), &[]);
+    let mut globs = Vec::new();
+    for (i, nsp) in ["/n*", "/n?", "/n[x]", "/n\\x"].into_iter().enumerate() {
+        let pair = [node(b, &prefix, nsp, &format!("G{i}a")).await, node(b, &prefix, nsp, &format!("G{i}b")).await];
+        pair[0].adapter.add_all(&sid(&format!("g{i}")), &[]);
+        globs.push(pair);
+    }
+    plain[0].adapter.broadcast(ev("leak"), all()).await.expect("broadcast");
+    eventually("x2 got it", Duration::from_secs(5), || plain[1].sockets.got("leak").len() == 1).await;
+    // published after `leak` reached a subscriber: on one broker connection it arrives
+    // after `leak` would have
+    for (i, pair) in globs.iter().enumerate() {
+        pair[1].adapter.broadcast(ev("own"), all()).await.expect("broadcast");
+        let g = format!("g{i}");
+        eventually(&format!("{g} got its own"), Duration::from_secs(5), || pair[0].sockets.got("own") == [g.clone()])
+            .await;
+    }
+    for pair in &globs {
+        let n = &pair[0];
+        assert!(n.sockets.got("leak").is_empty(), "{}", n.sockets.name);
+        assert_eq!(n.adapter.stats().other_namespace, 0, "{} heard /nx's traffic", n.sockets.name);
+    }
+}
+
 /// Runs one case with an overall deadline, so that a hang fails the test instead of
 /// stalling the suite.
 pub async fn run(case: impl Future<Output = ()>) {
@@ -447,6 +477,10 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn message_size() {
                 $crate::testing::conformance::run($crate::testing::conformance::message_size(&$backend)).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metacharacters() {
+                $crate::testing::conformance::run($crate::testing::conformance::metacharacters(&$backend)).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn membership() {

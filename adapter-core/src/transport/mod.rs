@@ -149,6 +149,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `s` with every glob metacharacter (`*`, `?`, `[`, `]`, `\`) escaped, so that a
+/// pattern built from a prefix or a namespace matches that name only.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Matches a Redis glob pattern (`*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\x`) against `s`.
 pub fn glob_match(pattern: &str, s: &str) -> bool {
     fn go(p: &[u8], s: &[u8]) -> bool {
@@ -181,11 +194,13 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
                             continue;
                         }
                     }
+                    // an escaped character matches itself only (a trailing `\` is literal)
                     b'\\' if pi + 1 < p.len() && p[pi + 1] == s[si] => {
                         pi += 2;
                         si += 1;
                         continue;
                     }
+                    b'\\' if pi + 1 < p.len() => {}
                     c if c == s[si] => {
                         pi += 1;
                         si += 1;
@@ -236,7 +251,23 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{glob_match, redact_url};
+    use super::{glob_escape, glob_match, redact_url};
+
+    #[test]
+    fn escaped_names_match_themselves_only() {
+        for name in ["p*#/a?[b]#", "x\\y*", "plain#/#"] {
+            let pattern = format!("{}*", glob_escape(name));
+            assert!(glob_match(&pattern, name), "{pattern}");
+            assert!(glob_match(&pattern, &format!("{name}room#")), "{pattern}");
+        }
+        assert!(!glob_match(&format!("{}*", glob_escape("p#/a*#")), "p#/abc#"));
+        assert!(!glob_match(&format!("{}*", glob_escape("p?#/#")), "px#/#"));
+        assert!(!glob_match(&format!("{}*", glob_escape("p[ab]#/#")), "pa#/#"));
+        // an escaped metacharacter is never a wildcard, whatever it faces
+        assert!(!glob_match("p#/n\\*#*", "p#/n\\x#"));
+        assert!(!glob_match("a\\?", "a\\b"));
+        assert!(glob_match("a\\", "a\\"));
+    }
 
     #[test]
     fn passwords_never_show() {

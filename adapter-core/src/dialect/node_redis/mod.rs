@@ -77,6 +77,14 @@ impl NodeRedisDialect {
         format!("{}#{}#", self.prefix, nsp)
     }
 
+    /// The pattern of every broadcast of `nsp` (`key#nsp#*`), with the glob
+    /// metacharacters of the prefix and namespace escaped: a namespace `/a*` or a prefix
+    /// `p?` never subscribes a node to `/abc`'s or `px`'s traffic (the Node.js adapter
+    /// does not escape; its pattern then matches more, which changes nothing on the wire).
+    pub fn broadcast_pattern(&self, nsp: &str) -> String {
+        format!("{}*", crate::transport::glob_escape(&self.broadcast_channel(nsp)))
+    }
+
     /// `key-request#nsp#`
     pub fn request_channel(&self, nsp: &str) -> String {
         format!("{}-request#{}#", self.prefix, nsp)
@@ -166,6 +174,7 @@ impl Dialect for NodeRedisDialect {
             multi_room_joins: true,
             requests: true,
             client_counts: true,
+            namespace_channels: true,
         }
     }
 
@@ -175,7 +184,7 @@ impl Dialect for NodeRedisDialect {
 
     fn node_channels(&self, nsp: &str, uid: &str) -> Vec<Channel> {
         vec![
-            Channel::Pattern(format!("{}*", self.broadcast_channel(nsp))),
+            Channel::Pattern(self.broadcast_pattern(nsp)),
             Channel::Exact(self.request_channel(nsp)),
             Channel::Exact(self.response_channel(nsp)),
             Channel::Exact(self.specific_response_channel(nsp, uid)),
@@ -187,7 +196,7 @@ impl Dialect for NodeRedisDialect {
     }
 
     fn listener_channels(&self, nsp: &str) -> Vec<Channel> {
-        vec![Channel::Pattern(format!("{}*", self.broadcast_channel(nsp)))]
+        vec![Channel::Pattern(self.broadcast_pattern(nsp))]
     }
 
     fn count_channel(&self, nsp: &str) -> String {
