@@ -8,7 +8,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
-use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, StreamLayout};
+use socketio_adapter_core::dialect::{
+    Dialect, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, PythonDialect, StreamLayout,
+};
 use socketio_adapter_core::{
     Body, BroadcastOptions, EventPacket, Map, Message, SocketInfo, Timestamp, Value, json, msgpack,
 };
@@ -18,14 +20,26 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn captured() -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
+    captured_in("tests/fixtures/node")
+}
+
+/// Every captured message (`messages[].hex`) of the fixture files under `dir`, recursively.
+fn captured_in(dir: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("fixtures") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
-            for m in doc["messages"].as_array().expect("messages") {
-                out.push(unhex(m["hex"].as_str().expect("hex")));
+    let mut dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).expect("fixtures") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_some_and(|e| e == "json") {
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+                for m in doc["messages"].as_array().expect("messages") {
+                    out.push(unhex(m["hex"].as_str().expect("hex")));
+                }
             }
         }
     }
@@ -214,4 +228,14 @@ fn node_streams_decoder_never_panics() {
     let channels = ["socket.io", "socket.io#/#", "socket.io#/#0123456789abcdef#"];
     let (n, seed) = params();
     run("node-streams", &dialect, &channels, &corpus, n, seed);
+}
+
+#[test]
+fn python_decoder_never_panics() {
+    let dialect = PythonDialect::default();
+    // python-socketio's captures (JSON and pickled) and our encodings, callbacks included
+    let corpus = corpus_for(&dialect, captured_in("tests/fixtures/python"));
+    assert!(corpus.len() >= 40, "the python captures are in the corpus");
+    let (n, seed) = params();
+    run("python", &dialect, &["socketio"], &corpus, n, seed);
 }

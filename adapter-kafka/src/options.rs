@@ -46,7 +46,8 @@ pub const DEFAULT_PARTITIONS: i32 = 4;
 ///   subscription_mode=static       static, dynamic or dynamic-private (see the dialect)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms   cluster heartbeats
 ///   dialect=python&channel=socketio   python-socketio's KafkaManager layout: the topic is the
-///                                  channel, records carry bare JSON (no key, no headers)
+///                                  channel, records carry bare JSON (no headers; keyed by
+///                                  the channel, so one partition keeps them in order)
 /// ```
 ///
 /// `user:password@` are the SASL credentials, percent-decoded only (`+` and `&` are

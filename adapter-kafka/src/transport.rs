@@ -149,8 +149,9 @@ impl Core {
         let mut retried = false;
         loop {
             let record = if bare {
-                // python-socketio's KafkaManager sends the bare JSON, without key or headers
-                FutureRecord::<str, [u8]>::to(topic).payload(payload)
+                // python-socketio's KafkaManager reads the bare JSON value (no headers); the
+                // key (the channel) keeps every record in one partition, so in order
+                FutureRecord::to(topic).key(key).payload(payload)
             } else {
                 let headers = OwnedHeaders::new().insert(Header { key: CHANNEL_HEADER, value: Some(channel) });
                 FutureRecord::to(topic).key(key).payload(payload).headers(headers)

@@ -347,7 +347,12 @@ async fn stats<T: Transport>(app: App<T>) -> impl IntoResponse {
     let mut out = serde_json::Map::new();
     for nsp in ["/", "/admin"] {
         if let Some(core) = app.cluster.namespace(nsp) {
-            out.insert(nsp.to_owned(), serde_json::to_value(core.stats()).unwrap_or(Json::Null));
+            let mut entry = serde_json::to_value(core.stats()).unwrap_or(Json::Null);
+            if let Json::Object(m) = &mut entry {
+                // the engine's id: what other nodes and requesters name it by
+                m.insert("uid".into(), Json::from(core.node_id()));
+            }
+            out.insert(nsp.to_owned(), entry);
         }
     }
     axum::Json(json!({"node": app.id, "namespaces": out}))

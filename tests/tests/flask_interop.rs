@@ -242,7 +242,14 @@ impl Cluster {
 
     /// A client calls an event on its server and returns the ack.
     async fn call(&mut self, client: &str, event: &str, data: Json) -> Json {
-        self.c.call("call", json!({"name": client, "event": event, "data": data})).await
+        let args = json!({"name": client, "event": event, "data": data});
+        let started = tokio::time::Instant::now();
+        match self.c.try_call("call", args).await {
+            Ok(ack) => ack,
+            Err(e) => {
+                panic!("{:?}: {client} calls {event} {data}: no ack after {:?}: {e}", self.broker, started.elapsed())
+            }
+        }
     }
 
     async fn stop(self) {

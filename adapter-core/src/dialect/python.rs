@@ -391,9 +391,12 @@ impl Dialect for PythonDialect {
                             other => vec![other],
                         }
                     }
+                    // python-socketio sends no argument (`data=None`) as [null], and its
+                    // servers deliver that as no argument
+                    Some(Value::Array(d)) if d == [Value::Null] => Vec::new(),
                     Some(Value::Array(d)) => d,
+                    Some(Value::Null) | None => Vec::new(),
                     Some(v) => vec![v],
-                    None => Vec::new(),
                 };
                 let opts = BroadcastOptions {
                     rooms: rooms_field(f.take("room")).map_err(err)?,

@@ -47,9 +47,13 @@ pub(crate) struct Cli {
     /// channel option].
     #[arg(long, global = true)]
     pub(crate) channel: Option<String>,
-    /// Timeout of requests and acks, in milliseconds.
+    /// Timeout of requests and acks, in milliseconds. A command (but `tail` and `emit
+    /// --stdin`) ends within --connect-timeout plus this, whatever the broker does.
     #[arg(long, default_value_t = 5000, global = true)]
     pub(crate) timeout: u64,
+    /// Bound of connecting to the broker, in milliseconds.
+    #[arg(long, default_value_t = 3000, global = true)]
+    pub(crate) connect_timeout: u64,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -69,8 +69,42 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Emit { stdin: false, args, .. } | Command::ServerEmit { args, .. } => parse_args(args).await?,
         _ => Vec::new(),
     };
-    let io = Emitter::connect_with(&cli.url, options).await?.of(cli.nsp.clone());
-    let timeout = Duration::from_millis(cli.timeout);
+    // every command but the endless ones ends by connect bound + timeout, whatever the
+    // broker does (a stalled broker accepts connections and answers nothing)
+    let (connect_bound, timeout) = (Duration::from_millis(cli.connect_timeout), Duration::from_millis(cli.timeout));
+    let deadline = tokio::time::Instant::now() + connect_bound + timeout;
+    let io = match tokio::time::timeout(connect_bound, Emitter::connect_with(&cli.url, options)).await {
+        Ok(connected) => connected?.of(cli.nsp.clone()),
+        Err(_) => {
+            let url = socketio_adapter_core::transport::redact_url(&cli.url);
+            return Err(Failure {
+                code: 1,
+                message: format!("cannot connect to {url} within {} ms (--connect-timeout)", cli.connect_timeout),
+            });
+        }
+    };
+    let endless = matches!(cli.command, Command::Tail | Command::Emit { stdin: true, .. });
+    let command = command(&cli, &io, parsed, timeout);
+    if endless {
+        return command.await;
+    }
+    match tokio::time::timeout_at(deadline, command).await {
+        Ok(done) => done,
+        Err(_) => Err(Failure {
+            code: 1,
+            message: format!(
+                "no answer from the broker within {} ms (--connect-timeout {} + --timeout {})",
+                cli.connect_timeout + cli.timeout,
+                cli.connect_timeout,
+                cli.timeout
+            ),
+        }),
+    }
+}
+
+/// Runs the command on a connected emitter.
+async fn command(cli: &Cli, io: &Emitter, parsed: Vec<Value>, timeout: Duration) -> Result<(), Failure> {
+    let io = io.clone();
     match &cli.command {
         Command::Emit { stdin: true, .. } => emit_stdin(&io).await,
         Command::Emit { target: t, volatile, no_compress, ack, event, .. } => {
