@@ -85,7 +85,7 @@ pub mod testing;
 pub mod socketioxide;
 
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
-pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, Stats};
+pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, Membership, NotReady, Stats};
 pub use dialect::Dialect;
 pub use error::{AdapterError, DecodeError, DialectError, Shortfall, error_chain};
 pub use local::{

@@ -27,6 +27,8 @@
 //!   subscription_mode=static|dynamic|dynamic-private   which rooms get their own channel
 //!   heartbeat_interval_ms=5000       cluster heartbeat period (heartbeat membership)
 //!   heartbeat_timeout_ms=10000       a node silent this long is evicted
+//!   health_check_interval_ms=10000   subscription health check period (0: off); a node
+//!                                    is not ready after 1.5 periods without an echo
 //! ```
 //!
 //! Every error is one line that names the URL without its password.
@@ -255,6 +257,8 @@ pub struct SharedOptions {
     pub heartbeat_interval: Option<Duration>,
     /// Eviction delay of a silent node; `None` keeps [`ClusterConfig`]'s default.
     pub heartbeat_timeout: Option<Duration>,
+    /// Health check period; `None` keeps [`ClusterConfig`]'s default, zero turns it off.
+    pub health_check_interval: Option<Duration>,
 }
 
 impl Default for SharedOptions {
@@ -267,6 +271,7 @@ impl Default for SharedOptions {
             subscription_mode: SubscriptionMode::Dynamic,
             heartbeat_interval: None,
             heartbeat_timeout: None,
+            health_check_interval: None,
         }
     }
 }
@@ -287,6 +292,7 @@ impl SharedOptions {
             "subscription_mode" => self.subscription_mode = value.parse()?,
             "heartbeat_interval_ms" => self.heartbeat_interval = Some(parse_ms(key, value)?),
             "heartbeat_timeout_ms" => self.heartbeat_timeout = Some(parse_ms(key, value)?),
+            "health_check_interval_ms" => self.health_check_interval = Some(parse_ms_or_zero(key, value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -300,6 +306,9 @@ impl SharedOptions {
         }
         if let Some(t) = self.heartbeat_timeout {
             c = c.with_heartbeat_timeout(t);
+        }
+        if let Some(i) = self.health_check_interval {
+            c = c.with_health_check_interval((!i.is_zero()).then_some(i));
         }
         c
     }
@@ -407,6 +416,7 @@ mod tests {
             ("subscription_mode", "static"),
             ("heartbeat_interval_ms", "50"),
             ("heartbeat_timeout_ms", "200"),
+            ("health_check_interval_ms", "0"),
         ] {
             assert_eq!(s.set(k, v), Ok(true), "{k}");
         }
@@ -415,6 +425,9 @@ mod tests {
         assert_eq!((s.request_timeout, s.connect_timeout), (Duration::from_millis(250), Duration::from_millis(100)));
         assert_eq!(s.subscription_mode, SubscriptionMode::Static);
         assert_eq!(s.cluster_config().request_timeout(), Duration::from_millis(250));
+        assert_eq!(s.cluster_config().health_check_interval(), None, "0 turns it off");
+        assert_eq!(s.set("health_check_interval_ms", "2000"), Ok(true));
+        assert_eq!(s.cluster_config().health_check_interval(), Some(Duration::from_secs(2)));
         assert_eq!(s.node_cluster_dialect().name(), "node-cluster");
         assert!(s.set("prefix", "").unwrap_err().contains("prefix is empty"));
         assert!(s.set("subscription_mode", "x").unwrap_err().contains("unknown subscription mode"));

@@ -231,13 +231,6 @@ impl KafkaTransport {
         lock(&self.inner.core.sub.next).len()
     }
 
-    /// Counters (`reconnects`: the consumer was re-placed, after an outage or on `resubscribe`;
-    /// `replays_dropped`, `foreign_dropped`: records not delivered, see
-    /// [`TransportStats`]).
-    pub fn stats(&self) -> TransportStats {
-        self.inner.core.sub.sup.stats()
-    }
-
     /// Changes the policy of re-placement attempts (default [`Backoff::default`]).
     pub fn set_backoff(&self, backoff: Backoff) {
         self.inner.core.sub.sup.set_backoff(backoff);
@@ -270,6 +263,19 @@ impl Transport for KafkaTransport {
 
     fn name(&self) -> &'static str {
         "kafka"
+    }
+
+    /// Counters (`reconnects`: the consumer was re-placed, after an outage or on `resubscribe`;
+    /// `replays_dropped`, `foreign_dropped`: records not delivered, see
+    /// [`TransportStats`]).
+    fn stats(&self) -> TransportStats {
+        self.inner.core.sub.sup.stats()
+    }
+
+    /// `false` from an outage of every broker (or a lost consumer position) until the
+    /// consumer was re-placed.
+    fn is_connected(&self) -> bool {
+        self.inner.core.sub.sup.is_connected()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), KafkaTransportError> {

@@ -194,12 +194,6 @@ impl RedisTransport {
         self.inner.mode
     }
 
-    /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard
-    /// channel or a resubscribe; `dropped`: the subscriber queue was full).
-    pub fn stats(&self) -> TransportStats {
-        self.inner.sub.sup.stats()
-    }
-
     /// Changes the reconnect policy of the subscriber (default [`Backoff::default`]).
     pub fn set_backoff(&self, backoff: Backoff) {
         self.inner.sub.sup.set_backoff(backoff);
@@ -282,6 +276,18 @@ impl Transport for RedisTransport {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard
+    /// channel or a resubscribe; `dropped`: the subscriber queue was full).
+    fn stats(&self) -> TransportStats {
+        self.inner.sub.sup.stats()
+    }
+
+    /// `false` from a lost subscriber connection (or a lost shard channel, or a
+    /// resubscribe request) until every subscription was restored.
+    fn is_connected(&self) -> bool {
+        self.inner.sub.sup.is_connected()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RedisTransportError> {

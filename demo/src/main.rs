@@ -11,8 +11,12 @@
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
 //! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
 //! `server_events` (the server-side events this node received, for checking delivery).
-//! `GET /health` gives the node and the server count, `GET /stats` the engine's counters
-//! per namespace (among them `dropped_deliveries`: see `--slow-socket-policy`).
+//! `GET /health` (liveness) answers at once from local state, whatever the broker does:
+//! the node's name and the other nodes it knows. `GET /ready` (readiness) is 200 `ready`
+//! while the transport is connected and every namespace's subscription proves that it
+//! receives (the health check), else 503 with a one-line reason. `GET /stats` gives the
+//! engine's counters per namespace (among them `dropped_deliveries`: see
+//! `--slow-socket-policy`).
 //! Arguments keep their type across the cluster, binary attachments included.
 #![allow(clippy::print_stderr)]
 
@@ -194,7 +198,7 @@ async fn serve<T: Transport>(
     let (layer, io) =
         SocketIo::builder().max_buffer_size(args.max_buffer_size).with_adapter::<Adapter<T>>(state).build_layer();
     let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
-    for nsp in ["/", "/admin"] {
+    for nsp in NAMESPACES {
         let a = app.clone();
         // The handlers go in place in a connect middleware: socketioxide awaits middlewares
         // before it sends CONNECT to the client, but spawns the connect handler after, so
@@ -233,6 +237,13 @@ async fn serve<T: Transport>(
             }),
         )
         .route(
+            "/ready",
+            get({
+                let a = app.clone();
+                move || ready(a.clone())
+            }),
+        )
+        .route(
             "/stats",
             get({
                 let a = app.clone();
@@ -268,7 +279,7 @@ async fn serve<T: Transport>(
     tracing::info!(node = %id, "shutting down: leaving the cluster, disconnecting clients");
     let _ = stop.send(());
     let leaving = async {
-        for nsp in ["/", "/admin"] {
+        for nsp in NAMESPACES {
             if let Some(core) = app.cluster.namespace(nsp) {
                 let _ = core.close().await;
             }
@@ -317,18 +328,36 @@ async fn client_js(dir: PathBuf) -> impl IntoResponse {
     }
 }
 
+/// The namespaces every node serves.
+const NAMESPACES: [&str; 2] = ["/", "/admin"];
+
+/// Liveness: answered from local state only (never waits for the broker, so a stalled
+/// broker does not make a probe kill a healthy process). `known_nodes`: the other nodes
+/// of namespace `/` heard from (heartbeats, or recent traffic when the broker counts).
 async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
-    let servers = match app.cluster.namespace("/") {
-        Some(core) => core.server_count().await.unwrap_or(0),
-        None => 0,
-    };
-    axum::Json(json!({"node": app.id, "servers": servers}))
+    let known = app.cluster.namespace("/").map_or(0, |core| core.stats().known_nodes);
+    axum::Json(json!({"node": app.id, "known_nodes": known}))
+}
+
+/// Readiness: 200 while every namespace is ready (transport connected, subscription
+/// proven), else 503 with the first reason on one line.
+async fn ready<T: Transport>(app: App<T>) -> impl IntoResponse {
+    for nsp in NAMESPACES {
+        let verdict = match app.cluster.namespace(nsp) {
+            Some(core) => core.readiness().map_err(|e| e.to_string()),
+            None => Err("not started".to_owned()),
+        };
+        if let Err(why) = verdict {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: namespace {nsp}: {why}\n"));
+        }
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 /// The cluster engine's counters per namespace, from local state only.
 async fn stats<T: Transport>(app: App<T>) -> impl IntoResponse {
     let mut out = serde_json::Map::new();
-    for nsp in ["/", "/admin"] {
+    for nsp in NAMESPACES {
         if let Some(core) = app.cluster.namespace(nsp) {
             out.insert(nsp.to_owned(), serde_json::to_value(core.stats()).unwrap_or(Json::Null));
         }

@@ -170,9 +170,12 @@ async fn three_nodes(query: &str) {
     c.wait_got("zz2", &["a1", "a2", "b1", "c1"], WAIT).await;
     assert_eq!(c.got("e_after_leave").await, ["b1"], "a1 left red");
 
-    // GET /health on each node
+    // GET /health (local state: the other nodes heard from) and GET /ready on each node
     for (node, name) in nodes.iter().zip(["A", "B", "C"]) {
-        assert_eq!(node.get_json("/health").await, json!({"node": name, "servers": 3}));
+        let health = node.get_json("/health").await;
+        assert_eq!(health["node"], name, "{health}");
+        assert!(health["known_nodes"].as_u64().is_some_and(|n| n <= 2), "{health}");
+        assert_eq!(node.get("/ready").await, (200, "ready\n".to_owned()));
     }
 
     // server_side_emit with acks: every other node answers ping

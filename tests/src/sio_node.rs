@@ -64,14 +64,30 @@ impl SioNode {
         tokio::time::timeout(within, self.child.wait()).await.ok().map(|r| r.expect("wait for sio-node"))
     }
 
+    /// `GET path` on the node's HTTP port: the status code and the body. Panics if the
+    /// node does not answer within 10 s.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let port = self.port;
+        let request = async move {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to sio-node");
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+                .await
+                .expect("send request");
+            let mut response = String::new();
+            s.read_to_string(&mut response).await.expect("read response");
+            response
+        };
+        let response = tokio::time::timeout(Duration::from_secs(10), request)
+            .await
+            .unwrap_or_else(|_| panic!("GET {path}: no answer within 10 s"));
+        let status = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
+    }
+
     /// `GET path` on the node's HTTP port, as JSON.
     pub async fn get_json(&self, path: &str) -> Json {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to sio-node");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .expect("send request");
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.expect("read response");
+        let (_, body) = self.get(path).await;
         let start = body.find('{').unwrap_or_else(|| panic!("GET {path}: no JSON in {body:?}"));
         serde_json::from_str(body[start..].trim()).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }

@@ -112,4 +112,9 @@ impl ClusterConfig {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
+
+    /// The health check period (`None`: off).
+    pub fn health_check_interval(&self) -> Option<Duration> {
+        self.health_check_interval
+    }
 }

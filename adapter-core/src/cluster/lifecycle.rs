@@ -60,6 +60,7 @@ impl<T: Transport> Inner<T> {
             )
         })?;
         let _ = self.sink.set(tx);
+        lock(&self.health).started(tokio::time::Instant::now());
         info!(nsp = %self.nsp, uid = %self.uid, transport = self.transport.name(),
               dialect = self.dialect.name(), ?mode, server = self.is_node(), "cluster adapter started");
 

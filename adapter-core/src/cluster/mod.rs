@@ -60,6 +60,7 @@ use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
 pub use config::{ClusterConfig, Membership};
+pub use health::NotReady;
 pub use listen::{Heard, Listener, Undecodable};
 pub use stats::Stats;
 
