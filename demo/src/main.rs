@@ -14,9 +14,10 @@
 //! `GET /health` (liveness) answers at once from local state, whatever the broker does:
 //! the node's name and the other nodes it knows. `GET /ready` (readiness) is 200 `ready`
 //! while the transport is connected and every namespace's subscription proves that it
-//! receives (the health check), else 503 with a one-line reason. `GET /stats` gives the
-//! engine's counters per namespace (among them `dropped_deliveries`: see
-//! `--slow-socket-policy`).
+//! receives (the health check), else 503 with a one-line reason. `GET /metrics` serves
+//! the engines' and the transport's metrics in the Prometheus text format (the library's
+//! `socketio_adapter_core::metrics`). `GET /stats` gives the engine's counters per
+//! namespace as JSON (among them `dropped_deliveries`: see `--slow-socket-policy`).
 //! Arguments keep their type across the cluster, binary attachments included.
 #![allow(clippy::print_stderr)]
 
@@ -36,6 +37,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
+use socketio_adapter_core::metrics;
 use socketio_adapter_core::socketioxide::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
     Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value, error_chain,
@@ -96,6 +98,8 @@ struct App<T: Transport> {
     node_modules: PathBuf,
     /// The last server-side events received from other nodes (bounded).
     server_events: Arc<Mutex<VecDeque<Value>>>,
+    /// What `GET /metrics` serves.
+    metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// How many received server-side events `server_events` remembers.
@@ -197,7 +201,16 @@ async fn serve<T: Transport>(
     let cluster = state.handle();
     let (layer, io) =
         SocketIo::builder().max_buffer_size(args.max_buffer_size).with_adapter::<Adapter<T>>(state).build_layer();
-    let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics::ClusterMetrics::of_handle(cluster.clone()).register(&mut registry);
+    let app = App {
+        id: id.clone(),
+        io: io.clone(),
+        cluster,
+        node_modules: args.node_modules.clone(),
+        server_events,
+        metrics: Arc::new(registry),
+    };
     for nsp in NAMESPACES {
         let a = app.clone();
         // The handlers go in place in a connect middleware: socketioxide awaits middlewares
@@ -241,6 +254,13 @@ async fn serve<T: Transport>(
             get({
                 let a = app.clone();
                 move || ready(a.clone())
+            }),
+        )
+        .route(
+            "/metrics",
+            get({
+                let a = app.clone();
+                move || async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&a.metrics)) }
             }),
         )
         .route(

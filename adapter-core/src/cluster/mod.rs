@@ -62,7 +62,7 @@ pub use adapter::ClusterAdapter;
 pub use config::{ClusterConfig, Membership};
 pub use health::NotReady;
 pub use listen::{Heard, Listener, Undecodable};
-pub use stats::Stats;
+pub use stats::{ROUND_TRIP_BUCKETS, RoundTrips, Stats};
 
 use crate::dialect::{Dialect, check_nsp};
 use crate::error::AdapterError;

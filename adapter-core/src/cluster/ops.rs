@@ -273,8 +273,13 @@ impl<T: Transport> ClusterCore<T> {
             }
         };
         let counters = Arc::clone(inner);
+        let started = tokio::time::Instant::now();
         tokio::spawn(async move {
+            let remote = reg.is_some();
             let incomplete = AckCollector::new(local_count, expect).run(tx, local_acks, reg, deadline).await;
+            if remote {
+                counters.counters.round_trips.record(started.elapsed());
+            }
             if incomplete {
                 Counters::bump(&counters.counters.incomplete_requests);
             }

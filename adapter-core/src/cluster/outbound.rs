@@ -91,10 +91,12 @@ impl<T: Transport> Inner<T> {
         }
         let mut reg = self.pending.register(|| self.dialect.new_node_id())?;
         let msg = self.message(make(reg.id.clone()));
+        let started = Instant::now();
         self.publish(&msg).await?;
         let deadline = deadline_after(timeout);
         let total = expect.total();
         let shortfall = reg.collect(expect, deadline, operation, accept).await;
+        self.counters.round_trips.record(started.elapsed());
         if let Some(s) = &shortfall {
             Counters::bump(&self.counters.incomplete_requests);
             warn!(nsp = %self.nsp, operation, expected = total, received = s.received,

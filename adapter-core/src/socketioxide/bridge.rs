@@ -248,6 +248,10 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
         self.local.rooms(all_sockets()).into_iter().map(|r| Room::new(r.into_owned())).collect()
     }
 
+    fn counts(&self) -> (usize, usize) {
+        (self.local.sockets(all_sockets()).len(), self.local.rooms(all_sockets()).len())
+    }
+
     fn has_room(&self, room: &str) -> bool {
         let mut opts = all_sockets();
         opts.rooms.push(SioRoom::Owned(room.to_owned()));
