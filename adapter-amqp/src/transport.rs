@@ -63,7 +63,7 @@ impl AmqpTransport {
         let session = shared.establish().await?;
         *lock(&shared.session) = Some(session);
         shared.sup.spawn(Link(Arc::clone(&shared)), shutdown_rx);
-        info!(target = %shared.target, "AMQP transport connected");
+        info!(broker = %shared.target, "AMQP transport connected");
         Ok(AmqpTransport { inner: Arc::new(Inner { shared, _shutdown: shutdown }) })
     }
 
@@ -94,6 +94,10 @@ impl Transport for AmqpTransport {
 
     fn name(&self) -> &'static str {
         "amqp"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.shared.sup.target().to_owned()
     }
 
     /// Counters (`reconnects`: the connection was re-established and every binding

@@ -207,7 +207,7 @@ impl KafkaTransport {
             shutdown: shutdown_rx,
         });
         let partitions = core.ensure_topic().await?;
-        info!(target = %opts.describe(), partitions, "Kafka transport connected");
+        info!(broker = %opts.describe(), partitions, "Kafka transport connected");
         Ok(KafkaTransport { inner: Arc::new(Inner { core, _shutdown: shutdown }) })
     }
 
@@ -263,6 +263,10 @@ impl Transport for KafkaTransport {
 
     fn name(&self) -> &'static str {
         "kafka"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.core.sub.sup.target().to_owned()
     }
 
     /// Counters (`reconnects`: the consumer was re-placed, after an outage or on `resubscribe`;

@@ -171,7 +171,7 @@ impl RedisTransport {
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(dispatch(Arc::clone(&sub), push_rx, shutdown_rx.clone()));
         sub.sup.spawn(Repair { state: Arc::clone(&sub), connector: Arc::clone(&connector) }, shutdown_rx);
-        info!(target = %target, "Redis transport connected");
+        info!(broker = %target, "Redis transport connected");
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 target,
@@ -276,6 +276,10 @@ impl Transport for RedisTransport {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.sub.sup.target().to_owned()
     }
 
     /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard

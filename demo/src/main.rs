@@ -88,6 +88,10 @@ struct Args {
     /// sends right after `connect` about once in a few hundred connections.
     #[arg(long, hide = true)]
     handlers_in_connect_handler: bool,
+    /// Log lines on stderr (filtered by RUST_LOG): text, or json (one object per line, the
+    /// cluster's events with their `node`, `nsp` and `broker` fields).
+    #[arg(long, default_value = "text", value_parser = |s: &str| s.parse::<socketio_emitter::LogFormat>())]
+    log_format: socketio_emitter::LogFormat,
 }
 
 #[derive(Clone)]
@@ -106,15 +110,9 @@ struct App<T: Transport> {
 const SERVER_EVENTS_KEPT: usize = 1000;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,socketioxide=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // colour codes only for a terminal: log files and collectors get plain text
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    // colour codes only for a terminal: log files and collectors get plain text (or JSON)
+    socketio_emitter::init_logs(args.log_format, &["RUST_LOG"], "info,socketioxide=warn");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -280,8 +278,13 @@ async fn serve<T: Transport>(
                 tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
             }
         });
-    tracing::info!(node = %id, %addr, "sio-node listening");
-    eprintln!("sio-node {id} listening on http://{addr}/");
+    // the engines' node ids (the `node` of the cluster's log lines) under this node's name
+    let nodes: Vec<String> =
+        app.cluster.namespaces().iter().map(|c| format!("{}={}", c.namespace(), c.node_id())).collect();
+    tracing::info!(name = %id, %addr, nodes = %nodes.join(" "), "sio-node listening");
+    if args.log_format == socketio_emitter::LogFormat::Text {
+        eprintln!("sio-node {id} listening on http://{addr}/");
+    }
     // Graceful shutdown on SIGTERM or Ctrl-C: stop accepting, tell the cluster this node is
     // leaving (other nodes stop waiting for it at once instead of after the heartbeat
     // timeout), disconnect the clients, and exit within SHUTDOWN_BOUND whatever is still open.
@@ -296,7 +299,7 @@ async fn serve<T: Transport>(
         r = &mut server => return r.map_err(|e| e.to_string()),
         () = shutdown_signal() => {}
     }
-    tracing::info!(node = %id, "shutting down: leaving the cluster, disconnecting clients");
+    tracing::info!(name = %id, "shutting down: leaving the cluster, disconnecting clients");
     let _ = stop.send(());
     let leaving = async {
         for nsp in NAMESPACES {

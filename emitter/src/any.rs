@@ -222,6 +222,10 @@ impl Transport for AnyTransport {
         each_plain!(self, t => t.name(), "none")
     }
 
+    fn describe(&self) -> String {
+        each_plain!(self, t => t.describe(), "none".to_owned())
+    }
+
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), Self::Error> {
         each!(self, t => t.publish(channel, payload).await)
     }

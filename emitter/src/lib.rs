@@ -63,6 +63,8 @@
 mod any;
 mod args;
 mod error;
+#[cfg(feature = "logs")]
+mod logs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,6 +76,8 @@ use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventP
 
 pub use any::{AnyOptions, AnyTransport, AnyTransportError};
 pub use error::EmitterError;
+#[cfg(feature = "logs")]
+pub use logs::{LogFormat, init_logs};
 pub use socketio_adapter_core::{Args, Gathered, Shortfall, SocketInfo, Value};
 
 /// Event names Socket.IO reserves (the same list as `@socket.io/redis-emitter`).

@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::node::{free_port, wait_for_port};
@@ -16,6 +17,8 @@ pub struct SioNode {
     /// Its HTTP / Socket.IO port on 127.0.0.1.
     pub port: u16,
     child: Child,
+    /// Its stderr lines, when started with [`SioNode::start_logging`].
+    logs: Arc<Mutex<Vec<String>>>,
 }
 
 /// The path of a binary of this workspace, next to the running test's directory
@@ -38,17 +41,43 @@ impl SioNode {
 
     /// Like [`SioNode::start`], with more command-line arguments.
     pub async fn start_with(bin: &Path, name: &str, adapter: &str, extra: &[&str]) -> SioNode {
+        Self::spawn(bin, name, adapter, extra, "warn", false).await
+    }
+
+    /// Like [`SioNode::start_with`], logging at `rust_log` into [`SioNode::log_lines`]
+    /// instead of the test's stderr.
+    pub async fn start_logging(bin: &Path, name: &str, adapter: &str, extra: &[&str], rust_log: &str) -> SioNode {
+        Self::spawn(bin, name, adapter, extra, rust_log, true).await
+    }
+
+    async fn spawn(bin: &Path, name: &str, adapter: &str, extra: &[&str], rust_log: &str, capture: bool) -> SioNode {
         let port = free_port();
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .args(["--port", &port.to_string(), "--id", name, "--adapter", adapter])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
+            .stderr(if capture { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true)
             .spawn()
             .expect("spawn sio-node");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let logs = Arc::clone(&logs);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    logs.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+                }
+            });
+        }
         wait_for_port(port, Duration::from_secs(10), &format!("sio-node {name}")).await;
-        SioNode { port, child }
+        SioNode { port, child, logs }
+    }
+
+    /// The stderr lines so far (only with [`SioNode::start_logging`]).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Sends `signal` (a `kill -s` name: `TERM`, `STOP`, `CONT`, ...) to the process.

@@ -145,10 +145,11 @@ impl<T: Transport> Inner<T> {
             Step::Wait => {}
             Step::Deaf => {
                 Counters::bump(&self.counters.resubscriptions);
-                warn!(nsp = %self.nsp, transport = self.transport.name(),
+                warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(),
                       "subscription stopped receiving (health check unanswered), resubscribing");
                 if let Err(e) = self.transport.resubscribe().await {
-                    warn!(nsp = %self.nsp, error = %e, "resubscribe failed");
+                    warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), error = %e,
+                          "resubscribe failed");
                 }
             }
             Step::Ping(request_id) => {

@@ -99,7 +99,8 @@ impl<T: Transport> Inner<T> {
         self.counters.round_trips.record(started.elapsed());
         if let Some(s) = &shortfall {
             Counters::bump(&self.counters.incomplete_requests);
-            warn!(nsp = %self.nsp, operation, expected = total, received = s.received,
+            warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), operation,
+                  expected = total, received = s.received,
                   missing = ?s.missing_nodes, "cluster request incomplete");
         }
         Ok(shortfall)

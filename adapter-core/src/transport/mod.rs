@@ -106,6 +106,13 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// A short name for logs (`redis`, `kafka`, ...).
     fn name(&self) -> &'static str;
 
+    /// The broker this transport talks to, for logs and errors, never with a password
+    /// (`redis 127.0.0.1:6379 (classic, prefix socket.io)`); [`Transport::name`] by
+    /// default. A transport with a [`Supervisor`] returns [`Supervisor::target`].
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
+
     /// Publishes `payload` on `channel`; resolves when the broker accepted it.
     fn publish(&self, channel: &str, payload: Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
 

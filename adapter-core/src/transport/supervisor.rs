@@ -224,7 +224,7 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
                 Err(_) if shutdown.has_changed().unwrap_or(true) => break 'outer,
                 Err(e) => {
                     let retry_in = backoff.delay(attempt);
-                    warn!(transport = sup.name, target = %sup.target, attempt, error = %e, ?retry_in, "not reconnected yet");
+                    warn!(transport = sup.name, broker = %sup.target, attempt, error = %e, ?retry_in, "not reconnected yet");
                     tokio::select! {
                         _ = tokio::time::sleep(retry_in) => {}
                         _ = shutdown.changed() => break 'outer,
@@ -233,7 +233,7 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
             }
         }
         sup.counters.bump(Stat::Reconnects);
-        info!(transport = sup.name, target = %sup.target, attempts = attempt, channels = sup.subscribers.len(),
+        info!(transport = sup.name, broker = %sup.target, attempts = attempt, channels = sup.subscribers.len(),
               "reconnected, subscriptions restored");
         // in a task of its own: a subscriber slow to drain must not keep the supervisor
         // from watching the new connection

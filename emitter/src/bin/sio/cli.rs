@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use socketio_emitter::{ConnectOptions, DialectKind};
+use socketio_emitter::{ConnectOptions, DialectKind, LogFormat};
 
 use crate::output::{Failure, usage};
 
@@ -48,6 +48,10 @@ pub(crate) struct Cli {
     /// Timeout of requests and acks, in milliseconds.
     #[arg(long, default_value_t = 5000, global = true)]
     pub(crate) timeout: u64,
+    /// Log lines on stderr (filtered by SIO_LOG, else RUST_LOG): text, or json (one object
+    /// per line).
+    #[arg(long, default_value = "text", value_parser = parse_log_format, global = true)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -157,4 +161,8 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
         opts = opts.prefix(p.clone());
     }
     Ok(opts)
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
 }
