@@ -344,6 +344,13 @@ impl<T: Transport> Emitter<T> {
         Emitter { shared: Arc::clone(&self.shared), nsp: self.nsp.clone(), opts: f(self.opts.clone()) }
     }
 
+    /// The cluster engine of this view's namespace (a requester, started by its first
+    /// request), for what this API does not offer: [`ClusterCore::probe`],
+    /// [`ClusterCore::known_nodes`], [`ClusterCore::stats`], ...
+    pub fn cluster(&self) -> Result<ClusterCore<T>, EmitterError> {
+        self.core()
+    }
+
     fn core(&self) -> Result<ClusterCore<T>, EmitterError> {
         let mut cores = self.shared.cores.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(core) = cores.get(&self.nsp) {

@@ -62,6 +62,14 @@ impl KnownNodes {
         self.seen.keys().cloned().collect()
     }
 
+    /// The known node ids, sorted, with how long ago each was heard from at `now`.
+    pub(super) fn ages(&self, now: Instant) -> Vec<(NodeId, Duration)> {
+        let mut ages: Vec<(NodeId, Duration)> =
+            self.seen.iter().map(|(uid, seen)| (uid.clone(), now.saturating_duration_since(*seen))).collect();
+        ages.sort();
+        ages
+    }
+
     /// How many nodes are known.
     pub(super) fn len(&self) -> usize {
         self.seen.len()

@@ -143,6 +143,18 @@ pub(crate) enum Command {
     Servers,
     /// Print the broadcasts of the namespace as JSON lines until interrupted.
     Tail,
+    /// Check the cluster from outside: broker reachable, servers counted vs answering, a
+    /// timed round trip through every server, foreign traffic on the prefix, the last
+    /// heartbeat of each node. One verdict per check; exit status 1 if one failed.
+    Doctor {
+        /// How long to listen to the namespace's traffic and heartbeats before the round
+        /// trip, in milliseconds (at least a heartbeat period to hear every node).
+        #[arg(long, default_value_t = 6000)]
+        window_ms: u64,
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {

@@ -69,8 +69,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Emit { stdin: false, args, .. } | Command::ServerEmit { args, .. } => parse_args(args).await?,
         _ => Vec::new(),
     };
-    let io = Emitter::connect_with(&cli.url, options).await?.of(cli.nsp.clone());
     let timeout = Duration::from_millis(cli.timeout);
+    if let Command::Doctor { window_ms, json } = &cli.command {
+        let window = Duration::from_millis(*window_ms);
+        return crate::doctor::doctor(&cli.url, options, &cli.nsp, timeout, window, *json).await;
+    }
+    let io = Emitter::connect_with(&cli.url, options).await?.of(cli.nsp.clone());
     match &cli.command {
         Command::Emit { stdin: true, .. } => emit_stdin(&io).await,
         Command::Emit { target: t, volatile, no_compress, ack, event, .. } => {
@@ -126,6 +130,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Servers => out_line(io.server_count().await?),
         Command::Tail => tail(&io).await,
+        Command::Doctor { .. } => unreachable!("handled before connecting"),
     }
 }
 

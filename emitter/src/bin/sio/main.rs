@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod doctor;
 mod output;
 
 use std::process::ExitCode;
