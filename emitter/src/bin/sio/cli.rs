@@ -143,6 +143,20 @@ pub(crate) enum Command {
     Servers,
     /// Print the broadcasts of the namespace as JSON lines until interrupted.
     Tail,
+    /// Print the namespace's traffic per second (messages and bytes, by type, heard on its
+    /// broadcast channels) and the cluster size: one sample, or one per interval with
+    /// --watch until interrupted.
+    Stats {
+        /// A line per interval until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Sampling interval in milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+        interval_ms: u64,
+    },
     /// Check the cluster from outside: broker reachable, servers counted vs answering, a
     /// timed round trip through every server, foreign traffic on the prefix, the last
     /// heartbeat of each node. One verdict per check; exit status 1 if one failed.

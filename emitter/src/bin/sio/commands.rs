@@ -130,6 +130,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Servers => out_line(io.server_count().await?),
         Command::Tail => tail(&io).await,
+        Command::Stats { watch, json, interval_ms } => {
+            crate::stats::stats(&io, *watch, *json, Duration::from_millis(*interval_ms)).await
+        }
         Command::Doctor { .. } => unreachable!("handled before connecting"),
     }
 }

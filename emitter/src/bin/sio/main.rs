@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod doctor;
 mod output;
+mod stats;
 
 use std::process::ExitCode;
 
