@@ -2,8 +2,8 @@
 //! with [prometheus-client](https://docs.rs/prometheus-client).
 //!
 //! [`ClusterMetrics`] is a prometheus-client [`Collector`]: it reads the engines'
-//! [`Stats`](crate::Stats), [`RoundTrips`](crate::RoundTrips) and readiness, and the
-//! transport's [`TransportStats`](crate::TransportStats) and connection state, on each
+//! [`Stats`], [`RoundTrips`] and readiness, and the
+//! transport's [`TransportStats`] and connection state, on each
 //! scrape (nothing is counted twice, nothing waits for the broker). Register it in your
 //! application's registry next to your own metrics, and serve [`render`]'s text:
 //!
@@ -35,12 +35,12 @@
 //! `_resubscriptions`; gauges: `socketio_cluster_pending_requests`, `_known_nodes`,
 //! `_room_channels`, `_room_channels_pending`, `_local_sockets`, `_local_rooms`, `_ready`
 //! (1 or 0, see [`ClusterCore::readiness`]); a histogram:
-//! `socketio_cluster_request_duration_seconds` (see [`RoundTrips`](crate::RoundTrips)).
+//! `socketio_cluster_request_duration_seconds` (see [`RoundTrips`]).
 //!
 //! Of the transport (label `transport`: `redis`, `kafka`, `amqp`): the gauge
 //! `socketio_cluster_transport_connected` (1 or 0) and the counters
 //! `socketio_cluster_transport_reconnects`, `_delivered`, `_dropped`, `_replays_dropped`,
-//! `_foreign_dropped`, `_publish_errors` (see [`TransportStats`](crate::TransportStats)).
+//! `_foreign_dropped`, `_publish_errors` (see [`TransportStats`]).
 //!
 //! The text is OpenMetrics 1.0 (what prometheus-client writes; Prometheus reads it),
 //! ending with `# EOF`.
