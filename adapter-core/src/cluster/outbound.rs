@@ -12,7 +12,7 @@ use super::{Inner, Mode, deadline_after, lock};
 use crate::error::{AdapterError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
-use crate::types::NodeId;
+use crate::types::{BroadcastOptions, NodeId, SocketInfo};
 
 impl<T: Transport> Inner<T> {
     /// A message from this node in this namespace.
@@ -104,5 +104,29 @@ impl<T: Transport> Inner<T> {
                   missing = ?s.missing_nodes, "cluster request incomplete");
         }
         Ok(shortfall)
+    }
+
+    /// A `fetch_sockets` request for `opts`: hands each answer's sender and sockets to
+    /// `each` (see [`Inner::request`]).
+    pub(super) async fn fetch_round(
+        self: &Arc<Self>,
+        opts: BroadcastOptions,
+        timeout: Duration,
+        operation: &'static str,
+        mut each: impl FnMut(Option<&str>, Vec<SocketInfo>),
+    ) -> Result<Option<Shortfall>, AdapterError> {
+        self.request(
+            |request_id| Body::FetchSockets { request_id, opts },
+            timeout,
+            operation,
+            |uid, body| match body {
+                Body::FetchSocketsResponse { sockets, .. } => {
+                    each(uid, sockets);
+                    true
+                }
+                _ => false,
+            },
+        )
+        .await
     }
 }

@@ -7,7 +7,6 @@ use tokio::time::Instant;
 
 use super::{ClusterCore, Mode, lock};
 use crate::error::{AdapterError, Shortfall};
-use crate::message::Body;
 use crate::transport::Transport;
 use crate::types::{BroadcastOptions, NodeId};
 
@@ -36,18 +35,7 @@ impl<T: Transport> ClusterCore<T> {
         let mut answers = Vec::new();
         let shortfall = self
             .inner
-            .request(
-                |request_id| Body::FetchSockets { request_id, opts },
-                timeout,
-                "probe",
-                |uid, body| match body {
-                    Body::FetchSocketsResponse { .. } => {
-                        answers.push((uid.map(str::to_owned), started.elapsed()));
-                        true
-                    }
-                    _ => false,
-                },
-            )
+            .fetch_round(opts, timeout, "probe", |uid, _| answers.push((uid.map(str::to_owned), started.elapsed())))
             .await?;
         let expected = shortfall.as_ref().map_or(answers.len(), |s| s.expected);
         Ok(Probe { answers, expected, shortfall })
