@@ -10,7 +10,8 @@
 //! events described in the README (`join`, `leave`, `emit`, `emit_with_ack`,
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
 //! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
-//! `server_events` (the server-side events this node received, for checking delivery).
+//! `server_events` (the server-side events this node received, for checking delivery) and
+//! `cluster_view` (what the live cluster page at `GET /cluster` shows).
 //! `GET /health` (liveness) answers at once from local state, whatever the broker does:
 //! the node's name and the other nodes it knows. `GET /ready` (readiness) is 200 `ready`
 //! while the transport is connected and every namespace's subscription proves that it
@@ -172,13 +173,15 @@ async fn serve<T: Transport>(
     let node = id.clone();
     let server_events = Arc::new(Mutex::new(VecDeque::new()));
     let events = server_events.clone();
-    let state = SioState::new(transport, dialect, config).on_server_side_emit(move |nsp, packet, ack| {
+    let state = SioState::new(transport, dialect, config);
+    let handle = state.handle();
+    let state = state.on_server_side_emit(move |nsp, packet, ack| {
         if packet.event == "ping"
             && let Some(ack) = ack
         {
-            let mut m = socketio_adapter_core::Map::new();
-            m.insert("node", node.clone());
-            ack.send(Value::Map(m));
+            // the node's name and its local sockets (the cluster page's "sockets per server")
+            let sockets = handle.namespace(nsp).map_or(0, |core| core.stats().local_sockets);
+            ack.send(map([("node", Value::from(node.clone())), ("sockets", Value::from(sockets as u64))]));
             return;
         }
         let mut m = socketio_adapter_core::Map::new();
@@ -233,6 +236,7 @@ async fn serve<T: Transport>(
     }
     let http = Router::new()
         .route("/", get(|| async { Html(include_str!("../static/index.html")) }))
+        .route("/cluster", get(|| async { Html(include_str!("../static/cluster.html")) }))
         .route(
             "/socket.io.min.js",
             get({
@@ -426,6 +430,7 @@ fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
         "server_side_emit",
         "server_events",
         "whoami",
+        "cluster_view",
     ] {
         let app = app.clone();
         let nsp = nsp.clone();
@@ -477,6 +482,7 @@ async fn handle<T: Transport>(
     };
     match event {
         "whoami" => Ok(json_value(json!({"node": app.id, "sid": s.id.to_string()}))),
+        "cluster_view" => cluster_view(app, &core()?).await,
         "join" => {
             let rooms = strings(&d);
             if rooms.is_empty() {
@@ -572,6 +578,35 @@ async fn handle<T: Transport>(
         }
         other => Err(format!("unknown event {other}")),
     }
+}
+
+/// What the cluster page shows, from the cluster operations only: every server with its
+/// local sockets (a server-side emit `ping` with acks, plus this node), the rooms with
+/// their members (`fetch_sockets`, socket-id rooms left out) and this node's cluster
+/// message counter (published + received; the page turns it into a rate).
+async fn cluster_view<T: Transport>(app: &App<T>, core: &ClusterCore<T>) -> Result<Value, String> {
+    let stats = core.stats();
+    let pings = core.server_side_emit_with_ack(EventPacket::new("ping", vec![]), None);
+    let sockets = core.fetch_sockets(BroadcastOptions::all());
+    let (pings, sockets) = tokio::join!(pings, sockets);
+    let (pings, sockets) = (pings.map_err(|e| e.to_string())?, sockets.map_err(|e| e.to_string())?);
+    let mut servers = vec![json!({"node": app.id, "sockets": stats.local_sockets})];
+    servers.extend(pings.value.iter().map(|v| serde_json::to_value(v).unwrap_or(Json::Null)));
+    servers.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+    let mut rooms = std::collections::BTreeMap::<&str, u64>::new();
+    for s in &sockets.value {
+        for r in s.rooms.iter().map(Room::as_str).filter(|r| *r != s.id) {
+            *rooms.entry(r).or_default() += 1;
+        }
+    }
+    let rooms: Vec<Json> = rooms.into_iter().map(|(room, members)| json!({"room": room, "members": members})).collect();
+    Ok(json_value(json!({
+        "node": app.id,
+        "servers": servers,
+        "rooms": rooms,
+        "messages": stats.published + stats.received,
+        "complete": pings.shortfall.is_none() && sockets.shortfall.is_none(),
+    })))
 }
 
 /// A reply built as JSON (it has no binary).

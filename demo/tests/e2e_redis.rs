@@ -333,3 +333,36 @@ async fn browser_chat_across_nodes() {
     })
     .await
 }
+
+/// The live cluster page (`GET /cluster`) in headless Chromium: node A's page lists both
+/// servers with their sockets (the cluster page itself on A, a chat page on B), the room
+/// the chat page joined with its member, and a message-rate chart; the screenshot is kept
+/// as a test artifact (`cluster-page.png` in the test target directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_page_in_a_browser() {
+    run(async {
+        let prefix = prefix("cluster-page");
+        let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
+        let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
+        let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-page.png");
+        let _ = std::fs::remove_file(&shot);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster_page.js");
+        let out = Command::new("node")
+            .arg(&script)
+            .args([a.port.to_string(), b.port.to_string(), shot.display().to_string()])
+            .env("NODE_PATH", env("SIO_NODE_MODULES"))
+            .env("CHROMIUM", std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
+            .output()
+            .await
+            .expect("node");
+        assert!(
+            out.status.success(),
+            "cluster page test failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "screenshot {}", shot.display());
+        eprintln!("screenshot: {}", shot.display());
+    })
+    .await
+}
