@@ -3,58 +3,37 @@
 // both servers with their sockets, the room with its member, and a rate chart with
 // samples, then keeps a screenshot. Usage: node cluster_page.js PORT_A PORT_B SCREENSHOT
 "use strict";
-const { chromium } = require("playwright-core");
-const fs = require("node:fs");
-const os = require("node:os");
-const path = require("node:path");
+const { withChromium } = require("./chromium.js");
 
-(async () => {
+withChromium(async (newPage) => {
   const [portA, portB, shot] = process.argv.slice(2);
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sio-chromium-"));
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  try {
-    const chat = await ctx.newPage();
-    const page = await ctx.newPage();
-    for (const [name, p] of [["chat", chat], ["cluster", page]]) {
-      p.on("console", (m) => console.error(`[${name}] ${m.type()}: ${m.text()}`));
-      p.on("pageerror", (e) => console.error(`[${name}] error: ${e.message}`));
-    }
-    await chat.goto(`http://127.0.0.1:${portB}/`);
-    await chat.waitForFunction(() => document.getElementById("me").textContent !== "…", null, { timeout: 30000 });
-    await chat.click("#join");
-    await chat.waitForSelector("text=joined lobby", { timeout: 10000 });
-    await page.goto(`http://127.0.0.1:${portA}/cluster`);
-    const cells = (id) => page.$$eval(`#${id} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
-    const deadline = Date.now() + 30000;
-    let servers, rooms, samples;
-    for (;;) {
-      // traffic for the chart: the chat page sends to the room
-      await chat.fill("#text", `tick ${Date.now()}`);
-      await chat.click("#send");
-      servers = await cells("servers");
-      rooms = await cells("rooms");
-      samples = parseInt(await page.textContent("#points"), 10) || 0;
-      const ok =
-        JSON.stringify(servers) === JSON.stringify([["A", "1"], ["B", "1"]]) &&
-        JSON.stringify(rooms) === JSON.stringify([["lobby", "1"]]) &&
-        samples >= 3;
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error(`page never complete: ${JSON.stringify({ servers, rooms, samples })}`);
-      await page.waitForTimeout(500);
-    }
-    const points = await page.getAttribute("#line", "points");
-    if (points.trim().split(" ").length < 3) throw new Error(`no chart: ${points}`);
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(JSON.stringify({ ok: true, servers, rooms, samples }));
-  } finally {
-    await ctx.close();
-    fs.rmSync(userDataDir, { recursive: true, force: true });
+  const chat = await newPage("chat");
+  const page = await newPage("cluster");
+  await chat.goto(`http://127.0.0.1:${portB}/`);
+  await chat.waitForFunction(() => document.getElementById("me").textContent !== "…", null, { timeout: 30000 });
+  await chat.click("#join");
+  await chat.waitForSelector("text=joined lobby", { timeout: 10000 });
+  await page.goto(`http://127.0.0.1:${portA}/cluster`);
+  const cells = (id) => page.$$eval(`#${id} tbody tr`, (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+  const deadline = Date.now() + 30000;
+  let servers, rooms, samples;
+  for (;;) {
+    // traffic for the chart: the chat page sends to the room
+    await chat.fill("#text", `tick ${Date.now()}`);
+    await chat.click("#send");
+    servers = await cells("servers");
+    rooms = await cells("rooms");
+    samples = parseInt(await page.textContent("#points"), 10) || 0;
+    const ok =
+      JSON.stringify(servers) === JSON.stringify([["A", "1"], ["B", "1"]]) &&
+      JSON.stringify(rooms) === JSON.stringify([["lobby", "1"]]) &&
+      samples >= 3;
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`page never complete: ${JSON.stringify({ servers, rooms, samples })}`);
+    await page.waitForTimeout(500);
   }
-})().catch((e) => {
-  console.error(e.stack || String(e));
-  process.exit(1);
+  const points = await page.getAttribute("#line", "points");
+  if (points.trim().split(" ").length < 3) throw new Error(`no chart: ${points}`);
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(JSON.stringify({ ok: true, servers, rooms, samples }));
 });
