@@ -1,7 +1,7 @@
 //! A stalled broker (a private Redis stopped with SIGSTOP: it accepts connections and
 //! answers nothing) never holds `sio` longer than --connect-timeout plus --timeout: it
 //! exits 1 with a one-line error. Once the broker resumes, the same command works.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

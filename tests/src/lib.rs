@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod counter;
 pub mod node;
+pub mod private_redis;
 pub mod python;
 pub mod rabbitmq;
 pub mod recorder;

@@ -7,17 +7,16 @@
 //! Its own test binary: it kills connections and restarts a private `redis-server`, which
 //! must not disturb the other suites.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room};
+use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Transport};
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::{eventually, run};
-use socketio_cluster_tests::node::{free_port, wait_for_port};
+use socketio_cluster_tests::node::free_port;
+use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
-use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -123,36 +122,6 @@ async fn subscriptions_lost(base: &str, query: &str) {
     requests_work(&a, &b, "lost subscriptions").await;
     let repaired = a.transport.stats().reconnects;
     assert!(repaired >= 1, "the transport restored its subscriptions: {:?}", a.transport.stats());
-}
-
-/// A private redis-server that can be stopped and started again on the same port.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> PrivateRedis {
-        Self::start_with(port, &["--port", &port.to_string()]).await
-    }
-
-    async fn start_with(port: u16, args: &[&str]) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args(args)
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server (Debian package redis-server)");
-        wait_for_port(port, WAIT, "redis-server").await;
-        PrivateRedis { port, child: Some(child) }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().await.expect("kill redis-server");
-        }
-    }
 }
 
 async fn server_restarted(query: &str) {
