@@ -48,13 +48,16 @@ for path in glob.glob("adapter-core/tests/fixtures/**/*.json", recursive=True):
             for pick in range(3):
                 seed("node_cluster", bytes([pick]) + data)
 PY
+status=0
 for t in "${TARGETS[@]}"; do
     echo "fuzz: $t, $RUNS executions" >&2
     cargo fuzz run --fuzz-dir adapter-core/fuzz "$t" "$CACHE/corpus/$t" -- \
         -runs="$RUNS" -max_len=65536 -print_final_stats=1 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss|Done|==|SUMMARY|artifact)' || true
-    # cargo fuzz exits non-zero on a crash; the grep above hides its status, so look
-    if ls adapter-core/fuzz/artifacts/"$t"/crash-* >/dev/null 2>&1; then
-        echo "fuzz: $t crashed: adapter-core/fuzz/artifacts/$t/" >&2
-        exit 1
+    # cargo fuzz exits non-zero on a finding; the grep above hides its status, so look
+    # for what it leaves: crash-, oom-, leak-, timeout- inputs
+    if ls adapter-core/fuzz/artifacts/"$t"/* >/dev/null 2>&1; then
+        echo "fuzz: $t: findings in adapter-core/fuzz/artifacts/$t/" >&2
+        status=1
     fi
 done
+exit $status

@@ -64,7 +64,7 @@ impl AmqpTransport {
         let session = shared.establish().await?;
         *lock(&shared.session) = Some(session);
         shared.sup.spawn(Link(Arc::clone(&shared)), shutdown_rx);
-        info!(target = %shared.target, "AMQP transport connected");
+        info!(broker = %shared.target, "AMQP transport connected");
         Ok(AmqpTransport { inner: Arc::new(Inner { shared, _shutdown: shutdown }) })
     }
 
@@ -78,21 +78,9 @@ impl AmqpTransport {
         &self.inner.shared.opts
     }
 
-    /// Counters (`reconnects`: the connection was re-established and every binding
-    /// restored, after a loss or on `resubscribe`; `publish_errors`: not connected,
-    /// refused, no confirm in time).
-    pub fn stats(&self) -> TransportStats {
-        self.inner.shared.sup.stats()
-    }
-
     /// Changes the reconnect policy (default [`Backoff::default`]).
     pub fn set_backoff(&self, backoff: Backoff) {
         self.inner.shared.sup.set_backoff(backoff);
-    }
-
-    /// Whether the connection (and its channels) are up right now.
-    pub fn is_connected(&self) -> bool {
-        self.inner.shared.healthy()
     }
 
     /// The server-generated name of this node's queue (`amq.gen-...`), once something
@@ -107,6 +95,22 @@ impl Transport for AmqpTransport {
 
     fn name(&self) -> &'static str {
         "amqp"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.shared.sup.target().to_owned()
+    }
+
+    /// Counters (`reconnects`: the connection was re-established and every binding
+    /// restored, after a loss or on `resubscribe`; `publish_errors`: not connected,
+    /// refused, no confirm in time).
+    fn stats(&self) -> TransportStats {
+        self.inner.shared.sup.stats()
+    }
+
+    /// Whether the connection (and its channels) are up right now.
+    fn is_connected(&self) -> bool {
+        self.inner.shared.healthy()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), AmqpTransportError> {

@@ -78,6 +78,8 @@ mod value;
 
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
@@ -85,7 +87,9 @@ pub mod testing;
 pub mod socketioxide;
 
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
-pub use cluster::{ClusterAdapter, ClusterConfig, ClusterCore, DEFAULT_MAX_MESSAGE_SIZE, Membership, Stats};
+pub use cluster::{
+    ClusterAdapter, ClusterConfig, ClusterCore, DEFAULT_MAX_MESSAGE_SIZE, Membership, NotReady, RoundTrips, Stats,
+};
 pub use dialect::Dialect;
 pub use error::{AdapterError, DecodeError, DialectError, Shortfall, error_chain};
 pub use local::{

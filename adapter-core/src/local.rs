@@ -181,6 +181,13 @@ pub trait LocalNode: Send + Sync + 'static {
 
     /// Delivers a server-side event.
     fn server_side_emit(&self, packet: EventPacket, ack: Option<ServerSideAck>);
+
+    /// How many local sockets and local rooms (socket ids included) there are now, for
+    /// [`Stats`](crate::Stats). The default enumerates them; override it when the
+    /// server can count them directly.
+    fn counts(&self) -> (usize, usize) {
+        (self.socket_ids(&[]).len(), self.rooms().len())
+    }
 }
 
 /// [`LocalNode`] over a [`RoomIndex`] and a server's [`LocalSockets`].
@@ -218,6 +225,11 @@ impl IndexedNode {
 }
 
 impl LocalNode for IndexedNode {
+    fn counts(&self) -> (usize, usize) {
+        let index = self.read();
+        (index.socket_count(), index.room_count())
+    }
+
     fn broadcast(&self, packet: &EventPacket, opts: &BroadcastOptions) -> Option<PendingDelivery> {
         let sids = self.read().matching(opts);
         if sids.is_empty() {

@@ -93,12 +93,6 @@ impl MemoryTransport {
         self.conn.frozen.store(true, Ordering::SeqCst);
         self.conn.subscribers.clear();
     }
-
-    /// Counters (`delivered` to this connection's subscribers, `reconnects` by
-    /// [`Transport::resubscribe`]).
-    pub fn stats(&self) -> TransportStats {
-        self.conn.counters.snapshot()
-    }
 }
 
 impl Transport for MemoryTransport {
@@ -106,6 +100,12 @@ impl Transport for MemoryTransport {
 
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    /// Counters (`delivered` to this connection's subscribers, `reconnects` by
+    /// [`Transport::resubscribe`]).
+    fn stats(&self) -> TransportStats {
+        self.conn.counters.snapshot()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), Infallible> {

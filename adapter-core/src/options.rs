@@ -30,6 +30,8 @@
 //!   dialect=node-redis|node-cluster|python   the peers' wire format (default: the transport's)
 //!   channel=socketio                 python: the manager channel (Flask-SocketIO: flask-socketio)
 //!   max_message_bytes=10485760       largest message published or accepted (bytes)
+//!   health_check_interval_ms=10000   subscription health check period (0: off); a node
+//!                                    is not ready after 1.5 periods without an echo
 //! ```
 //!
 //! `dialect=python` also selects python-socketio's own layout on the broker (Redis: one
@@ -272,6 +274,8 @@ pub struct SharedOptions {
     /// The largest message published or accepted; `None` keeps [`ClusterConfig`]'s
     /// default (10 MiB).
     pub max_message_size: Option<usize>,
+    /// Health check period; `None` keeps [`ClusterConfig`]'s default, zero turns it off.
+    pub health_check_interval: Option<Duration>,
 }
 
 impl Default for SharedOptions {
@@ -287,6 +291,7 @@ impl Default for SharedOptions {
             dialect: None,
             channel: None,
             max_message_size: None,
+            health_check_interval: None,
         }
     }
 }
@@ -320,6 +325,7 @@ impl SharedOptions {
                 }
                 self.channel = Some(value.to_owned());
             }
+            "health_check_interval_ms" => self.health_check_interval = Some(parse_ms_or_zero(key, value)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -368,6 +374,9 @@ impl SharedOptions {
         }
         if let Some(n) = self.max_message_size {
             c = c.with_max_message_size(n);
+        }
+        if let Some(i) = self.health_check_interval {
+            c = c.with_health_check_interval((!i.is_zero()).then_some(i));
         }
         c
     }
@@ -478,6 +487,7 @@ mod tests {
             ("subscription_mode", "static"),
             ("heartbeat_interval_ms", "50"),
             ("heartbeat_timeout_ms", "200"),
+            ("health_check_interval_ms", "0"),
         ] {
             assert_eq!(s.set(k, v), Ok(true), "{k}");
         }
@@ -486,6 +496,9 @@ mod tests {
         assert_eq!((s.request_timeout, s.connect_timeout), (Duration::from_millis(250), Duration::from_millis(100)));
         assert_eq!(s.subscription_mode, SubscriptionMode::Static);
         assert_eq!(s.cluster_config().request_timeout(), Duration::from_millis(250));
+        assert_eq!(s.cluster_config().health_check_interval(), None, "0 turns it off");
+        assert_eq!(s.set("health_check_interval_ms", "2000"), Ok(true));
+        assert_eq!(s.cluster_config().health_check_interval(), Some(Duration::from_secs(2)));
         assert_eq!(s.node_cluster_dialect().name(), "node-cluster");
         assert!(s.set("prefix", "").unwrap_err().contains("prefix is empty"));
         assert!(s.set("subscription_mode", "x").unwrap_err().contains("unknown subscription mode"));

@@ -234,6 +234,11 @@ impl RoomIndex {
     pub fn socket_count(&self) -> usize {
         self.sids.len()
     }
+
+    /// Number of rooms with members here (socket ids included).
+    pub fn room_count(&self) -> usize {
+        self.room_ids.len()
+    }
 }
 
 #[cfg(test)]

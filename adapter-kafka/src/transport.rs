@@ -215,7 +215,7 @@ impl KafkaTransport {
             shutdown: shutdown_rx,
         });
         let partitions = core.ensure_topic().await?;
-        info!(target = %opts.describe(), partitions, "Kafka transport connected");
+        info!(broker = %opts.describe(), partitions, "Kafka transport connected");
         Ok(KafkaTransport { inner: Arc::new(Inner { core, _shutdown: shutdown }) })
     }
 
@@ -237,13 +237,6 @@ impl KafkaTransport {
     /// The number of partitions the consumer reads (0 before the first subscription).
     pub fn assigned_partitions(&self) -> usize {
         lock(&self.inner.core.sub.next).len()
-    }
-
-    /// Counters (`reconnects`: the consumer was re-placed, after an outage or on `resubscribe`;
-    /// `replays_dropped`, `foreign_dropped`: records not delivered, see
-    /// [`TransportStats`]).
-    pub fn stats(&self) -> TransportStats {
-        self.inner.core.sub.sup.stats()
     }
 
     /// Changes the policy of re-placement attempts (default [`Backoff::default`]).
@@ -278,6 +271,23 @@ impl Transport for KafkaTransport {
 
     fn name(&self) -> &'static str {
         "kafka"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.core.sub.sup.target().to_owned()
+    }
+
+    /// Counters (`reconnects`: the consumer was re-placed, after an outage or on `resubscribe`;
+    /// `replays_dropped`, `foreign_dropped`: records not delivered, see
+    /// [`TransportStats`]).
+    fn stats(&self) -> TransportStats {
+        self.inner.core.sub.sup.stats()
+    }
+
+    /// `false` from an outage of every broker (or a lost consumer position) until the
+    /// consumer was re-placed.
+    fn is_connected(&self) -> bool {
+        self.inner.core.sub.sup.is_connected()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), KafkaTransportError> {

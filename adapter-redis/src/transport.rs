@@ -217,7 +217,7 @@ impl RedisTransport {
             _ => None,
         };
         sub.sup.spawn(Repair { state: Arc::clone(&sub), connector: Arc::clone(&connector) }, shutdown_rx);
-        info!(target = %target, "Redis transport connected");
+        info!(broker = %target, "Redis transport connected");
         Ok(RedisTransport {
             inner: Arc::new(Inner {
                 target,
@@ -240,12 +240,6 @@ impl RedisTransport {
     /// The protocol this transport speaks (PUBLISH or SPUBLISH, NUMSUB or SHARDNUMSUB).
     pub fn mode(&self) -> Mode {
         self.inner.mode
-    }
-
-    /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard
-    /// channel or a resubscribe; `dropped`: the subscriber queue was full).
-    pub fn stats(&self) -> TransportStats {
-        self.inner.sub.sup.stats()
     }
 
     /// Changes the reconnect policy of the subscriber (default [`Backoff::default`]).
@@ -353,6 +347,22 @@ impl Transport for RedisTransport {
 
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    fn describe(&self) -> String {
+        self.inner.sub.sup.target().to_owned()
+    }
+
+    /// Counters (`reconnects`: subscriptions restored after a disconnect, a lost shard
+    /// channel or a resubscribe; `dropped`: the subscriber queue was full).
+    fn stats(&self) -> TransportStats {
+        self.inner.sub.sup.stats()
+    }
+
+    /// `false` from a lost subscriber connection (or a lost shard channel, or a
+    /// resubscribe request) until every subscription was restored.
+    fn is_connected(&self) -> bool {
+        self.inner.sub.sup.is_connected()
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), RedisTransportError> {

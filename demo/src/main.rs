@@ -10,9 +10,15 @@
 //! events described in the README (`join`, `leave`, `emit`, `emit_with_ack`,
 //! `fetch_sockets`, `all_rooms`, `server_count`, `sockets_join`, `sockets_leave`,
 //! `disconnect_sockets`, `server_side_emit`), each through its ack callback, plus
-//! `server_events` (the server-side events this node received, for checking delivery).
-//! `GET /health` gives the node and the server count, `GET /stats` the engine's counters
-//! per namespace (among them `dropped_deliveries`: see `--slow-socket-policy`).
+//! `server_events` (the server-side events this node received, for checking delivery) and
+//! `cluster_view` (what the live cluster page at `GET /cluster` shows).
+//! `GET /health` (liveness) answers at once from local state, whatever the broker does:
+//! the node's name and the other nodes it knows. `GET /ready` (readiness) is 200 `ready`
+//! while the transport is connected and every namespace's subscription proves that it
+//! receives (the health check), else 503 with a one-line reason. `GET /metrics` serves
+//! the engines' and the transport's metrics in the Prometheus text format (the library's
+//! `socketio_adapter_core::metrics`). `GET /stats` gives the engine's counters per
+//! namespace as JSON (among them `dropped_deliveries`: see `--slow-socket-policy`).
 //! Arguments keep their type across the cluster, binary attachments included.
 #![allow(clippy::print_stderr)]
 
@@ -32,6 +38,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 use socketio_adapter_core::dialect::{Dialect, NodeClusterDialect};
+use socketio_adapter_core::metrics;
 use socketio_adapter_core::socketioxide::{ClusterHandle, SioAdapter, SioState, SlowSocketPolicy};
 use socketio_adapter_core::{
     Args as EventArgs, BroadcastOptions, ClusterConfig, ClusterCore, EventPacket, Room, Transport, Value, error_chain,
@@ -91,6 +98,10 @@ struct Args {
     /// sends right after `connect` about once in a few hundred connections.
     #[arg(long, hide = true)]
     handlers_in_connect_handler: bool,
+    /// Log lines on stderr (filtered by RUST_LOG): text, or json (one object per line, the
+    /// cluster's events with their `node`, `nsp` and `broker` fields).
+    #[arg(long, default_value = "text", value_parser = |s: &str| s.parse::<socketio_emitter::LogFormat>())]
+    log_format: socketio_emitter::LogFormat,
 }
 
 #[derive(Clone)]
@@ -101,21 +112,17 @@ struct App<T: Transport> {
     node_modules: PathBuf,
     /// The last server-side events received from other nodes (bounded).
     server_events: Arc<Mutex<VecDeque<Value>>>,
+    /// What `GET /metrics` serves.
+    metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// How many received server-side events `server_events` remembers.
 const SERVER_EVENTS_KEPT: usize = 1000;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,socketioxide=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // colour codes only for a terminal: log files and collectors get plain text
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    // colour codes only for a terminal: log files and collectors get plain text (or JSON)
+    socketio_emitter::init_logs(args.log_format, &["RUST_LOG"], "info,socketioxide=warn");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -183,13 +190,15 @@ async fn serve<T: Transport>(
     let node = id.clone();
     let server_events = Arc::new(Mutex::new(VecDeque::new()));
     let events = server_events.clone();
-    let state = SioState::new(transport, dialect, config).on_server_side_emit(move |nsp, packet, ack| {
+    let state = SioState::new(transport, dialect, config);
+    let handle = state.handle();
+    let state = state.on_server_side_emit(move |nsp, packet, ack| {
         if packet.event == "ping"
             && let Some(ack) = ack
         {
-            let mut m = socketio_adapter_core::Map::new();
-            m.insert("node", node.clone());
-            ack.send(Value::Map(m));
+            // the node's name and its local sockets (the cluster page's "sockets per server")
+            let sockets = handle.namespace(nsp).map_or(0, |core| core.stats().local_sockets);
+            ack.send(map([("node", Value::from(node.clone())), ("sockets", Value::from(sockets as u64))]));
             return;
         }
         let mut m = socketio_adapter_core::Map::new();
@@ -210,8 +219,17 @@ async fn serve<T: Transport>(
     let cluster = state.handle();
     let (layer, io) =
         SocketIo::builder().max_buffer_size(args.max_buffer_size).with_adapter::<Adapter<T>>(state).build_layer();
-    let app = App { id: id.clone(), io: io.clone(), cluster, node_modules: args.node_modules.clone(), server_events };
-    for nsp in ["/", "/admin"] {
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics::ClusterMetrics::of_handle(cluster.clone()).register(&mut registry);
+    let app = App {
+        id: id.clone(),
+        io: io.clone(),
+        cluster,
+        node_modules: args.node_modules.clone(),
+        server_events,
+        metrics: Arc::new(registry),
+    };
+    for nsp in NAMESPACES {
         let a = app.clone();
         // The handlers go in place in a connect middleware: socketioxide awaits middlewares
         // before it sends CONNECT to the client, but spawns the connect handler after, so
@@ -235,6 +253,7 @@ async fn serve<T: Transport>(
     }
     let http = Router::new()
         .route("/", get(|| async { Html(include_str!("../static/index.html")) }))
+        .route("/cluster", get(|| async { Html(include_str!("../static/cluster.html")) }))
         .route(
             "/socket.io.min.js",
             get({
@@ -247,6 +266,20 @@ async fn serve<T: Transport>(
             get({
                 let a = app.clone();
                 move || health(a.clone())
+            }),
+        )
+        .route(
+            "/ready",
+            get({
+                let a = app.clone();
+                move || ready(a.clone())
+            }),
+        )
+        .route(
+            "/metrics",
+            get({
+                let a = app.clone();
+                move || async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render(&a.metrics)) }
             }),
         )
         .route(
@@ -266,8 +299,13 @@ async fn serve<T: Transport>(
                 tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
             }
         });
-    tracing::info!(node = %id, %addr, "sio-node listening");
-    eprintln!("sio-node {id} listening on http://{addr}/");
+    // the engines' node ids (the `node` of the cluster's log lines) under this node's name
+    let nodes: Vec<String> =
+        app.cluster.namespaces().iter().map(|c| format!("{}={}", c.namespace(), c.node_id())).collect();
+    tracing::info!(name = %id, %addr, nodes = %nodes.join(" "), "sio-node listening");
+    if args.log_format == socketio_emitter::LogFormat::Text {
+        eprintln!("sio-node {id} listening on http://{addr}/");
+    }
     // Graceful shutdown on SIGTERM or Ctrl-C: stop accepting, tell the cluster this node is
     // leaving (other nodes stop waiting for it at once instead of after the heartbeat
     // timeout), disconnect the clients, and exit within SHUTDOWN_BOUND whatever is still open.
@@ -282,10 +320,10 @@ async fn serve<T: Transport>(
         r = &mut server => return r.map_err(|e| e.to_string()),
         () = shutdown_signal() => {}
     }
-    tracing::info!(node = %id, "shutting down: leaving the cluster, disconnecting clients");
+    tracing::info!(name = %id, "shutting down: leaving the cluster, disconnecting clients");
     let _ = stop.send(());
     let leaving = async {
-        for nsp in ["/", "/admin"] {
+        for nsp in NAMESPACES {
             if let Some(core) = app.cluster.namespace(nsp) {
                 let _ = core.close().await;
             }
@@ -334,18 +372,36 @@ async fn client_js(dir: PathBuf) -> impl IntoResponse {
     }
 }
 
+/// The namespaces every node serves.
+const NAMESPACES: [&str; 2] = ["/", "/admin"];
+
+/// Liveness: answered from local state only (never waits for the broker, so a stalled
+/// broker does not make a probe kill a healthy process). `known_nodes`: the other nodes
+/// of namespace `/` heard from (heartbeats, or recent traffic when the broker counts).
 async fn health<T: Transport>(app: App<T>) -> impl IntoResponse {
-    let servers = match app.cluster.namespace("/") {
-        Some(core) => core.server_count().await.unwrap_or(0),
-        None => 0,
-    };
-    axum::Json(json!({"node": app.id, "servers": servers}))
+    let known = app.cluster.namespace("/").map_or(0, |core| core.stats().known_nodes);
+    axum::Json(json!({"node": app.id, "known_nodes": known}))
+}
+
+/// Readiness: 200 while every namespace is ready (transport connected, subscription
+/// proven), else 503 with the first reason on one line.
+async fn ready<T: Transport>(app: App<T>) -> impl IntoResponse {
+    for nsp in NAMESPACES {
+        let verdict = match app.cluster.namespace(nsp) {
+            Some(core) => core.readiness().map_err(|e| e.to_string()),
+            None => Err("not started".to_owned()),
+        };
+        if let Err(why) = verdict {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: namespace {nsp}: {why}\n"));
+        }
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 /// The cluster engine's counters per namespace, from local state only.
 async fn stats<T: Transport>(app: App<T>) -> impl IntoResponse {
     let mut out = serde_json::Map::new();
-    for nsp in ["/", "/admin"] {
+    for nsp in NAMESPACES {
         if let Some(core) = app.cluster.namespace(nsp) {
             let mut entry = serde_json::to_value(core.stats()).unwrap_or(Json::Null);
             if let Json::Object(m) = &mut entry {
@@ -396,6 +452,7 @@ fn on_connect<T: Transport>(app: App<T>, socket: SocketRef<Adapter<T>>) {
         "server_side_emit",
         "server_events",
         "whoami",
+        "cluster_view",
     ] {
         let app = app.clone();
         let nsp = nsp.clone();
@@ -447,6 +504,7 @@ async fn handle<T: Transport>(
     };
     match event {
         "whoami" => Ok(json_value(json!({"node": app.id, "sid": s.id.to_string()}))),
+        "cluster_view" => cluster_view(app, &core()?).await,
         "join" => {
             let rooms = strings(&d);
             if rooms.is_empty() {
@@ -542,6 +600,35 @@ async fn handle<T: Transport>(
         }
         other => Err(format!("unknown event {other}")),
     }
+}
+
+/// What the cluster page shows, from the cluster operations only: every server with its
+/// local sockets (a server-side emit `ping` with acks, plus this node), the rooms with
+/// their members (`fetch_sockets`, socket-id rooms left out) and this node's cluster
+/// message counter (published + received; the page turns it into a rate).
+async fn cluster_view<T: Transport>(app: &App<T>, core: &ClusterCore<T>) -> Result<Value, String> {
+    let stats = core.stats();
+    let pings = core.server_side_emit_with_ack(EventPacket::new("ping", vec![]), None);
+    let sockets = core.fetch_sockets(BroadcastOptions::all());
+    let (pings, sockets) = tokio::join!(pings, sockets);
+    let (pings, sockets) = (pings.map_err(|e| e.to_string())?, sockets.map_err(|e| e.to_string())?);
+    let mut servers = vec![json!({"node": app.id, "sockets": stats.local_sockets})];
+    servers.extend(pings.value.iter().map(|v| serde_json::to_value(v).unwrap_or(Json::Null)));
+    servers.sort_by(|a, b| a["node"].as_str().cmp(&b["node"].as_str()));
+    let mut rooms = std::collections::BTreeMap::<&str, u64>::new();
+    for s in &sockets.value {
+        for r in s.rooms.iter().map(Room::as_str).filter(|r| *r != s.id) {
+            *rooms.entry(r).or_default() += 1;
+        }
+    }
+    let rooms: Vec<Json> = rooms.into_iter().map(|(room, members)| json!({"room": room, "members": members})).collect();
+    Ok(json_value(json!({
+        "node": app.id,
+        "servers": servers,
+        "rooms": rooms,
+        "messages": stats.published + stats.received,
+        "complete": pings.shortfall.is_none() && sockets.shortfall.is_none(),
+    })))
 }
 
 /// A reply built as JSON (it has no binary).

@@ -176,9 +176,12 @@ async fn three_nodes(query: &str) {
     c.wait_got("zz2", &["a1", "a2", "b1", "c1"], WAIT).await;
     assert_eq!(c.got("e_after_leave").await, ["b1"], "a1 left red");
 
-    // GET /health on each node
+    // GET /health (local state: the other nodes heard from) and GET /ready on each node
     for (node, name) in nodes.iter().zip(["A", "B", "C"]) {
-        assert_eq!(node.get_json("/health").await, json!({"node": name, "servers": 3}));
+        let health = node.get_json("/health").await;
+        assert_eq!(health["node"], name, "{health}");
+        assert!(health["known_nodes"].as_u64().is_some_and(|n| n <= 2), "{health}");
+        assert_eq!(node.get("/ready").await, (200, "ready\n".to_owned()));
     }
 
     // server_side_emit with acks: every other node answers ping
@@ -375,33 +378,47 @@ async fn mixed(mode: &str) {
     }
 }
 
+/// Runs the browser script `script` (in `demo/tests`) in headless Chromium against nodes
+/// A and B of a fresh cluster on Redis; it leaves screenshot `shot` in the test target
+/// directory (a test artifact).
+async fn in_chromium(script: &str, shot: &str) {
+    let prefix = prefix("browser");
+    let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
+    let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(shot);
+    let _ = std::fs::remove_file(&shot);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(script);
+    let out = Command::new("node")
+        .arg(&script)
+        .args([a.port.to_string(), b.port.to_string(), shot.display().to_string()])
+        .env("NODE_PATH", env("SIO_NODE_MODULES"))
+        .env("CHROMIUM", std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
+        .output()
+        .await
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "screenshot {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+}
+
 /// Headless Chromium (playwright-core) opens the chat page on two nodes; a message sent
 /// on A shows on B. The screenshot is kept in `$CARGO_TARGET_TMPDIR/chat-node-b.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_chat_across_nodes() {
-    run(async {
-        let prefix = prefix("browser");
-        let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
-        let (a, b) = (sio_node("A", &url).await, sio_node("B", &url).await);
-        let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-node-b.png");
-        let _ = std::fs::remove_file(&shot);
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser.js");
-        let out = Command::new("node")
-            .arg(&script)
-            .args([a.port.to_string(), b.port.to_string(), shot.display().to_string()])
-            .env("NODE_PATH", env("SIO_NODE_MODULES"))
-            .env("CHROMIUM", std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()))
-            .output()
-            .await
-            .expect("node");
-        assert!(
-            out.status.success(),
-            "browser test failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "screenshot {}", shot.display());
-        eprintln!("screenshot: {}", shot.display());
-    })
-    .await
+    run(in_chromium("browser.js", "chat-node-b.png")).await
+}
+
+/// The live cluster page (`GET /cluster`) in headless Chromium: node A's page lists both
+/// servers with their sockets (the cluster page itself on A, a chat page on B), the room
+/// the chat page joined with its member, and a message-rate chart; the screenshot is kept
+/// as a test artifact (`cluster-page.png` in the test target directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_page_in_a_browser() {
+    run(in_chromium("cluster_page.js", "cluster-page.png")).await
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use socketio_adapter_core::dialect::{Dialect, DialectKind};
 use socketio_adapter_core::options::SharedOptions;
 use socketio_adapter_core::transport::redact_url;
-use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport};
+use socketio_adapter_core::{Channel, ClusterConfig, EventSender, Transport, TransportStats};
 
 use crate::EmitterError;
 
@@ -226,18 +226,26 @@ impl AnyTransportError {
     }
 }
 
-macro_rules! each {
-    ($self:ident, $t:ident => $e:expr) => {
+/// `$e` on whichever transport `$self` is, as `$t`; `$none` when no transport is compiled in.
+macro_rules! each_plain {
+    ($self:ident, $t:ident => $e:expr, $none:expr) => {
         match $self {
             #[cfg(feature = "redis")]
-            AnyTransport::Redis($t) => $e.map_err(AnyTransportError::new),
+            AnyTransport::Redis($t) => $e,
             #[cfg(feature = "kafka")]
-            AnyTransport::Kafka($t) => $e.map_err(AnyTransportError::new),
+            AnyTransport::Kafka($t) => $e,
             #[cfg(feature = "amqp")]
-            AnyTransport::Amqp($t) => $e.map_err(AnyTransportError::new),
+            AnyTransport::Amqp($t) => $e,
             #[allow(unreachable_patterns)]
-            _ => unreachable!("no transport compiled in"),
+            _ => $none,
         }
+    };
+}
+
+/// `each_plain!` for the fallible methods: the error boxed into an [`AnyTransportError`].
+macro_rules! each {
+    ($self:ident, $t:ident => $e:expr) => {
+        each_plain!($self, $t => $e.map_err(AnyTransportError::new), unreachable!("no transport compiled in"))
     };
 }
 
@@ -245,16 +253,11 @@ impl Transport for AnyTransport {
     type Error = AnyTransportError;
 
     fn name(&self) -> &'static str {
-        match self {
-            #[cfg(feature = "redis")]
-            AnyTransport::Redis(t) => t.name(),
-            #[cfg(feature = "kafka")]
-            AnyTransport::Kafka(t) => t.name(),
-            #[cfg(feature = "amqp")]
-            AnyTransport::Amqp(t) => t.name(),
-            #[allow(unreachable_patterns)]
-            _ => "none",
-        }
+        each_plain!(self, t => t.name(), "none")
+    }
+
+    fn describe(&self) -> String {
+        each_plain!(self, t => t.describe(), "none".to_owned())
     }
 
     async fn publish(&self, channel: &str, payload: Bytes) -> Result<(), Self::Error> {
@@ -275,5 +278,13 @@ impl Transport for AnyTransport {
 
     async fn resubscribe(&self) -> Result<(), Self::Error> {
         each!(self, t => t.resubscribe().await)
+    }
+
+    fn stats(&self) -> TransportStats {
+        each_plain!(self, t => t.stats(), TransportStats::default())
+    }
+
+    fn is_connected(&self) -> bool {
+        each_plain!(self, t => t.is_connected(), false)
     }
 }

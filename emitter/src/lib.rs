@@ -66,6 +66,8 @@
 mod any;
 mod args;
 mod error;
+#[cfg(feature = "logs")]
+mod logs;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,6 +79,8 @@ use socketio_adapter_core::{BroadcastOptions, ClusterConfig, ClusterCore, EventP
 
 pub use any::{AnyOptions, AnyTransport, AnyTransportError};
 pub use error::EmitterError;
+#[cfg(feature = "logs")]
+pub use logs::{LogFormat, init_logs};
 pub use socketio_adapter_core::{Args, Gathered, Shortfall, SocketInfo, Value};
 
 /// Event names Socket.IO reserves (the same list as `@socket.io/redis-emitter`).
@@ -284,6 +288,13 @@ impl<T: Transport> Emitter<T> {
 
     fn with(&self, f: impl FnOnce(BroadcastOptions) -> BroadcastOptions) -> Self {
         Emitter { shared: Arc::clone(&self.shared), nsp: self.nsp.clone(), opts: f(self.opts.clone()) }
+    }
+
+    /// The cluster engine of this view's namespace (a requester, started by its first
+    /// request), for what this API does not offer: [`ClusterCore::probe`],
+    /// [`ClusterCore::known_nodes`], [`ClusterCore::stats`], ...
+    pub fn cluster(&self) -> Result<ClusterCore<T>, EmitterError> {
+        self.core()
     }
 
     fn core(&self) -> Result<ClusterCore<T>, EmitterError> {

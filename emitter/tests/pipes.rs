@@ -98,3 +98,27 @@ async fn logs_honour_rust_log_without_colour_codes() {
     assert!(stderr.contains("INFO"), "RUST_LOG=info shows info lines (the default is errors only): {stderr}");
     assert!(!stderr.contains('\u{1b}'), "colour codes in a pipe: {stderr}");
 }
+
+/// `sio --log-format json`: every log line is one JSON object (here the transport's
+/// "connected" line with its broker); the command's own output stays on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let url = format!("{}?prefix={}", env("REDIS_URL"), prefix("pipe-json"));
+    let out =
+        sio().args(["--url", &url, "--log-format", "json", "servers"]).env("SIO_LOG", "info").output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "no servers on a fresh prefix");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let connected = lines
+        .iter()
+        .find(|j| j["message"] == "Redis transport connected")
+        .unwrap_or_else(|| panic!("no connected line: {stderr}"));
+    assert_eq!(connected["level"], "INFO");
+    assert!(connected["broker"].as_str().is_some_and(|b| b.starts_with("redis ")), "{connected}");
+    let bad = sio().args(["--url", &url, "--log-format", "xml", "servers"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad log format is a usage error");
+}

@@ -1,31 +1,13 @@
 //! A stalled broker (a private Redis stopped with SIGSTOP: it accepts connections and
 //! answers nothing) never holds `sio` longer than --connect-timeout plus --timeout: it
 //! exits 1 with a one-line error. Once the broker resumes, the same command works.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use socketio_cluster_tests::node::{free_port, wait_for_port};
-use tokio::process::{Child, Command};
-
-/// A private `redis-server` on a free port, without persistence; killed on drop.
-async fn private_redis() -> (Child, u16) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start redis-server");
-    wait_for_port(port, Duration::from_secs(10), "private redis").await;
-    (child, port)
-}
-
-async fn signal(child: &Child, signal: &str) {
-    let pid = child.id().expect("running").to_string();
-    assert!(Command::new("kill").args(["-s", signal, &pid]).status().await.unwrap().success());
-}
+use socketio_cluster_tests::node::free_port;
+use socketio_cluster_tests::private_redis::PrivateRedis;
+use tokio::process::Command;
 
 async fn sio(args: &[&str]) -> (std::process::Output, Duration) {
     let started = Instant::now();
@@ -35,11 +17,11 @@ async fn sio(args: &[&str]) -> (std::process::Output, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_broker_bounds_every_command() {
-    let (redis, port) = private_redis().await;
-    let url = format!("redis://127.0.0.1:{port}");
+    let redis = PrivateRedis::start(free_port()).await;
+    let url = redis.url();
     let (out, _) = sio(&["--url", &url, "servers"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    signal(&redis, "STOP").await;
+    redis.signal("STOP").await;
     for (args, bound) in [
         (vec!["--url", &url, "--timeout", "2000", "count"], Duration::from_millis(3000 + 2000)),
         (
@@ -57,7 +39,7 @@ async fn a_stalled_broker_bounds_every_command() {
         // the stated bound, plus what starting a process takes
         assert!(took < bound + Duration::from_millis(700), "{args:?} took {took:?}, bound {bound:?}");
     }
-    signal(&redis, "CONT").await;
+    redis.signal("CONT").await;
     let (out, _) = sio(&["--url", &url, "--timeout", "2000", "count"]).await;
     assert!(out.status.success(), "after SIGCONT: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");

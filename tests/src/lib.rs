@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod counter;
 pub mod node;
+pub mod private_redis;
 pub mod python;
 pub mod rabbitmq;
 pub mod recorder;
@@ -63,42 +64,5 @@ impl AclUser {
     pub async fn delete(mut self) {
         let _: () =
             redis::cmd("ACL").arg(&["DELUSER", &self.name]).query_async(&mut self.admin).await.expect("ACL DELUSER");
-    }
-}
-
-/// A private redis-server (no persistence unless `args` ask for it) that can be stopped
-/// and started again on the same port, for tests that restart Redis.
-#[allow(missing_debug_implementations)]
-pub struct PrivateRedis {
-    /// Its port.
-    pub port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl PrivateRedis {
-    /// On `port`, without persistence.
-    pub async fn start(port: u16) -> PrivateRedis {
-        Self::start_with(port, &["--port", &port.to_string()]).await
-    }
-
-    /// With these arguments (given after the defaults `--bind 127.0.0.1 --save ""
-    /// --appendonly no`, so they can override them).
-    pub async fn start_with(port: u16, args: &[&str]) -> PrivateRedis {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server (Debian package redis-server)");
-        node::wait_for_port(port, std::time::Duration::from_secs(15), "redis-server").await;
-        PrivateRedis { port, child: Some(child) }
-    }
-
-    /// Kills it (SIGKILL: what it had not persisted is gone).
-    pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().await.expect("kill redis-server");
-        }
     }
 }

@@ -111,3 +111,28 @@ impl Drop for PrivateRabbitMq {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `rabbitmqctl ARGS` against the shared broker (`RABBITMQCTL` overrides the command line,
+/// e.g. `docker exec rabbitmq rabbitmqctl`); its stdout, or its stderr as the error.
+pub fn shared_ctl(args: &[&str]) -> Result<String, String> {
+    let mut cmd = match std::env::var("RABBITMQCTL") {
+        Ok(line) => {
+            let mut words = line.split_whitespace();
+            let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
+            cmd.args(words);
+            cmd
+        }
+        Err(_) => {
+            let found = ["/usr/sbin/rabbitmqctl", "/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists());
+            std::process::Command::new(found.unwrap_or("rabbitmqctl"))
+        }
+    };
+    let out = cmd.args(args).output().map_err(|e| format!("rabbitmqctl {args:?}: {e} (is RabbitMQ local?)"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}

@@ -13,6 +13,7 @@ use socketio_adapter_core::{
     Adapter, Body, BroadcastOptions, Channel, ClusterAdapter, EventPacket, Message, Transport, TransportEvent,
 };
 use socketio_cluster_tests::conformance::{Backend, eventually, prefix, run};
+use socketio_cluster_tests::rabbitmq::shared_ctl as rabbitmqctl;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 use socketio_cluster_tests::{conformance_suite, env};
 
@@ -125,31 +126,6 @@ async fn a_user_without_queue_rights_gets_a_clear_error() {
         let _ = rabbitmqctl(&["delete_vhost", &vhost]);
     })
     .await
-}
-
-/// Runs `rabbitmqctl` (the `RABBITMQCTL` command line if set, e.g. `docker compose exec -T
-/// rabbitmq rabbitmqctl`; else from `PATH` or the sbin directories) and returns its output.
-fn rabbitmqctl(args: &[&str]) -> Result<String, String> {
-    let mut cmd = match std::env::var("RABBITMQCTL") {
-        Ok(line) => {
-            let mut words = line.split_whitespace();
-            let mut cmd = std::process::Command::new(words.next().unwrap_or("rabbitmqctl"));
-            cmd.args(words);
-            cmd
-        }
-        Err(_) => {
-            let found = ["/usr/sbin/rabbitmqctl", "/sbin/rabbitmqctl", "/usr/local/sbin/rabbitmqctl"]
-                .into_iter()
-                .find(|p| std::path::Path::new(p).exists());
-            std::process::Command::new(found.unwrap_or("rabbitmqctl"))
-        }
-    };
-    let out = cmd.args(args).output().map_err(|e| format!("rabbitmqctl {args:?}: {e} (is RabbitMQ local?)"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
-    }
 }
 
 /// The queue names RabbitMQ has right now, from `rabbitmqctl list_queues`.

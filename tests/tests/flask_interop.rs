@@ -161,7 +161,7 @@ impl Cluster {
     async fn start(broker: Broker, case: &str) -> Cluster {
         let channel = prefix(&format!("flask-{case}"));
         let url = broker.url(&channel);
-        let node = SioNode::start_logged(&workspace_bin("sio-node"), "R", &url, &[]).await;
+        let node = SioNode::start_logging(&workspace_bin("sio-node"), "R", &url, &[], "warn").await;
         let (f1, p1) = flask(broker, &channel, "F1", 250).await;
         let (f2, p2) = flask(broker, &channel, "F2", 250).await;
         let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
@@ -535,7 +535,7 @@ async fn pickled_emits_dropped_with_one_warning(broker: Broker) {
     let (ok, out) = py_emit(&env("SIO_PYTHON"), broker, &k.channel.clone(), &json!([{"event": "f_json"}])).await;
     assert!(ok && out == "ok", "{broker:?}: py_emit 5.18.1: {out}");
     check(&mut k, "f", &[("f_json", ROOT), ("f_pickled", &[]), ("f_pickled_room", &[])]).await;
-    let log = k.node.log();
+    let log = k.node.log_lines();
     let warnings: Vec<&String> = log.iter().filter(|l| l.to_lowercase().contains("pickle")).collect();
     assert_eq!(warnings.len(), 1, "{broker:?}: one warning for the one sender of pickles; sio-node's stderr: {log:#?}");
     assert!(warnings[0].contains("WARN"), "{broker:?}: a warning: {}", warnings[0]);
@@ -746,7 +746,7 @@ async fn flask_socketio_on_kafka_receives_but_cannot_publish() {
     run(async {
         let channel = prefix("flask-kafka");
         let url = Broker::Kafka.url(&channel);
-        let node = SioNode::start_logged(&workspace_bin("sio-node"), "R", &url, &[]).await;
+        let node = SioNode::start_logging(&workspace_bin("sio-node"), "R", &url, &[], "warn").await;
         let (_f1, p1) = flask(Broker::Kafka, &channel, "F1", 500).await;
         let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
         c.call(
@@ -822,7 +822,7 @@ async fn kafka_layout_both_directions() {
     run(async {
         let channel = prefix("flask-kafka-layout");
         let url = Broker::Kafka.url(&channel);
-        let node = SioNode::start_logged(&workspace_bin("sio-node"), "R", &url, &[]).await;
+        let node = SioNode::start_logging(&workspace_bin("sio-node"), "R", &url, &[], "warn").await;
         let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
         let ids = c
             .call(
@@ -956,7 +956,7 @@ async fn kafka_python_layout_keeps_publish_order() {
         let channel = prefix("flask-kafka-order");
         let url = Broker::Kafka.url(&channel);
         // sio-node first, so that it is the one that creates the topic
-        let _node = SioNode::start_logged(&workspace_bin("sio-node"), "R", &url, &[]).await;
+        let _node = SioNode::start_logging(&workspace_bin("sio-node"), "R", &url, &[], "warn").await;
         let reader = LayoutConsumer::start(&channel).await;
         let io = Emitter::connect(&url).await.unwrap_or_else(|e| panic!("Emitter::connect({url}): {e}"));
         const N: u64 = 20;

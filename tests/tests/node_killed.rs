@@ -5,7 +5,7 @@
 //! killed (SIGKILL). Each request completes within its timeout with the answers of A and B
 //! and a shortfall naming C; the server count drops to 2 within the heartbeat timeout
 //! (heartbeat mode) or at once (Redis counts subscribers).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 

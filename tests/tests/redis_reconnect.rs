@@ -9,12 +9,13 @@
 
 use std::time::Duration;
 
-use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room};
+use socketio_adapter_core::{Adapter, BroadcastOptions, ClusterAdapter, ClusterConfig, EventPacket, Room, Transport};
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::{eventually, run};
 use socketio_cluster_tests::node::free_port;
+use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::recorder::{Recorder, sid};
-use socketio_cluster_tests::{PrivateRedis, env, redis_cluster_url};
+use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
 
 const WAIT: Duration = Duration::from_secs(15);

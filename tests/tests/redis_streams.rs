@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use socketio_adapter_core::dialect::EMITTER_UID;
 use socketio_adapter_core::{
-    Adapter, Backoff, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore, EventPacket, Value,
+    Adapter, Backoff, BroadcastOptions, ClusterAdapter, ClusterConfig, ClusterCore, EventPacket, Transport, Value,
 };
 use socketio_adapter_redis::{RedisOptions, RedisTransport};
 use socketio_cluster_tests::conformance::{eventually, prefix, run};
+use socketio_cluster_tests::env;
 use socketio_cluster_tests::node::free_port;
+use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::recorder::{Recorder, sid};
-use socketio_cluster_tests::{PrivateRedis, env};
 use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -132,4 +132,19 @@ impl ClusterConfig {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
+
+    /// The heartbeat period.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
+    /// The eviction delay of a silent node.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_timeout
+    }
+
+    /// The health check period (`None`: off).
+    pub fn health_check_interval(&self) -> Option<Duration> {
+        self.health_check_interval
+    }
 }

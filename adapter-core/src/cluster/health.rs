@@ -21,6 +21,16 @@
 //! transport then reports [`TransportEvent::Reconnected`](crate::TransportEvent), so
 //! that a heartbeat node announces itself again. The next ping starts the cycle anew.
 //!
+//! **Readiness.** [`ClusterCore::readiness`] says, from local state only (it never
+//! waits for the broker), whether the node can serve: started, not closed, the
+//! transport connected ([`Transport::is_connected`]) and the subscription proven within
+//! one and a half intervals (the last echo, or the start). A broker that stalls without
+//! closing the connection fails nothing (a ping that cannot be published is not held
+//! against the subscription), but it proves nothing either: the node turns not ready
+//! within one and a half intervals (plus the ping's publish timeout at most) of the last
+//! proof. While a received message waits for the local sockets the proof may be late:
+//! that is slowness, and the node stays ready.
+//!
 //! **Why a self-addressed request.** The ping is a [`Body::BroadcastClientCount`] (a
 //! response every dialect already has) with client count 0, a request id starting with
 //! [`HEALTH_CHECK_ID_PREFIX`] and `reply_to` this node, so it travels the response path
@@ -40,7 +50,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::stats::Counters;
-use super::{Inner, lock};
+use super::{ClusterCore, Inner, lock};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
 
@@ -58,6 +68,9 @@ pub(super) struct Health {
     last_sent: Option<Instant>,
     /// Pings sent so far (the last one's sequence number).
     seq: u64,
+    /// When the subscription last proved to work (a ping came back), or the engine
+    /// started; `None` before the start.
+    proven: Option<Instant>,
 }
 
 /// What a maintenance tick decides.
@@ -97,11 +110,24 @@ impl Health {
         }
     }
 
-    /// A ping came back.
-    pub(super) fn echoed(&mut self, request_id: &str) {
+    /// A ping came back at `now`.
+    pub(super) fn echoed(&mut self, request_id: &str, now: Instant) {
         if self.outstanding.as_ref().is_some_and(|(id, _)| id == request_id) {
             self.outstanding = None;
+            self.proven = Some(now);
         }
+    }
+
+    /// The engine started at `now`: the subscription counts as proven from here.
+    pub(super) fn started(&mut self, now: Instant) {
+        self.proven = Some(now);
+    }
+
+    /// How long the subscription has gone without proof at `now`, if that is longer
+    /// than one and a half `interval`s (the readiness bound; `None` before the start).
+    pub(super) fn unproven(&self, now: Instant, interval: Duration) -> Option<Duration> {
+        let silent = now.saturating_duration_since(self.proven?);
+        (silent > interval + interval / 2).then_some(silent)
     }
 
     /// The ping could not be published: do not hold it against the subscription.
@@ -119,10 +145,11 @@ impl<T: Transport> Inner<T> {
             Step::Wait => {}
             Step::Deaf => {
                 Counters::bump(&self.counters.resubscriptions);
-                warn!(nsp = %self.nsp, transport = self.transport.name(),
+                warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(),
                       "subscription stopped receiving (health check unanswered), resubscribing");
                 if let Err(e) = self.transport.resubscribe().await {
-                    warn!(nsp = %self.nsp, error = %e, "resubscribe failed");
+                    warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), error = %e,
+                          "resubscribe failed");
                 }
             }
             Step::Ping(request_id) => {
@@ -145,11 +172,69 @@ impl<T: Transport> Inner<T> {
     pub(super) fn take_ping(&self, msg: &Message) -> bool {
         match &msg.body {
             Body::BroadcastClientCount { request_id, .. } if request_id.starts_with(HEALTH_CHECK_ID_PREFIX) => {
-                lock(&self.health).echoed(request_id);
+                lock(&self.health).echoed(request_id, Instant::now());
                 true
             }
             _ => false,
         }
+    }
+}
+
+/// Why an engine is not ready to serve (see [`ClusterCore::readiness`]); its `Display`
+/// is one line for a readiness probe's answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotReady {
+    /// Not started yet (socketioxide has not created the namespace's adapter).
+    #[error("not started")]
+    NotStarted,
+    /// Closed (shutting down).
+    #[error("closed")]
+    Closed,
+    /// The transport lost its connection and has not restored it yet.
+    #[error("the {transport} transport is disconnected from its broker (reconnecting)")]
+    Disconnected {
+        /// The transport's name.
+        transport: &'static str,
+    },
+    /// No health check ping came back through the broker for this long: the broker
+    /// stalled, or the subscription went deaf.
+    #[error("deaf: no health check ping came back through the {transport} broker for {} s", .silent.as_secs())]
+    Deaf {
+        /// The transport's name.
+        transport: &'static str,
+        /// Since the last proof (echo or start).
+        silent: Duration,
+    },
+}
+
+impl<T: Transport> ClusterCore<T> {
+    /// Whether this node can serve, from local state only (never waits for the broker):
+    /// started, not closed, its transport connected, and (with the health check on, for a
+    /// server node) a health check ping echoed through the broker within the last one and
+    /// a half `health_check_interval`s (default 10 s: a broker that stalls turns the node
+    /// not ready within about 15 s of the last echo). While a received message waits for
+    /// slow local sockets the echo may be late: the node stays ready. For readiness
+    /// probes: `GET /ready` of `sio-node` answers 503 with the error's text.
+    pub fn readiness(&self) -> Result<(), NotReady> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(NotReady::Closed);
+        }
+        if inner.sink.get().is_none() {
+            return Err(NotReady::NotStarted);
+        }
+        let transport = inner.transport.name();
+        if !inner.transport.is_connected() {
+            return Err(NotReady::Disconnected { transport });
+        }
+        if let (Some(interval), true) = (inner.config.health_check_interval, inner.is_node())
+            && !inner.delivering.load(Ordering::Relaxed)
+            && let Some(silent) = lock(&inner.health).unproven(Instant::now(), interval)
+        {
+            return Err(NotReady::Deaf { transport, silent });
+        }
+        Ok(())
     }
 }
 

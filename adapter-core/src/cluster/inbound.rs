@@ -37,7 +37,8 @@ pub(super) async fn inbound_loop<T: Transport>(weak: Weak<Inner<T>>, mut rx: mps
                 }
             }
             TransportEvent::Reconnected => {
-                info!(nsp = %inner.nsp, transport = inner.transport.name(), "transport reconnected");
+                info!(node = %inner.uid, nsp = %inner.nsp, broker = %inner.transport.describe(),
+                      "transport reconnected, subscriptions restored");
                 if inner.mode() == Mode::Heartbeat && inner.is_node() {
                     inner.publish_later(inner.message(Body::InitialHeartbeat));
                 }
@@ -84,7 +85,8 @@ impl<T: Transport> Inner<T> {
             Err(e) => {
                 Counters::bump(&self.counters.undecodable);
                 if let Some(held_back) = self.undecodable_warning.check() {
-                    warn!(nsp = %self.nsp, channel, bytes = payload.len(), error = %e, held_back,
+                    warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), channel,
+                          bytes = payload.len(), error = %e, held_back,
                           total = self.counters.undecodable.load(Ordering::Relaxed),
                           "dropping undecodable message (one line per 10 s; held_back: since the last)");
                 }
@@ -137,7 +139,7 @@ impl<T: Transport> Inner<T> {
             RouteResult::Full => {
                 Counters::bump(&self.counters.dropped_responses);
                 if let Some(held_back) = self.response_warning.check() {
-                    warn!(nsp = %self.nsp, request = %id, held_back,
+                    warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), request = %id, held_back,
                           "response queue full, dropping a response (one line per 10 s; held_back: since the last)");
                 }
             }

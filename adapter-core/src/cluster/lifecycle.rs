@@ -60,7 +60,8 @@ impl<T: Transport> Inner<T> {
             )
         })?;
         let _ = self.sink.set(tx);
-        info!(nsp = %self.nsp, uid = %self.uid, transport = self.transport.name(),
+        lock(&self.health).started(tokio::time::Instant::now());
+        info!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(),
               dialect = self.dialect.name(), ?mode, server = self.is_node(), "cluster adapter started");
 
         if mode == Mode::Heartbeat {
@@ -140,7 +141,7 @@ impl<T: Transport> Inner<T> {
             t.abort();
         }
         self.pending.clear();
-        info!(nsp = %self.nsp, uid = %self.uid, "cluster adapter closed");
+        info!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), "cluster adapter closed");
         result
     }
 

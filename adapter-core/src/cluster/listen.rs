@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::dialect::Dialect;
 use crate::error::{AdapterError, DialectError};
-use crate::message::Body;
+use crate::message::{Body, Message};
 use crate::transport::{Channel, EventSender, Transport, TransportEvent};
 use crate::types::{BroadcastOptions, EventPacket, NodeId};
 
@@ -100,10 +100,9 @@ impl<T: Transport> Listener<T> {
     /// namespaces) are skipped.
     pub async fn next(&mut self) -> Option<Result<Heard, Undecodable>> {
         loop {
-            let TransportEvent::Message { channel, payload } = self.rx.recv().await? else { continue };
-            let msg = match self.dialect.decode(&channel, &payload) {
+            let msg = match self.next_message().await?.1 {
                 Ok(m) => m,
-                Err(error) => return Some(Err(Undecodable { channel, error })),
+                Err(bad) => return Some(Err(bad)),
             };
             if msg.nsp != self.nsp {
                 continue;
@@ -114,6 +113,17 @@ impl<T: Transport> Listener<T> {
                 _ => continue,
             };
             return Some(Ok(Heard { from: msg.uid, nsp: msg.nsp, packet, opts, with_ack }));
+        }
+    }
+
+    /// The next message on the listened channels, whatever its kind and namespace (for
+    /// traffic statistics, `sio stats`), with its size in bytes; `None` when the transport
+    /// went away.
+    pub async fn next_message(&mut self) -> Option<(usize, Result<Message, Undecodable>)> {
+        loop {
+            let TransportEvent::Message { channel, payload } = self.rx.recv().await? else { continue };
+            let decoded = self.dialect.decode(&channel, &payload).map_err(|error| Undecodable { channel, error });
+            return Some((payload.len(), decoded));
         }
     }
 
@@ -131,7 +141,6 @@ mod tests {
     use super::*;
     use crate::dialect::{NodeClusterDialect, NodeRedisDialect};
     use crate::memory::MemoryHub;
-    use crate::message::Message;
     use crate::types::Room;
 
     fn broadcast(nsp: &str, event: &str) -> Message {

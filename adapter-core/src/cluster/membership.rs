@@ -62,6 +62,14 @@ impl KnownNodes {
         self.seen.keys().cloned().collect()
     }
 
+    /// The known node ids, sorted, with how long ago each was heard from at `now`.
+    pub(super) fn ages(&self, now: Instant) -> Vec<(NodeId, Duration)> {
+        let mut ages: Vec<(NodeId, Duration)> =
+            self.seen.iter().map(|(uid, seen)| (uid.clone(), now.saturating_duration_since(*seen))).collect();
+        ages.sort();
+        ages
+    }
+
     /// How many nodes are known.
     pub(super) fn len(&self) -> usize {
         self.seen.len()
@@ -74,14 +82,15 @@ impl<T: Transport> Inner<T> {
         if leaving {
             let removed = lock(&self.nodes).remove(uid);
             if removed {
-                info!(nsp = %self.nsp, node = %uid, "node left the cluster");
+                info!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), peer = %uid,
+                      "node left the cluster");
                 self.pending.node_gone(uid);
             }
             return;
         }
         let new = lock(&self.nodes).touch(uid, Instant::now());
         if new {
-            debug!(nsp = %self.nsp, node = %uid, "node seen");
+            debug!(node = %self.uid, nsp = %self.nsp, peer = %uid, "node seen");
         }
     }
 
@@ -107,7 +116,8 @@ impl<T: Transport> Inner<T> {
         if mode == Mode::Heartbeat {
             for uid in gone {
                 Counters::bump(&self.counters.evicted_nodes);
-                warn!(nsp = %self.nsp, node = %uid, timeout = ?ttl, "evicting a silent node");
+                warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), peer = %uid,
+                      timeout = ?ttl, "evicting a silent node");
                 self.pending.node_gone(&uid);
             }
         }

@@ -28,6 +28,7 @@
 //! - `membership`: heartbeats, known nodes and the eviction of silent ones;
 //! - `health`: the subscription health check (see its docs);
 //! - `room_channels`: per-room channel subscriptions (dynamic subscription modes);
+//! - `probe`: a timed round trip through every server, the known nodes' ages (`sio doctor`);
 //! - `stats`: the counters and their snapshot, [`Stats`];
 //! - `listen`: [`Listener`], hearing a namespace's broadcasts without being a node (`sio tail`);
 //! - `adapter`: [`ClusterAdapter`], the [`Adapter`](crate::Adapter) face.
@@ -44,6 +45,7 @@ mod membership;
 mod ops;
 mod outbound;
 mod pending;
+mod probe;
 mod room_channels;
 mod stats;
 #[cfg(all(test, feature = "test-util"))]
@@ -60,8 +62,10 @@ use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
 pub use config::{ClusterConfig, DEFAULT_MAX_MESSAGE_SIZE, Membership};
+pub use health::NotReady;
 pub use listen::{Heard, Listener, Undecodable};
-pub use stats::Stats;
+pub use probe::Probe;
+pub use stats::{ROUND_TRIP_BUCKETS, RoundTrips, Stats};
 
 use crate::dialect::{Dialect, check_nsp};
 use crate::error::AdapterError;

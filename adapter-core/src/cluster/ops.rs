@@ -179,21 +179,7 @@ impl<T: Transport> ClusterCore<T> {
             return Ok(Gathered::complete(sockets));
         }
         let timeout = opts.flags.timeout.unwrap_or(self.inner.config.request_timeout);
-        let shortfall = self
-            .inner
-            .request(
-                |request_id| Body::FetchSockets { request_id, opts },
-                timeout,
-                "fetch sockets",
-                |_, body| match body {
-                    Body::FetchSocketsResponse { sockets: s, .. } => {
-                        sockets.extend(s);
-                        true
-                    }
-                    _ => false,
-                },
-            )
-            .await?;
+        let shortfall = self.inner.fetch_round(opts, timeout, "fetch sockets", |_, s| sockets.extend(s)).await?;
         Ok(Gathered { value: sockets, shortfall })
     }
 
@@ -219,21 +205,11 @@ impl<T: Transport> ClusterCore<T> {
                 )
                 .await?
         } else {
-            let all = BroadcastOptions::default();
-            let timeout = self.inner.config.request_timeout;
+            let (all, timeout) = (BroadcastOptions::default(), self.inner.config.request_timeout);
             self.inner
-                .request(
-                    |request_id| Body::FetchSockets { request_id, opts: all },
-                    timeout,
-                    "all rooms",
-                    |_, body| match body {
-                        Body::FetchSocketsResponse { sockets, .. } => {
-                            rooms.extend(sockets.into_iter().flat_map(|s| s.rooms));
-                            true
-                        }
-                        _ => false,
-                    },
-                )
+                .fetch_round(all, timeout, "all rooms", |_, sockets| {
+                    rooms.extend(sockets.into_iter().flat_map(|s| s.rooms))
+                })
                 .await?
         };
         let mut value: Vec<Room> = rooms.into_iter().collect();
@@ -312,8 +288,13 @@ impl<T: Transport> ClusterCore<T> {
             }
         };
         let counters = Arc::clone(inner);
+        let started = tokio::time::Instant::now();
         tokio::spawn(async move {
+            let remote = reg.is_some();
             let incomplete = collector.run(tx, local_acks, reg, deadline).await;
+            if remote {
+                counters.counters.round_trips.record(started.elapsed());
+            }
             if incomplete {
                 Counters::bump(&counters.counters.incomplete_requests);
             }

@@ -13,7 +13,7 @@ use crate::dialect::Outgoing;
 use crate::error::{AdapterError, DialectError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
-use crate::types::NodeId;
+use crate::types::{BroadcastOptions, NodeId, SocketInfo};
 
 impl<T: Transport> Inner<T> {
     /// A message from this node in this namespace.
@@ -117,15 +117,42 @@ impl<T: Transport> Inner<T> {
         }
         let mut reg = self.pending.register(|| self.dialect.new_node_id())?;
         let msg = self.message(make(reg.id.clone()));
+        let started = Instant::now();
         self.publish(&msg).await?;
         let deadline = deadline_after(timeout);
         let total = expect.total();
         let shortfall = reg.collect(expect, deadline, operation, accept).await;
+        self.counters.round_trips.record(started.elapsed());
         if let Some(s) = &shortfall {
             Counters::bump(&self.counters.incomplete_requests);
-            warn!(nsp = %self.nsp, operation, expected = total, received = s.received,
+            warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), operation,
+                  expected = total, received = s.received,
                   missing = ?s.missing_nodes, "cluster request incomplete");
         }
         Ok(shortfall)
+    }
+
+    /// A `fetch_sockets` request for `opts`: hands each answer's sender and sockets to
+    /// `each` (see [`Inner::request`]).
+    pub(super) async fn fetch_round(
+        self: &Arc<Self>,
+        opts: BroadcastOptions,
+        timeout: Duration,
+        operation: &'static str,
+        mut each: impl FnMut(Option<&str>, Vec<SocketInfo>),
+    ) -> Result<Option<Shortfall>, AdapterError> {
+        self.request(
+            |request_id| Body::FetchSockets { request_id, opts },
+            timeout,
+            operation,
+            |uid, body| match body {
+                Body::FetchSocketsResponse { sockets, .. } => {
+                    each(uid, sockets);
+                    true
+                }
+                _ => false,
+            },
+        )
+        .await
     }
 }

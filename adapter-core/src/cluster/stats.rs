@@ -1,6 +1,8 @@
-//! The engine's counters and their snapshot, [`Stats`].
+//! The engine's counters and their snapshot, [`Stats`]; the request round-trip times,
+//! [`RoundTrips`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::{ClusterCore, lock};
 use crate::transport::Transport;
@@ -20,6 +22,54 @@ pub(super) struct Counters {
     pub(super) incomplete_requests: AtomicU64,
     pub(super) evicted_nodes: AtomicU64,
     pub(super) resubscriptions: AtomicU64,
+    pub(super) round_trips: RoundTripCounts,
+}
+
+/// The upper bounds (seconds) of the [`RoundTrips`] buckets; a last one, +Inf, takes
+/// the rest.
+pub const ROUND_TRIP_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The live histogram behind [`RoundTrips`]: one counter per bucket, and the sum.
+#[derive(Debug, Default)]
+pub(super) struct RoundTripCounts {
+    /// Per bucket of [`ROUND_TRIP_BUCKETS`], then +Inf.
+    buckets: [AtomicU64; ROUND_TRIP_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl RoundTripCounts {
+    /// One request took `took`.
+    pub(super) fn record(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = ROUND_TRIP_BUCKETS.iter().position(|&le| secs <= le).unwrap_or(ROUND_TRIP_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> RoundTrips {
+        let buckets: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        RoundTrips {
+            count: buckets.iter().sum(),
+            sum: Duration::from_micros(self.sum_micros.load(Ordering::Relaxed)),
+            buckets,
+        }
+    }
+}
+
+/// How long this engine's requests took, from publishing to their last answer (or their
+/// timeout): `fetch_sockets`, `all_rooms`, server-side emits and broadcasts with acks.
+/// Requests that expected no answer are not counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoundTrips {
+    /// Requests per bucket: `buckets[i]` took at most [`ROUND_TRIP_BUCKETS`]`[i]` seconds
+    /// and more than the bound before it; the last one counts the longer ones.
+    pub buckets: Vec<u64>,
+    /// Requests counted.
+    pub count: u64,
+    /// Their total time.
+    pub sum: Duration,
 }
 
 impl Counters {
@@ -68,6 +118,10 @@ pub struct Stats {
     pub room_channels: usize,
     /// Per-room channel (un)subscriptions not yet applied at the broker.
     pub room_channels_pending: usize,
+    /// Local sockets (0 for a requester).
+    pub local_sockets: usize,
+    /// Local rooms with members, socket ids included (0 for a requester).
+    pub local_rooms: usize,
 }
 
 impl<T: Transport> ClusterCore<T> {
@@ -81,6 +135,7 @@ impl<T: Transport> ClusterCore<T> {
             (subs.applied_len(), subs.pending_len())
         };
         let known_nodes = lock(&self.inner.nodes).len();
+        let (local_sockets, local_rooms) = self.inner.local.as_ref().map_or((0, 0), |l| l.counts());
         Stats {
             published: c.published.load(Ordering::Relaxed),
             publish_errors: c.publish_errors.load(Ordering::Relaxed),
@@ -98,7 +153,14 @@ impl<T: Transport> ClusterCore<T> {
             known_nodes,
             room_channels,
             room_channels_pending,
+            local_sockets,
+            local_rooms,
         }
+    }
+
+    /// The request round-trip times so far.
+    pub fn round_trips(&self) -> RoundTrips {
+        self.inner.counters.round_trips.snapshot()
     }
 }
 
@@ -137,6 +199,22 @@ mod tests {
             assert!(got.shortfall.is_some());
         }
         assert_eq!(a.adapter.stats().incomplete_requests, 2);
+    }
+
+    #[test]
+    fn round_trips_fall_in_their_buckets() {
+        let rt = super::RoundTripCounts::default();
+        rt.record(Duration::from_micros(500));
+        rt.record(Duration::from_millis(1));
+        rt.record(Duration::from_millis(30));
+        rt.record(Duration::from_secs(9));
+        let got = rt.snapshot();
+        assert_eq!(got.count, 4);
+        assert_eq!(got.buckets.len(), super::ROUND_TRIP_BUCKETS.len() + 1);
+        assert_eq!(got.buckets[0], 2, "at most 1 ms");
+        assert_eq!(got.buckets[5], 1, "(25 ms, 50 ms]");
+        assert_eq!(got.buckets[super::ROUND_TRIP_BUCKETS.len()], 1, "+Inf");
+        assert_eq!(got.sum, Duration::from_micros(9_031_500));
     }
 
     #[test]

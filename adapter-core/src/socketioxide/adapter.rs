@@ -106,6 +106,8 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
         let local = Arc::new_cyclic(|me| LocalBridge {
             local,
             nsp: nsp.clone(),
+            node: std::sync::OnceLock::new(),
+            broker: state.transport.describe(),
             hooks: state.hooks.clone(),
             me: me.clone(),
             known_rooms: Mutex::new(None),
@@ -119,6 +121,7 @@ impl<E: SocketEmitter, T: Transport> CoreAdapter<E> for SioAdapter<E, T> {
                 .map_err(|e| e.to_string());
         match &core {
             Ok(c) => {
+                let _ = local.node.set(c.node_id().to_owned());
                 let rooms: std::sync::Weak<dyn RoomDiff> = Arc::downgrade(&local) as std::sync::Weak<LocalBridge<E>>;
                 state.registry.lock().unwrap_or_else(PoisonError::into_inner).insert(nsp, (c.clone(), rooms));
             }

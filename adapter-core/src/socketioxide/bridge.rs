@@ -28,6 +28,9 @@ const FULL_BUFFER_RETRY: Duration = Duration::from_millis(1);
 pub(super) struct LocalBridge<E: SocketEmitter> {
     pub(super) local: CoreLocalAdapter<E>,
     pub(super) nsp: String,
+    /// The engine's node id and its broker, for log lines (set once the engine exists).
+    pub(super) node: std::sync::OnceLock<String>,
+    pub(super) broker: String,
     pub(super) hooks: Hooks,
     /// Itself, for streams that outlive a call.
     pub(super) me: std::sync::Weak<LocalBridge<E>>,
@@ -157,7 +160,8 @@ impl<E: SocketEmitter> LocalBridge<E> {
 
     fn warn_slow(&self, dropped: u64, what: &str) {
         if let Some(held_back) = self.slow_warning.check() {
-            warn!(nsp = %self.nsp, dropped, held_back, timeout = ?self.slow.timeout,
+            let node = self.node.get().map_or("", String::as_str);
+            warn!(node, nsp = %self.nsp, broker = %self.broker, dropped, held_back, timeout = ?self.slow.timeout,
                   "{what} (one line per 10 s; held_back: lines since the last)");
         }
     }
@@ -246,6 +250,10 @@ impl<E: SocketEmitter> LocalNode for LocalBridge<E> {
 
     fn rooms(&self) -> Vec<Room> {
         self.local.rooms(all_sockets()).into_iter().map(|r| Room::new(r.into_owned())).collect()
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (self.local.sockets(all_sockets()).len(), self.local.rooms(all_sockets()).len())
     }
 
     fn has_room(&self, room: &str) -> bool {

@@ -246,6 +246,14 @@ impl<T: Transport> ClusterHandle<T> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner).get(nsp).map(|(core, _)| core.clone())
     }
 
+    /// The engines of every namespace socketioxide created so far, by namespace.
+    pub fn namespaces(&self) -> Vec<ClusterCore<T>> {
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cores: Vec<ClusterCore<T>> = registry.values().map(|(core, _)| core.clone()).collect();
+        cores.sort_by(|a, b| a.namespace().cmp(b.namespace()));
+        cores
+    }
+
     /// Call after `socket.join(..)` when a broadcast to the new rooms must reach this node
     /// from now on (before acknowledging the join to the client, say). socketioxide changes
     /// rooms without telling the adapter; for dialects with per-room channels (sharded

@@ -107,6 +107,13 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// A short name for logs (`redis`, `kafka`, ...).
     fn name(&self) -> &'static str;
 
+    /// The broker this transport talks to, for logs and errors, never with a password
+    /// (`redis 127.0.0.1:6379 (classic, prefix socket.io)`); [`Transport::name`] by
+    /// default. A transport with a [`Supervisor`] returns [`Supervisor::target`].
+    fn describe(&self) -> String {
+        self.name().to_owned()
+    }
+
     /// Publishes `payload` on `channel`; resolves when the broker accepted it.
     fn publish(&self, channel: &str, payload: Bytes) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -134,6 +141,19 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// Drops and restores every subscription. The engine calls it when its health
     /// check finds that messages stopped arriving although the connection looks up.
     fn resubscribe(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The transport's counters (see [`TransportStats`]); all zero by default. A
+    /// transport with a [`Supervisor`] returns [`Supervisor::stats`].
+    fn stats(&self) -> TransportStats {
+        TransportStats::default()
+    }
+
+    /// Whether the connection to the broker is up as far as the transport knows (readiness
+    /// probes, metrics); `true` by default. A transport with a [`Supervisor`] returns
+    /// [`Supervisor::is_connected`].
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// `url` with the password of its user info replaced by `***` (the user name kept), for

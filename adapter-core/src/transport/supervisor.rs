@@ -77,6 +77,8 @@ pub struct Supervisor {
     reports: AtomicU64,
     /// The next recovery must re-create the subscriptions (a resubscribe request).
     force: AtomicBool,
+    /// No loss reported since the last successful recovery (see [`Supervisor::is_connected`]).
+    connected: AtomicBool,
     backoff: Mutex<Backoff>,
 }
 
@@ -92,6 +94,7 @@ impl Supervisor {
             wake: Notify::new(),
             reports: AtomicU64::new(0),
             force: AtomicBool::new(false),
+            connected: AtomicBool::new(true),
             backoff: Mutex::new(Backoff::default()),
         })
     }
@@ -126,9 +129,18 @@ impl Supervisor {
         *self.backoff.lock().unwrap_or_else(PoisonError::into_inner) = backoff;
     }
 
+    /// Whether the transport is connected as far as its supervisor knows: `false` from a
+    /// reported loss (or a resubscribe request) until the recovery succeeded, `true`
+    /// otherwise. A broker that stalls without closing the connection is not seen here
+    /// (nothing fails until something is sent): the engine's health check sees it.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
     /// The connection (or a subscription) was lost: recover. Cheap, callable from any
     /// thread (a client library's callback), idempotent while a recovery runs.
     pub fn connection_lost(&self) {
+        self.connected.store(false, Ordering::Release);
         self.reports.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_one();
     }
@@ -188,8 +200,10 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
         }
         if !forced && !link.needs_reconnect() {
             handled = reported;
+            sup.connected.store(true, Ordering::Release);
             continue;
         }
+        sup.connected.store(false, Ordering::Release);
         link.disconnect(forced).await;
         let backoff = sup.backoff();
         let mut attempt = 0u32;
@@ -200,12 +214,17 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
             match link.reconnect(forced).await {
                 Ok(()) => {
                     handled = seen;
+                    // a loss reported during this attempt keeps it disconnected: the next
+                    // round recovers it
+                    if sup.reports.load(Ordering::Acquire) == seen {
+                        sup.connected.store(true, Ordering::Release);
+                    }
                     break;
                 }
                 Err(_) if shutdown.has_changed().unwrap_or(true) => break 'outer,
                 Err(e) => {
                     let retry_in = backoff.delay(attempt);
-                    warn!(transport = sup.name, target = %sup.target, attempt, error = %e, ?retry_in, "not reconnected yet");
+                    warn!(transport = sup.name, broker = %sup.target, attempt, error = %e, ?retry_in, "not reconnected yet");
                     tokio::select! {
                         _ = tokio::time::sleep(retry_in) => {}
                         _ = shutdown.changed() => break 'outer,
@@ -214,7 +233,7 @@ async fn supervise<R: Reconnect>(sup: Arc<Supervisor>, link: R, mut shutdown: wa
             }
         }
         sup.counters.bump(Stat::Reconnects);
-        info!(transport = sup.name, target = %sup.target, attempts = attempt, channels = sup.subscribers.len(),
+        info!(transport = sup.name, broker = %sup.target, attempts = attempt, channels = sup.subscribers.len(),
               "reconnected, subscriptions restored");
         // in a task of its own: a subscriber slow to drain must not keep the supervisor
         // from watching the new connection
@@ -295,12 +314,15 @@ mod tests {
         let (stop, stop_rx) = watch::channel(false);
         sup.spawn(Arc::clone(&fake), stop_rx);
         let start = tokio::time::Instant::now();
+        assert!(sup.is_connected());
         sup.connection_lost();
         sup.connection_lost();
+        assert!(!sup.is_connected(), "disconnected from the report on");
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time");
         assert_eq!(got, Some(TransportEvent::Reconnected));
         // fails at once, after 100, after 200, then works after 400 more
         assert_eq!(start.elapsed(), Duration::from_millis(700));
+        assert!(sup.is_connected(), "connected again once recovered");
         assert_eq!(fake.attempts.load(Ordering::SeqCst), 4);
         assert_eq!(fake.disconnects.load(Ordering::SeqCst), 1);
         assert!(!fake.forced.load(Ordering::SeqCst));
@@ -370,6 +392,7 @@ mod tests {
         sup.spawn(Arc::clone(&fake), stop_rx);
         sup.connection_lost();
         tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!sup.is_connected(), "still disconnected while every attempt fails");
         let attempts = fake.attempts.load(Ordering::SeqCst);
         assert!((8..=12).contains(&attempts), "backing off up to 2 s: {attempts}");
         drop(stop);

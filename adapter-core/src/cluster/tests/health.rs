@@ -21,10 +21,10 @@ fn an_echoed_ping_keeps_the_node_healthy_and_the_next_one_waits_an_interval() {
     let mut h = Health::default();
     assert_eq!(h.tick(t0, interval, false, "n1"), Step::Ping("healthcheck-n1-1".into()));
     assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait, "waiting for the echo");
-    h.echoed("healthcheck-n1-1");
+    h.echoed("healthcheck-n1-1", t0);
     assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Wait, "not due yet");
     assert_eq!(h.tick(t0 + 10 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
-    h.echoed("healthcheck-n1-2");
+    h.echoed("healthcheck-n1-2", t0);
     assert_eq!(h.tick(t0 + 30 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-3".into()));
 }
 
@@ -44,8 +44,8 @@ fn only_the_outstanding_ping_counts_as_an_echo() {
     let t0 = Instant::now();
     let mut h = Health::default();
     let _ = h.tick(t0, SEC, false, "n1");
-    h.echoed("healthcheck-other-1");
-    h.echoed("healthcheck-n1-0");
+    h.echoed("healthcheck-other-1", t0);
+    h.echoed("healthcheck-n1-0", t0);
     assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Deaf);
 }
 
@@ -68,6 +68,22 @@ fn a_ping_that_could_not_be_published_is_not_held_against_the_subscription() {
     assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
 }
 
+#[test]
+fn the_subscription_counts_as_unproven_after_one_and_a_half_intervals_without_an_echo() {
+    let t0 = Instant::now();
+    let interval = 10 * SEC;
+    let mut h = Health::default();
+    assert_eq!(h.unproven(t0 + 60 * SEC, interval), None, "not started: nothing to prove");
+    h.started(t0);
+    assert_eq!(h.unproven(t0 + 15 * SEC, interval), None);
+    assert_eq!(h.unproven(t0 + 16 * SEC, interval), Some(16 * SEC));
+    let _ = h.tick(t0 + 16 * SEC, interval, false, "n1");
+    h.echoed("healthcheck-n1-1", t0 + 17 * SEC);
+    assert_eq!(h.unproven(t0 + 30 * SEC, interval), None, "the echo proved it again");
+    h.echoed("healthcheck-n1-1", t0 + 40 * SEC);
+    assert_eq!(h.unproven(t0 + 40 * SEC, interval), Some(23 * SEC), "an echo already taken proves nothing");
+}
+
 #[cfg(feature = "test-util")]
 mod over_memory {
     use std::sync::Arc;
@@ -76,9 +92,10 @@ mod over_memory {
     use tokio::sync::mpsc;
 
     use super::super::super::test_support::{node, settle};
+    use crate::cluster::NotReady;
     use crate::dialect::{Dialect, NodeRedisDialect};
     use crate::memory::MemoryHub;
-    use crate::{Adapter, Channel, ClusterConfig, Transport, TransportEvent};
+    use crate::{Adapter, Channel, ClusterAdapter, ClusterConfig, Transport, TransportEvent};
 
     fn config() -> ClusterConfig {
         ClusterConfig::default().with_health_check_interval(Some(Duration::from_secs(2)))
@@ -130,5 +147,32 @@ mod over_memory {
             .expect("broadcast");
         settle().await;
         assert_eq!(b.sockets.got("heard"), ["b1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_follows_the_start_the_echoes_and_the_close() {
+        let hub = MemoryHub::counting();
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
+        let idle =
+            ClusterAdapter::new(hub.transport(), dialect.clone(), "/", crate::testing::Recorder::new("idle"), config())
+                .expect("adapter");
+        assert_eq!(idle.core().readiness(), Err(NotReady::NotStarted));
+        let a = node(&hub, dialect, "A", config()).await;
+        assert_eq!(a.adapter.core().readiness(), Ok(()));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(a.adapter.core().readiness(), Ok(()), "every ping came back");
+        // a hung broker: publishes vanish, nothing arrives, nothing fails
+        a.transport.freeze();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(a.adapter.core().readiness(), Ok(()), "within the bound");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let Err(NotReady::Deaf { silent, .. }) = a.adapter.core().readiness() else {
+            panic!("a stalled broker went unnoticed: {:?}", a.adapter.core().readiness())
+        };
+        assert!(silent > Duration::from_secs(3), "{silent:?}");
+        let why = a.adapter.core().readiness().expect_err("deaf").to_string();
+        assert!(why.starts_with("deaf: no health check ping came back through the memory broker for "), "{why}");
+        a.adapter.close().await.expect("close");
+        assert_eq!(a.adapter.core().readiness(), Err(NotReady::Closed));
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use socketio_emitter::{ConnectOptions, DialectKind};
+use socketio_emitter::{ConnectOptions, DialectKind, LogFormat};
 
 use crate::output::{Failure, usage};
 
@@ -54,6 +54,10 @@ pub(crate) struct Cli {
     /// Bound of connecting to the broker, in milliseconds.
     #[arg(long, default_value_t = 3000, global = true)]
     pub(crate) connect_timeout: u64,
+    /// Log lines on stderr (filtered by SIO_LOG, else RUST_LOG): text, or json (one object
+    /// per line).
+    #[arg(long, default_value = "text", value_parser = parse_log_format, global = true)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -145,6 +149,32 @@ pub(crate) enum Command {
     Servers,
     /// Print the broadcasts of the namespace as JSON lines until interrupted.
     Tail,
+    /// Print the namespace's traffic per second (messages and bytes, by type, heard on its
+    /// broadcast channels) and the cluster size: one sample, or one per interval with
+    /// --watch until interrupted.
+    Stats {
+        /// A line per interval until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Sampling interval in milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+        interval_ms: u64,
+    },
+    /// Check the cluster from outside: broker reachable, servers counted vs answering, a
+    /// timed round trip through every server, foreign traffic on the prefix, the last
+    /// heartbeat of each node. One verdict per check; exit status 1 if one failed.
+    Doctor {
+        /// How long to listen to the namespace's traffic and heartbeats before the round
+        /// trip, in milliseconds (at least a heartbeat period to hear every node).
+        #[arg(long, default_value_t = 6000)]
+        window_ms: u64,
+        /// One JSON document instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
@@ -163,4 +193,8 @@ pub(crate) fn connect_options(cli: &Cli) -> Result<ConnectOptions, Failure> {
         opts = opts.prefix(p.clone());
     }
     Ok(opts)
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
 }

@@ -72,6 +72,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     // every command but the endless ones ends by connect bound + timeout, whatever the
     // broker does (a stalled broker accepts connections and answers nothing)
     let (connect_bound, timeout) = (Duration::from_millis(cli.connect_timeout), Duration::from_millis(cli.timeout));
+    if let Command::Doctor { window_ms, json } = &cli.command {
+        let window = Duration::from_millis(*window_ms);
+        return crate::doctor::doctor(&cli.url, options, &cli.nsp, timeout, window, *json).await;
+    }
     let deadline = tokio::time::Instant::now() + connect_bound + timeout;
     let io = match tokio::time::timeout(connect_bound, Emitter::connect_with(&cli.url, options)).await {
         Ok(connected) => connected?.of(cli.nsp.clone()),
@@ -83,7 +87,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             });
         }
     };
-    let endless = matches!(cli.command, Command::Tail | Command::Emit { stdin: true, .. });
+    let endless =
+        matches!(cli.command, Command::Tail | Command::Emit { stdin: true, .. } | Command::Stats { watch: true, .. });
     let command = command(&cli, &io, parsed, timeout);
     if endless {
         return command.await;
@@ -160,6 +165,10 @@ async fn command(cli: &Cli, io: &Emitter, parsed: Vec<Value>, timeout: Duration)
         }
         Command::Servers => out_line(io.server_count().await?),
         Command::Tail => tail(&io).await,
+        Command::Stats { watch, json, interval_ms } => {
+            crate::stats::stats(&io, *watch, *json, Duration::from_millis(*interval_ms)).await
+        }
+        Command::Doctor { .. } => unreachable!("handled before connecting"),
     }
 }
 

@@ -6,7 +6,9 @@
 
 mod cli;
 mod commands;
+mod doctor;
 mod output;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -29,14 +31,7 @@ fn main() -> ExitCode {
         }
     };
     // SIO_LOG, else RUST_LOG, else errors only; colour codes only for a terminal
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIO_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| "error".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    socketio_emitter::init_logs(cli.log_format, &["SIO_LOG", "RUST_LOG"], "error");
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

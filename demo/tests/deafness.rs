@@ -1,0 +1,167 @@
+//! Deafness behind a node's back, with its connection up: on RabbitMQ an operator removes
+//! the bindings of a `sio-node`'s queue (`rabbitmqctl`; the consumer stays, nothing
+//! fails, nothing more arrives). The node's health check notices (its readiness turns
+//! 503 "deaf"), re-binds, counts a resubscription, logs one line, and receives again
+//! within the bound (two health-check periods plus a tick, here 2 s each). On Kafka the
+//! topic is deleted and created again under the nodes (an admin client); the node should
+//! re-place its consumer (or the health check resubscribe) and hear again: ignored for
+//! now, the process crashes in librdkafka (see the test).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use socketio_cluster_tests::conformance::prefix;
+use socketio_cluster_tests::env;
+use socketio_cluster_tests::rabbitmq::shared_ctl;
+use socketio_cluster_tests::sio_node::SioNode;
+
+/// A counter or gauge of `/metrics`.
+async fn metric(node: &SioNode, series: &str) -> f64 {
+    let (_, body) = node.get("/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {series} in {body}"))
+}
+
+/// The bindings from `exchange` (the prefix): (queue, routing key).
+fn bindings(exchange: &str) -> Vec<(String, String)> {
+    let out =
+        shared_ctl(&["list_bindings", "-q", "--no-table-headers", "source_name", "destination_name", "routing_key"])
+            .expect("list_bindings");
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            (f.next()? == exchange).then(|| (f.next().unwrap_or("").to_owned(), f.next().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
+    let amqp = env("AMQP_ADDR");
+    let sep = if amqp.contains('?') { '&' } else { '?' };
+    let exchange = prefix("deaf");
+    let url = format!(
+        "{amqp}{sep}prefix={exchange}&heartbeat_interval_ms=300&heartbeat_timeout_ms=60000&health_check_interval_ms=2000"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sio-node"));
+    let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn,sio_node=info").await;
+    let _b = SioNode::start(bin, "B", &url).await;
+    let received = r#"socketio_cluster_received_total{namespace="/"}"#;
+    let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
+    let start = Instant::now();
+    while metric(&a, received).await < 5.0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "A hears nothing from B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queue = a_queue(&a, &bindings(&exchange), &exchange);
+    // the operator removes every binding of A's queue; A's connection and consumer stay
+    let removed = shared_ctl(&[
+        "eval",
+        &format!(
+            "X = rabbit_misc:r(<<\"/\">>, exchange, <<\"{exchange}\">>), Q = rabbit_misc:r(<<\"/\">>, queue, <<\"{queue}\">>), \
+             [rabbit_binding:remove(B, <<\"sio-test\">>) || B <- rabbit_binding:list_for_source_and_destination(X, Q)]."
+        ),
+    ])
+    .expect("remove the bindings");
+    assert!(removed.contains("ok"), "{removed}");
+    assert!(bindings(&exchange).iter().all(|(q, _)| *q != queue), "A's bindings are gone");
+    let deafened = Instant::now();
+    let before = metric(&a, received).await;
+
+    // not ready while deaf, then repaired: re-bound, counted, and hearing again
+    let mut saw_deaf = false;
+    loop {
+        let (code, body) = a.get("/ready").await;
+        if code == 503 {
+            // deaf first, then reconnecting while the transport re-binds
+            assert!(body.contains("deaf") || body.contains("(reconnecting)"), "{body}");
+            saw_deaf |= body.contains("deaf");
+        }
+        if metric(&a, resubscriptions).await >= 1.0 && metric(&a, received).await > before + 3.0 {
+            break;
+        }
+        assert!(deafened.elapsed() < Duration::from_secs(10), "A did not hear again within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_deaf, "/ready never said deaf");
+    assert!(bindings(&exchange).iter().any(|(q, _)| q.starts_with("amq.gen-")), "re-bound");
+    let start = Instant::now();
+    while a.get("/ready").await.0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "A not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repairs: Vec<String> =
+        a.log_lines().into_iter().filter(|l| l.contains("subscription stopped receiving")).collect();
+    assert!(!repairs.is_empty(), "the repair is logged: {:?}", a.log_lines());
+    assert!(repairs.iter().all(|l| l.contains(r#""broker""#) && l.contains(r#""node""#)), "{repairs:?}");
+}
+
+/// A's queue: the one bound to A's own node channel `<prefix>#/#<uid>#` (A's uid from its
+/// `sio-node listening` log line, `nodes: "/=<uid> /admin=<uid>"`).
+fn a_queue(a: &SioNode, bindings: &[(String, String)], exchange: &str) -> String {
+    let line = a.log_lines().into_iter().find(|l| l.contains("sio-node listening")).expect("listening line");
+    let j: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+    let uid = j["nodes"].as_str().and_then(|n| n.split(' ').find_map(|p| p.strip_prefix("/="))).expect("uid of /");
+    let key = format!("{exchange}#/#{uid}#");
+    bindings
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(q, _)| q.clone())
+        .unwrap_or_else(|| panic!("no {key} in {bindings:?}"))
+}
+
+/// Deletes Kafka topic `topic` and creates it again (one partition) with a real admin
+/// client (kafka-python, from the services' Python).
+async fn recreate_topic(topic: &str) {
+    let script = format!(
+        "from kafka.admin import KafkaAdminClient, NewTopic\nimport time\n\
+         a = KafkaAdminClient(bootstrap_servers={brokers:?})\n\
+         a.delete_topics([{topic:?}])\n\
+         for _ in range(100):\n    if {topic:?} not in a.list_topics(): break\n    time.sleep(0.1)\n\
+         a.create_topics([NewTopic({topic:?}, 1, 1)])\nprint('recreated')\n",
+        brokers = env("KAFKA_BROKERS"),
+    );
+    let out = tokio::process::Command::new(env("SIO_PYTHON")).args(["-c", &script]).output().await.expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Ignored: deleting the topic under a running consumer kills every sio-node with SIGSEGV
+/// inside librdkafka (`rd_kafka_metadata_cache_find` -> `strcmp`, thread `rdk:main`, on
+/// the metadata update that follows the deletion; seen with the test broker, tansu, also
+/// with `api.version.request=false`). Run it with `--ignored` to reproduce; it is the
+/// acceptance test of the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "librdkafka segfaults when the topic is deleted under the consumer (see the doc comment)"]
+async fn a_node_whose_kafka_topic_was_deleted_and_recreated_hears_again() {
+    let topic = prefix("deaf");
+    let url = format!(
+        "kafka://{}?prefix={topic}&heartbeat_interval_ms=300&heartbeat_timeout_ms=60000&health_check_interval_ms=2000",
+        env("KAFKA_BROKERS")
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sio-node"));
+    let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn").await;
+    let _b = SioNode::start(bin, "B", &url).await;
+    let received = r#"socketio_cluster_received_total{namespace="/"}"#;
+    let start = Instant::now();
+    while metric(&a, received).await < 5.0 {
+        assert!(start.elapsed() < Duration::from_secs(20), "A hears nothing from B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    recreate_topic(&topic).await;
+    let recreated = Instant::now();
+    let before = metric(&a, received).await;
+    let repairs = async || {
+        metric(&a, r#"socketio_cluster_resubscriptions_total{namespace="/"}"#).await
+            + metric(&a, r#"socketio_cluster_transport_reconnects_total{transport="kafka"}"#).await
+    };
+    while repairs().await < 1.0 || metric(&a, received).await < before + 3.0 {
+        assert!(recreated.elapsed() < Duration::from_secs(30), "A did not hear again: {:?}", a.log_lines());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let start = Instant::now();
+    while a.get("/ready").await.0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "A not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
