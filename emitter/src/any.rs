@@ -288,3 +288,43 @@ impl Transport for AnyTransport {
         each_plain!(self, t => t.is_connected(), false)
     }
 }
+
+#[cfg(all(test, feature = "redis", feature = "kafka", feature = "amqp"))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A Flask-SocketIO `message_queue` URL plus `?dialect=python&channel=...` selects the
+    /// python dialect, its channel and python-socketio's layout, on every scheme.
+    #[test]
+    fn the_url_alone_selects_the_python_dialect_and_layout() {
+        for url in [
+            "redis://127.0.0.1:6379/0?dialect=python&channel=flask-socketio",
+            "rediss://127.0.0.1:6380?dialect=python&channel=flask-socketio",
+            "amqp://guest:guest@127.0.0.1:5672/%2f?dialect=python&channel=flask-socketio",
+            "amqps://guest:guest@127.0.0.1:5671/%2f?dialect=python&channel=flask-socketio",
+            "kafka://127.0.0.1:9092?dialect=python&channel=flask-socketio",
+        ] {
+            let opts = AnyOptions::parse(url).unwrap();
+            assert_eq!(opts.dialect().name(), "python", "{url}");
+            assert_eq!(opts.shared().python_channel(), Some("flask-socketio"), "{url}");
+            assert!(opts.describe().contains("python channel flask-socketio"), "{url}: {}", opts.describe());
+            match &opts {
+                AnyOptions::Redis(o) => assert_eq!(o.mode, socketio_adapter_redis::Mode::Classic, "{url}"),
+                AnyOptions::Amqp(o) => assert_eq!(o.layout(), socketio_adapter_amqp::Layout::Fanout, "{url}"),
+                AnyOptions::Kafka(o) => assert_eq!(o.topic, "flask-socketio", "{url}"),
+            }
+        }
+        // the flags override a plain URL the same way
+        let mut opts = AnyOptions::parse("kafka://127.0.0.1:9092").unwrap();
+        opts.set_dialect(Some(DialectKind::Python), Some("socketio".into())).unwrap();
+        assert_eq!(opts.dialect().name(), "python");
+        let AnyOptions::Kafka(k) = &opts else { unreachable!() };
+        assert_eq!(k.topic, "socketio");
+        // a channel is the python dialect's
+        let e = AnyOptions::parse("amqp://127.0.0.1?channel=x").unwrap_err().to_string();
+        assert!(e.contains("dialect=python"), "{e}");
+        let e = AnyOptions::parse("kafka://127.0.0.1?dialect=node-redis").unwrap_err().to_string();
+        assert!(e.contains("needs Redis"), "{e}");
+    }
+}
