@@ -225,9 +225,8 @@ impl KafkaOptions {
             return Err(bad("SCRAM needs the `sasl` feature of socketio-adapter-kafka".into()));
         }
         opts.shared.check("Kafka").map_err(bad)?;
-        opts.topic = match (opts.shared.python_channel(), topic) {
-            // python-socketio's KafkaManager: the topic is the channel
-            (Some(channel), None) => channel.to_owned(),
+        opts.topic = match (opts.python_topic(), topic) {
+            (Some(channel), None) => channel,
             (Some(channel), Some(topic)) if topic != channel => {
                 return Err(bad(format!(
                     "topic={topic:?} with dialect=python: python-socketio's topic is its channel ({channel:?})"
@@ -270,6 +269,11 @@ impl KafkaOptions {
     /// this prefix and subscription mode, or the python one with `dialect=python`.
     pub fn dialect(&self) -> Arc<dyn Dialect> {
         self.shared.dialect_or_node_cluster()
+    }
+
+    /// With `dialect=python`, the topic python-socketio's KafkaManager uses: its channel.
+    pub fn python_topic(&self) -> Option<String> {
+        self.shared.python_channel().map(str::to_owned)
     }
 
     /// The channel of records that carry no `sio-channel` header, and the one channel of

@@ -31,6 +31,19 @@ pub enum Mode {
     Streams,
 }
 
+impl Mode {
+    /// The mode that speaks `dialect` on Redis (python-socketio's `RedisManager` uses
+    /// plain pub/sub, as classic mode does); `None` for a dialect Redis does not carry.
+    pub fn of(dialect: DialectKind) -> Option<Mode> {
+        match dialect {
+            DialectKind::NodeRedis | DialectKind::Python => Some(Mode::Classic),
+            DialectKind::NodeCluster => Some(Mode::Sharded),
+            DialectKind::NodeStreams => Some(Mode::Streams),
+            _ => None,
+        }
+    }
+}
+
 /// The stream options of [`Mode::Streams`] (the Node.js adapter's option in brackets).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamOptions {
@@ -272,13 +285,14 @@ impl RedisOptions {
         opts.shared.check("Redis").map_err(bad)?;
         opts.mode = match (opts.shared.dialect, mode) {
             (None, mode) => mode.unwrap_or_default(),
-            (Some(DialectKind::NodeCluster), None | Some(Mode::Sharded)) => Mode::Sharded,
-            (Some(DialectKind::NodeStreams), None | Some(Mode::Streams)) => Mode::Streams,
-            (Some(DialectKind::NodeRedis | DialectKind::Python), None | Some(Mode::Classic)) => Mode::Classic,
-            (Some(dialect), mode) => {
-                let mode = mode.map_or_else(|| "its default mode".to_owned(), |m| format!("mode={m}"));
-                return Err(bad(format!("dialect={dialect} does not go with {mode}")));
-            }
+            (Some(dialect), mode) => match (Mode::of(dialect), mode) {
+                (Some(wanted), None) => wanted,
+                (Some(wanted), Some(given)) if given == wanted => wanted,
+                _ => {
+                    let mode = mode.map_or_else(|| "its default mode".to_owned(), |m| format!("mode={m}"));
+                    return Err(bad(format!("dialect={dialect} does not go with {mode}")));
+                }
+            },
         };
         if let Some(key) = stream_keys.first()
             && opts.mode != Mode::Streams

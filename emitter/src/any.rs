@@ -121,17 +121,14 @@ impl AnyOptions {
         match self {
             #[cfg(feature = "redis")]
             AnyOptions::Redis(o) => {
-                o.mode = match dialect {
-                    Some(DialectKind::NodeCluster) => socketio_adapter_redis::Mode::Sharded,
-                    Some(DialectKind::NodeStreams) => socketio_adapter_redis::Mode::Streams,
-                    Some(_) => socketio_adapter_redis::Mode::Classic,
-                    None => o.mode,
+                if let Some(mode) = dialect.and_then(socketio_adapter_redis::Mode::of) {
+                    o.mode = mode;
                 }
             }
             #[cfg(feature = "kafka")]
             AnyOptions::Kafka(o) => {
-                if let Some(channel) = o.shared.python_channel() {
-                    o.topic = channel.to_owned();
+                if let Some(topic) = o.python_topic() {
+                    o.topic = topic;
                 }
             }
             #[allow(unreachable_patterns)]

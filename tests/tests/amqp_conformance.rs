@@ -74,9 +74,14 @@ fn limited_url(prefix: &str, query: &str) -> String {
         ])
         .expect("set_permissions");
     });
-    let host =
-        env("AMQP_ADDR").split_once('@').map(|(_, h)| h.split('/').next().unwrap_or(h).to_owned()).expect("host");
+    let host = amqp_host();
     format!("amqp://{LIMITED_USER}:limited-pw@{host}/{LIMITED_VHOST}?prefix={prefix}&request_timeout_ms=3000{query}")
+}
+
+/// `host:port` of `AMQP_ADDR`, for URLs with other credentials and vhosts.
+fn amqp_host() -> String {
+    let url = AmqpOptions::parse(&env("AMQP_ADDR")).expect("AMQP_ADDR");
+    format!("{}:{}", url.uri.authority.host, url.uri.authority.port)
 }
 
 /// [`Amqp`] as the limited user in its own vhost.
@@ -113,8 +118,7 @@ async fn a_user_without_queue_rights_gets_a_clear_error() {
         rabbitmqctl(&["change_password", "sio-test-narrow", "narrow-pw"]).expect("password");
         let only = r"^sio-test-.*$";
         rabbitmqctl(&["set_permissions", "-p", &vhost, "sio-test-narrow", only, only, only]).expect("set_permissions");
-        let host =
-            env("AMQP_ADDR").split_once('@').map(|(_, h)| h.split('/').next().unwrap_or(h).to_owned()).expect("host");
+        let host = amqp_host();
         let url = format!("amqp://sio-test-narrow:narrow-pw@{host}/{vhost}?prefix={}", prefix("narrow"));
         let opts = AmqpOptions::parse(&url).expect("url");
         let transport = AmqpTransport::connect(&opts).await.expect("connecting and declaring the exchange is allowed");
