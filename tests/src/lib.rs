@@ -10,7 +10,9 @@ pub mod private_redis;
 pub mod python;
 pub mod rabbitmq;
 pub mod recorder;
+pub mod redis_cluster;
 pub mod sio_node;
+pub mod stall;
 pub mod wire;
 
 pub use socketio_adapter_core::conformance_suite;
