@@ -2,7 +2,8 @@
 //! each (`NodePeer`), an emitter publishing every 20 ms; the broker is stopped (`stop`,
 //! e.g. SIGSTOP) for [`STALL`], then resumed (`resume`). During the stall every node keeps
 //! serving its clients and `GET /health`, a cluster request made by a client completes by
-//! its timeout with an error (or an incomplete answer), and every publish fails or
+//! its timeout with an error (or an incomplete answer), a `sio --timeout 2000 count`
+//! returns within its timeout plus its 3 s connect bound (and 1 s to start), and every publish fails or
 //! completes within a bound; after `resume` every node receives again within a bound. The
 //! figures are printed. Each broker's test (`tests/tests/broker_stall.rs`) says how to
 //! stop and resume its broker (never a shared one) and its bounds.
@@ -21,6 +22,11 @@ use crate::sio_node::{SioNode, workspace_bin};
 
 /// How long the broker stays stopped.
 pub const STALL: Duration = Duration::from_secs(5);
+
+/// The `--timeout` of the `sio` call made during the stall.
+const SIO_TIMEOUT: Duration = Duration::from_millis(2000);
+/// `sio`'s documented connect bound (`--connect-timeout`, default 3 s).
+const SIO_CONNECT_BOUND: Duration = Duration::from_millis(3000);
 
 /// One broker's stall case.
 #[derive(Debug, Clone)]
@@ -116,10 +122,27 @@ pub async fn stalled_broker_under_traffic(
         assert!(who["node"].is_string(), "{broker}: {client}: {who}");
         println!("{broker}: during the stall: {client}'s node answered /health and whoami in {:?}", t.elapsed());
     }
-    // a cluster request completes by its timeout, with an error or an incomplete answer
+    // a cluster request completes by its timeout, with an error or an incomplete answer;
+    // meanwhile `sio --timeout 2000 count` returns within its timeout plus its connect
+    // bound (--connect-timeout, 3 s by default)
     let t = Instant::now();
-    let fetched = c.call("call", json!({"name": "a", "event": "fetch_sockets", "timeout": 15000})).await;
-    let request = t.elapsed();
+    let sio = async {
+        let args = ["--url", url.as_str(), "--timeout", "2000", "count"];
+        let out = tokio::process::Command::new(workspace_bin("sio")).args(args).output().await.expect("run sio");
+        (out, t.elapsed())
+    };
+    let fetch = async {
+        let fetched = c.call("call", json!({"name": "a", "event": "fetch_sockets", "timeout": 15000})).await;
+        (fetched, t.elapsed())
+    };
+    let ((fetched, request), (sio_out, sio_took)) = tokio::join!(fetch, sio);
+    let sio_bound = SIO_TIMEOUT + SIO_CONNECT_BOUND + Duration::from_millis(1000);
+    println!(
+        "{broker}: during the stall: sio --timeout 2000 count exited {:?} after {sio_took:?}: {}",
+        sio_out.status.code(),
+        String::from_utf8_lossy(&sio_out.stderr).trim()
+    );
+    assert!(sio_took < sio_bound, "{broker}: sio took {sio_took:?}, over --timeout + the connect bound + 1 s");
     println!("{broker}: during the stall: fetch_sockets answered in {request:?}: {fetched}");
     assert!(
         fetched["error"].is_string() || fetched["complete"] == json!(false),
