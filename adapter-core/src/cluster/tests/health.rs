@@ -19,13 +19,13 @@ fn an_echoed_ping_keeps_the_node_healthy_and_the_next_one_waits_an_interval() {
     let t0 = Instant::now();
     let interval = 10 * SEC;
     let mut h = Health::default();
-    assert_eq!(h.tick(t0, interval, false, "n1"), Step::Ping("healthcheck-n1-1".into()));
-    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait, "waiting for the echo");
+    assert_eq!(h.tick(t0, interval, false, 0, "n1"), Step::Ping("healthcheck-n1-1".into()));
+    assert_eq!(h.tick(t0 + SEC, interval, false, 0, "n1"), Step::Wait, "waiting for the echo");
     h.echoed("healthcheck-n1-1", t0);
-    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Wait, "not due yet");
-    assert_eq!(h.tick(t0 + 10 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, 0, "n1"), Step::Wait, "not due yet");
+    assert_eq!(h.tick(t0 + 10 * SEC, interval, false, 0, "n1"), Step::Ping("healthcheck-n1-2".into()));
     h.echoed("healthcheck-n1-2", t0);
-    assert_eq!(h.tick(t0 + 30 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-3".into()));
+    assert_eq!(h.tick(t0 + 30 * SEC, interval, false, 0, "n1"), Step::Ping("healthcheck-n1-3".into()));
 }
 
 #[test]
@@ -33,39 +33,39 @@ fn a_ping_unanswered_for_an_interval_means_deaf_then_the_cycle_restarts() {
     let t0 = Instant::now();
     let interval = 2 * SEC;
     let mut h = Health::default();
-    assert!(matches!(h.tick(t0, interval, false, "n1"), Step::Ping(_)));
-    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait);
-    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Deaf);
-    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    assert_eq!(h.tick(t0 + SEC, interval, false, 0, "n1"), Step::Wait);
+    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, 0, "n1"), Step::Deaf);
+    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, 0, "n1"), Step::Ping("healthcheck-n1-2".into()));
 }
 
 #[test]
 fn only_the_outstanding_ping_counts_as_an_echo() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
+    let _ = h.tick(t0, SEC, false, 0, "n1");
     h.echoed("healthcheck-other-1", t0);
     h.echoed("healthcheck-n1-0", t0);
-    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Deaf);
+    assert_eq!(h.tick(t0 + SEC, SEC, false, 0, "n1"), Step::Deaf);
 }
 
 #[test]
 fn a_pending_local_delivery_postpones_the_verdict() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
-    assert_eq!(h.tick(t0 + 5 * SEC, SEC, true, "n1"), Step::Wait, "the echo may be queued behind the delivery");
-    assert_eq!(h.tick(t0 + 6 * SEC, SEC, false, "n1"), Step::Deaf);
+    let _ = h.tick(t0, SEC, false, 0, "n1");
+    assert_eq!(h.tick(t0 + 5 * SEC, SEC, true, 0, "n1"), Step::Wait, "the echo may be queued behind the delivery");
+    assert_eq!(h.tick(t0 + 6 * SEC, SEC, false, 0, "n1"), Step::Deaf);
 }
 
 #[test]
 fn a_ping_that_could_not_be_published_is_not_held_against_the_subscription() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
+    let _ = h.tick(t0, SEC, false, 0, "n1");
     h.unsent();
-    assert_eq!(h.tick(t0 + SEC / 2, SEC, false, "n1"), Step::Wait, "not due yet");
-    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    assert_eq!(h.tick(t0 + SEC / 2, SEC, false, 0, "n1"), Step::Wait, "not due yet");
+    assert_eq!(h.tick(t0 + SEC, SEC, false, 0, "n1"), Step::Ping("healthcheck-n1-2".into()));
 }
 
 #[test]
@@ -77,11 +77,30 @@ fn the_subscription_counts_as_unproven_after_one_and_a_half_intervals_without_an
     h.started(t0);
     assert_eq!(h.unproven(t0 + 15 * SEC, interval), None);
     assert_eq!(h.unproven(t0 + 16 * SEC, interval), Some(16 * SEC));
-    let _ = h.tick(t0 + 16 * SEC, interval, false, "n1");
+    let _ = h.tick(t0 + 16 * SEC, interval, false, 0, "n1");
     h.echoed("healthcheck-n1-1", t0 + 17 * SEC);
     assert_eq!(h.unproven(t0 + 30 * SEC, interval), None, "the echo proved it again");
     h.echoed("healthcheck-n1-1", t0 + 40 * SEC);
     assert_eq!(h.unproven(t0 + 40 * SEC, interval), Some(23 * SEC), "an echo already taken proves nothing");
+}
+
+#[test]
+fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
+    // a node behind a backlog: its echo is queued after many seconds of traffic
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    for (i, heard) in [100, 200, 300, 400, 500].into_iter().enumerate() {
+        let now = t0 + (i as u32 + 1) * 2 * SEC;
+        assert_eq!(h.tick(now, interval, false, heard, "n1"), Step::Wait, "still receiving at {i}");
+        assert_eq!(h.unproven(now, interval), None, "receiving proves the subscription");
+    }
+    // the traffic stops and the echo never comes: deaf
+    assert_eq!(h.tick(t0 + 12 * SEC, interval, false, 500, "n1"), Step::Deaf);
+    assert_eq!(h.unproven(t0 + 12 * SEC, interval), None, "last proven at 10 s");
+    assert_eq!(h.unproven(t0 + 14 * SEC, interval), Some(4 * SEC));
 }
 
 #[cfg(feature = "test-util")]
