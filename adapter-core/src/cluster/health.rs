@@ -18,8 +18,9 @@
 //! namespace of the process: they share the connection and, on RabbitMQ, the queue): a
 //! node behind a backlog (a RabbitMQ queue or a Redis push queue holding many seconds of
 //! traffic) receives its echo after the backlog, and resubscribing would throw the
-//! backlog away (on RabbitMQ a new queue replaces the old one with its messages). Such a
-//! delivery also proves the subscription for readiness. A subscription deaf to the
+//! backlog away (on RabbitMQ a new queue replaces the old one with its messages). While
+//! the echo is overdue, such a delivery also proves the subscription for readiness. A
+//! subscription deaf to the
 //! ping's channel only while other channels deliver is still found once they pause for a
 //! tick (heartbeats arrive once per heartbeat interval, the tick is at most a second).
 //!
@@ -106,8 +107,11 @@ impl Health {
         uid: &str,
     ) -> Step {
         let receiving = std::mem::replace(&mut self.delivered, delivered) != delivered;
-        if receiving && self.proven.is_some() {
-            // messages still arrive: the subscription receives
+        let overdue =
+            self.outstanding.as_ref().is_some_and(|(_, sent)| now.saturating_duration_since(*sent) >= interval);
+        if receiving && overdue && self.proven.is_some() {
+            // the echo is late but messages still arrive: behind, and receiving (only then:
+            // otherwise the echoes alone prove it, and a deaf node turns not ready on time)
             self.proven = Some(now);
         }
         match &self.outstanding {
@@ -237,11 +241,11 @@ impl<T: Transport> ClusterCore<T> {
     /// started, not closed, its transport connected, and (with the health check on, for a
     /// server node) a health check ping echoed through the broker within the last one and
     /// a half `health_check_interval`s (default 10 s: a broker that stalls turns the node
-    /// not ready within about 15 s of the last echo) or a delivery seen by the check's
-    /// tick meanwhile (a node behind a backlog receives its echo late). While a
-    /// received message waits for slow local sockets the echo may be late: the node stays
-    /// ready. For readiness
-    /// probes: `GET /ready` of `sio-node` answers 503 with the error's text.
+    /// not ready within about 15 s of the last echo), or deliveries that kept arriving
+    /// while the echo was overdue (a node behind a backlog receives its echo late). While
+    /// a received message waits for slow local sockets the echo may be late: the node
+    /// stays ready. For readiness probes: `GET /ready` of `sio-node` answers 503 with the
+    /// error's text.
     pub fn readiness(&self) -> Result<(), NotReady> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {

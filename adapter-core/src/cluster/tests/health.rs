@@ -92,6 +92,8 @@ fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
     let mut h = Health::default();
     h.started(t0);
     assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    assert_eq!(h.tick(t0 + SEC, interval, false, 50, "n1"), Step::Wait);
+    assert_eq!(h.unproven(t0 + 4 * SEC, interval), Some(4 * SEC), "before the echo is due, only echoes prove");
     for (i, heard) in [100, 200, 300, 400, 500].into_iter().enumerate() {
         let now = t0 + (i as u32 + 1) * 2 * SEC;
         assert_eq!(h.tick(now, interval, false, heard, "n1"), Step::Wait, "still receiving at {i}");
