@@ -6,19 +6,18 @@
 //! out-of-order and unexpected deliveries are printed and asserted 0, with the achieved
 //! rates (emits/s over the 4 processes, deliveries/s to the 6 clients).
 //!
-//! Redis pub/sub has no flow control: a node that falls behind its emitters by more than
-//! its push queue (65,536 messages) drops the excess, counted and logged (SECURITY.md,
-//! limits). So on Redis the emitters are paced (the test writes their standard input at
-//! `REDIS_PACE` emits/s in all) at what 3 debug-build nodes with 2 clients each keep up
-//! with on 2 shared cores (measured: 8,000/s kept up over 1,000,000 emits, 12,000/s did
-//! not); unpaced, 4 emitters reached 25,900 emits/s while each node handled about 3,600 a
-//! second (1,000,000 emits: 4.85 million deliveries dropped). Kafka and RabbitMQ hold the
-//! backlog at the broker: their emitters run unpaced.
+//! The emitters are flow-controlled end to end: the test writes their standard input at
+//! most `WINDOW` emits (per emitter) ahead of what the slowest client has received, so
+//! the rates are what the whole chain sustains on this machine. Without it a node that
+//! falls behind loses by the documented overflow policies: Redis pub/sub has no flow
+//! control and a node's push queue holds 65,536 messages (unpaced, 4 emitters reached
+//! 25,900 emits/s while each debug-build node handled about 3,600 a second: 4.85 million
+//! of 6 million deliveries dropped, counted and logged), and a RabbitMQ node's queue keeps
+//! the newest 65,536 (`max_queue_length`). The window keeps 4 × `WINDOW` below both.
 //!
-//! Always on: 100,000 emits per broker (about a minute for the three). The issue's
-//! million on Redis: `SIO_EXACTLY_ONCE_EMITS=1000000` (about 2 minutes at the pace below;
-//! the variable sets Kafka's and RabbitMQ's count too). `SIO_EXACTLY_ONCE_REDIS_PACE`
-//! changes the pace (0: unpaced).
+//! Always on: 100,000 emits per broker (about a minute for the three on an idle machine).
+//! Issue #16's million: `SIO_EXACTLY_ONCE_EMITS=1000000` (Redis: about 2 minutes; the
+//! variable sets Kafka's and RabbitMQ's count too).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::io::Write;
@@ -32,6 +31,7 @@ use socketio_cluster_tests::env;
 use socketio_cluster_tests::sio_node::{SioNode, workspace_bin};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
+use tokio::sync::watch;
 
 const EMITTERS: usize = 4;
 const NODES: usize = 3;
@@ -41,9 +41,8 @@ const ROOM: &str = "exact";
 const EMIT_BOUND: Duration = Duration::from_secs(600);
 /// Deliveries may pause this long (a node catching up) before the run counts as ended.
 const IDLE_BOUND: Duration = Duration::from_secs(20);
-/// Emits per second of the 4 Redis emitters together (see the module docs);
-/// `SIO_EXACTLY_ONCE_REDIS_PACE` overrides it (0: unpaced).
-const REDIS_PACE: u64 = 8_000;
+/// How far (in emits) each emitter's input may run ahead of the slowest client.
+const WINDOW: u64 = 8_000;
 
 /// Writes emitter `e`'s input: one emit object per line, seq 0..per.
 fn input(path: &Path, e: usize, per: u64) {
@@ -63,27 +62,24 @@ fn emits(default: u64) -> u64 {
 /// One broker at a time: the rates are the machine's, not shared between runs.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Copies `path` into `to` at `rate` lines per second (all of it at once without a rate).
-async fn feed(path: &Path, mut to: tokio::process::ChildStdin, rate: Option<u64>) {
+/// Copies `path` into `to`, a line at a time up to the number `allowed` says.
+async fn feed(path: &Path, mut to: tokio::process::ChildStdin, mut allowed: watch::Receiver<u64>) {
     use tokio::io::AsyncWriteExt;
     let text = std::fs::read(path).expect("read input");
-    let Some(rate) = rate else {
-        to.write_all(&text).await.expect("write to sio");
-        return;
-    };
     let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
-    let (start, mut written) = (Instant::now(), 0usize);
+    let mut written = 0usize;
     while written < lines.len() {
-        let due = ((start.elapsed().as_secs_f64() * rate as f64) as usize).min(lines.len());
-        if due > written {
-            to.write_all(&lines[written..due].concat()).await.expect("write to sio");
-            written = due;
+        let upto = usize::try_from(*allowed.borrow_and_update()).unwrap_or(usize::MAX).min(lines.len());
+        if upto > written {
+            to.write_all(&lines[written..upto].concat()).await.expect("write to sio");
+            written = upto;
+        } else if allowed.changed().await.is_err() {
+            panic!("the flow control ended before the input");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-async fn exactly_once(base: &str, tag: &str, total: u64, pace: Option<u64>) {
+async fn exactly_once(base: &str, tag: &str, total: u64) {
     let _alone = ONE_AT_A_TIME.lock().await;
     let per = total / EMITTERS as u64;
     let total = per * EMITTERS as u64;
@@ -109,6 +105,7 @@ async fn exactly_once(base: &str, tag: &str, total: u64, pace: Option<u64>) {
 
     // the 4 emitters at once
     let sio = workspace_bin("sio");
+    let (allow, allowed) = watch::channel(WINDOW);
     let started = Instant::now();
     let mut procs = Vec::new();
     for f in &files {
@@ -121,15 +118,31 @@ async fn exactly_once(base: &str, tag: &str, total: u64, pace: Option<u64>) {
             .spawn()
             .expect("spawn sio");
         let mut stderr = child.stderr.take().expect("stderr");
-        let (stdin, f) = (child.stdin.take().expect("stdin"), f.clone());
-        let rate = pace.map(|p| p / EMITTERS as u64);
+        let (stdin, f, allowed) = (child.stdin.take().expect("stdin"), f.clone(), allowed.clone());
         procs.push(tokio::spawn(async move {
-            feed(&f, stdin, rate).await;
             let mut err = String::new();
-            let _ = stderr.read_to_string(&mut err).await;
+            let ((), _) = tokio::join!(feed(&f, stdin, allowed), stderr.read_to_string(&mut err));
             let status = child.wait().await.expect("wait for sio");
             (status, err, started.elapsed())
         }));
+    }
+    // flow control: each emitter may be WINDOW emits ahead of the slowest client
+    let mut stalled_since = Instant::now();
+    let mut least = 0;
+    while !procs.iter().all(tokio::task::JoinHandle::is_finished) {
+        let mut slowest = u64::MAX;
+        for c in &mut counters {
+            slowest = slowest.min(c.status().await.counts.into_iter().min().unwrap_or(0));
+        }
+        if slowest != least {
+            (least, stalled_since) = (slowest, Instant::now());
+        }
+        assert!(
+            stalled_since.elapsed() < IDLE_BOUND,
+            "{tag}: the slowest client stayed at {least} deliveries for {IDLE_BOUND:?}"
+        );
+        allow.send_replace(slowest / EMITTERS as u64 + WINDOW);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut emitted = Duration::ZERO;
     for (e, p) in procs.into_iter().enumerate() {
@@ -152,9 +165,9 @@ async fn exactly_once(base: &str, tag: &str, total: u64, pace: Option<u64>) {
     let sum = |f: fn(&Counts) -> u64| got.iter().map(f).sum::<u64>();
     let (missing, dups, out_of_order, unexpected) =
         (sum(|c| c.missing), sum(|c| c.dups), sum(|c| c.out_of_order), sum(|c| c.unexpected));
-    let paced = pace.map_or_else(|| "unpaced".to_owned(), |p| format!("paced at {p}/s"));
     println!(
-        "{tag}: {total} emits from {EMITTERS} processes ({paced}) in {emitted:.2?} ({emit_rate:.0} emits/s); \
+        "{tag}: {total} emits from {EMITTERS} processes (each at most {WINDOW} ahead of the slowest client) \
+         in {emitted:.2?} ({emit_rate:.0} emits/s); \
          {deliveries} deliveries to {} clients on {NODES} nodes in {delivered:.2?} ({:.0} deliveries/s)",
         NODES * CLIENTS_PER_NODE,
         deliveries as f64 / delivered.as_secs_f64()
@@ -187,18 +200,15 @@ impl Drop for RemovedOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_exactly_once_in_order() {
-    let pace = std::env::var("SIO_EXACTLY_ONCE_REDIS_PACE")
-        .ok()
-        .map_or(REDIS_PACE, |p| p.parse().unwrap_or_else(|e| panic!("SIO_EXACTLY_ONCE_REDIS_PACE={p:?}: {e}")));
-    exactly_once(&env("REDIS_URL"), "exactr", emits(100_000), (pace > 0).then_some(pace)).await;
+    exactly_once(&env("REDIS_URL"), "exactr", emits(100_000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_exactly_once_in_order() {
-    exactly_once(&format!("kafka://{}", env("KAFKA_BROKERS")), "exactk", emits(100_000), None).await;
+    exactly_once(&format!("kafka://{}", env("KAFKA_BROKERS")), "exactk", emits(100_000)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amqp_exactly_once_in_order() {
-    exactly_once(&env("AMQP_ADDR"), "exacta", emits(100_000), None).await;
+    exactly_once(&env("AMQP_ADDR"), "exacta", emits(100_000)).await;
 }
