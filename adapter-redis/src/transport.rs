@@ -125,6 +125,28 @@ fn client(info: redis::ConnectionInfo, opts: &RedisOptions) -> Result<Client, Re
     Client::open(info).map_err(|e| RedisTransportError::command("client", e))
 }
 
+/// One connection attempt before the connection manager's: the manager retries its first
+/// connection (3 times, with backoff) whatever the error, and a refused login (wrong user
+/// name or password, a user without the right to connect) is not worth retrying: it fails
+/// here, once, with Redis's answer. Other errors (Redis not up yet) are left to the
+/// manager's retries.
+async fn refused_login(client: &Client, opts: &RedisOptions, target: &str) -> Result<(), RedisTransportError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(opts.connect_timeout))
+        .set_response_timeout(Some(opts.command_timeout));
+    match client.get_multiplexed_async_connection_with_config(&config).await {
+        Err(e)
+            if matches!(
+                e.kind(),
+                redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+            ) =>
+        {
+            Err(RedisTransportError::command(format!("connect to {target}"), e))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl RedisTransport {
     /// Parses `url` (see [`RedisOptions`]) and connects.
     pub async fn connect_url(url: &str) -> Result<Self, RedisTransportError> {
@@ -175,6 +197,7 @@ impl RedisTransport {
             (Publisher::Cluster(conn.clone()), Some(SubConn::Cluster(conn)), Connector::Cluster)
         } else {
             let pub_client = client(first.clone(), opts)?;
+            refused_login(&pub_client, opts, &target).await?;
             let manager = pub_client
                 .get_connection_manager_with_config(
                     ConnectionManagerConfig::new()

@@ -26,14 +26,20 @@ impl FromStr for LogFormat {
     }
 }
 
+/// What the default filter silences: lapin logs several ERROR lines of its own (the
+/// broker's whole close frame, its recovery giving up) for what the AMQP transport
+/// reports in one line (a refused login, a lost connection); an environment filter can
+/// name `lapin` to see them.
+const QUIET_BY_DEFAULT: &str = "lapin=off";
+
 /// Installs the global subscriber: lines on stderr in `format`, filtered by the first of
-/// `env_vars` that holds a valid filter (`RUST_LOG` syntax), else by `default_filter`.
-/// Does nothing if a subscriber is already installed.
+/// `env_vars` that holds a valid filter (`RUST_LOG` syntax), else by `default_filter`
+/// (and [`QUIET_BY_DEFAULT`]). Does nothing if a subscriber is already installed.
 pub fn init_logs(format: LogFormat, env_vars: &[&str], default_filter: &str) {
     let filter = env_vars
         .iter()
         .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
-        .unwrap_or_else(|| default_filter.into());
+        .unwrap_or_else(|| format!("{default_filter},{QUIET_BY_DEFAULT}").into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),

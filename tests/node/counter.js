@@ -10,8 +10,14 @@
 // `seq` counts from 0 per sender, `t_ms` is the sender's wall clock in ms (fractions
 // allowed), used for latency on this same machine; a numeric third argument names the
 // sender when several interleave (anything else, such as padding, means sender 0).
+// Exact mode ("senders": S, "expect": N in the config): senders are 0..S-1 and each sends
+// seq 0..N-1; every client keeps one bit per (sender, seq), so a duplicate is a seq seen
+// before (a late one is out of order, not a duplicate), and status adds "missing" (never
+// received) and "unexpected" (a sender or seq outside the range). No latencies are kept
+// when `t_ms` is not a number (pass null for long runs).
 // Commands on stdin, one per line, each answered with one JSON line:
-//   status     {"counts":[per client],"total","missing_order","dups","first_ms","last_ms"}
+//   status     {"counts":[per client],"connected","total","out_of_order","dups","first_ms","last_ms"}
+//              (exact mode: and "missing", "unexpected")
 //   latency    {"n","p50","p99","p999","max"} in ms over every delivery so far
 //   reset      clears counts and latencies
 //   pause I    client I stops reading its TCP socket (a client that stopped reading)
@@ -33,11 +39,36 @@ let lat = [];
 let firstMs = null;
 let lastMs = null;
 
+const exact = Number.isInteger(cfg.expect) && Number.isInteger(cfg.senders);
+
 function fresh(c) {
   c.count = 0;
   c.next = new Map(); // sender -> next expected seq
   c.outOfOrder = 0;
   c.dups = 0;
+  if (exact) {
+    c.seen = Array.from({ length: cfg.senders }, () => new Uint8Array(cfg.expect));
+    c.distinct = 0;
+    c.unexpected = 0;
+  }
+}
+
+// exact mode: one delivery of `seq` from `sender`
+function check(c, seq, sender) {
+  const seen = c.seen[sender];
+  if (seen === undefined || !Number.isInteger(seq) || seq < 0 || seq >= cfg.expect) {
+    c.unexpected++;
+    return;
+  }
+  if (seen[seq]) {
+    c.dups++;
+    return;
+  }
+  seen[seq] = 1;
+  c.distinct++;
+  const want = c.next.get(sender) ?? 0;
+  if (seq !== want) c.outOfOrder++;
+  if (seq >= want) c.next.set(sender, seq + 1);
 }
 
 async function start() {
@@ -53,6 +84,7 @@ async function start() {
       lastMs = at;
       c.count++;
       if (typeof t === "number") lat.push(at - t);
+      if (exact) return check(c, seq, sender);
       const key = sender;
       const want = c.next.get(key) ?? 0;
       if (seq === want) c.next.set(key, want + 1);
@@ -90,6 +122,10 @@ const commands = {
     total: clients.reduce((a, c) => a + c.count, 0),
     out_of_order: clients.reduce((a, c) => a + c.outOfOrder, 0),
     dups: clients.reduce((a, c) => a + c.dups, 0),
+    ...(exact && {
+      missing: clients.reduce((a, c) => a + cfg.senders * cfg.expect - c.distinct, 0),
+      unexpected: clients.reduce((a, c) => a + c.unexpected, 0),
+    }),
     first_ms: firstMs,
     last_ms: lastMs,
   }),

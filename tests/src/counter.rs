@@ -31,13 +31,40 @@ pub struct Counts {
     pub out_of_order: u64,
     /// Deliveries of a sequence number already seen.
     pub dups: u64,
+    /// Exact mode ([`Counter::start_exact`]): (sender, seq) pairs some client never
+    /// received, summed over the clients.
+    pub missing: u64,
+    /// Exact mode: deliveries from an unknown sender or with a seq out of range.
+    pub unexpected: u64,
 }
 
 impl Counter {
     /// Starts `clients` clients on `url` (`http://127.0.0.1:PORT`) that each join `room`
     /// with the `join` contract event and count `event`; returns once all joined.
     pub async fn start(url: &str, clients: usize, room: &str, event: &str) -> Counter {
-        let config = json!({"url": url, "clients": clients, "room": room, "event": event, "join": "join"});
+        Self::spawn(json!({"url": url, "clients": clients, "room": room, "event": event, "join": "join"})).await
+    }
+
+    /// Like [`Counter::start`], in exact mode: the event's arguments are `(seq, t_ms or
+    /// null, sender)` from senders `0..senders`, each sending seq `0..expect`; every
+    /// client checks each (sender, seq) against a bitmap, so [`Counts`] has exact
+    /// duplicates, per-sender order and the missing ones.
+    pub async fn start_exact(
+        url: &str,
+        clients: usize,
+        room: &str,
+        event: &str,
+        senders: usize,
+        expect: u64,
+    ) -> Counter {
+        Self::spawn(json!({
+            "url": url, "clients": clients, "room": room, "event": event, "join": "join",
+            "senders": senders, "expect": expect,
+        }))
+        .await
+    }
+
+    async fn spawn(config: Json) -> Counter {
         let mut child = script("counter.js", &config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -82,6 +109,8 @@ impl Counter {
             total: n("total"),
             out_of_order: n("out_of_order"),
             dups: n("dups"),
+            missing: n("missing"),
+            unexpected: n("unexpected"),
         }
     }
 

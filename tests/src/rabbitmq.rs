@@ -94,6 +94,19 @@ impl PrivateRabbitMq {
         }
     }
 
+    /// The OS process id of the node's Erlang VM (`beam.smp`), from its pid file.
+    pub fn vm_pid(&self) -> u32 {
+        let text = std::fs::read_to_string(self.dir.join("node.pid")).expect("read the node's pid file");
+        text.trim().parse().unwrap_or_else(|e| panic!("pid file {text:?}: {e}"))
+    }
+
+    /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, ...) to the node's Erlang VM.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.vm_pid();
+        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().expect("run kill");
+        assert!(ok.success(), "kill -s {signal} {pid}");
+    }
+
     /// The names of its queues.
     pub fn queues(&self) -> Vec<String> {
         let out = self.ctl(&["list_queues", "-q", "--no-table-headers", "name"]).expect("list_queues");

@@ -1,5 +1,6 @@
 //! A broker that stalls under traffic (SIGSTOP 5 s, then SIGCONT) under 3 `sio-node`, on
-//! private brokers only (never the shared ones): the shared scenario is
+//! private brokers only (never the shared ones: Redis, one master of a Redis Cluster,
+//! RabbitMQ, the Kafka broker): the shared scenario is
 //! `socketio_cluster_tests::stall` (nodes keep serving clients and `GET /health`, a
 //! request made during the stall completes by its timeout with an error, publishes are
 //! bounded, every node receives again within a bound after SIGCONT); each test here says
@@ -11,6 +12,7 @@ use std::time::Duration;
 use socketio_cluster_tests::conformance::prefix;
 use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::private_redis::PrivateRedis;
+use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
 use socketio_cluster_tests::redis_cluster::PrivateCluster;
 use socketio_cluster_tests::stall::{STALL, StallCase, stalled_broker_under_traffic};
 
@@ -57,4 +59,21 @@ async fn a_stalled_redis_cluster_master_under_traffic() {
     .await;
     let after = cluster.owner_of(&format!("{prefix}#/#")).await;
     assert_eq!(after.id, master.id, "no failover happened: the stalled master still serves the slot");
+}
+
+/// A private RabbitMQ node's Erlang VM (`beam.smp`, from the node's pid file) stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_rabbitmq_under_traffic() {
+    let rabbit = tokio::task::block_in_place(|| PrivateRabbitMq::start_plain("stall"));
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", rabbit.vm_pid())).unwrap_or_default();
+    assert_eq!(comm.trim(), "beam.smp", "the pid file names the Erlang VM");
+    let case = StallCase {
+        broker: "RabbitMQ".into(),
+        url: format!("{}?operation_timeout_ms=2000", rabbit.url()),
+        request_timeout: REQUEST_TIMEOUT,
+        // a publish waits for its confirm at most operation_timeout_ms (2 s), and a margin
+        publish_bound: Duration::from_millis(3500),
+        recovery_bound: Duration::from_secs(15),
+    };
+    stalled_broker_under_traffic(&case, async || rabbit.signal("STOP"), async || rabbit.signal("CONT")).await;
 }

@@ -14,7 +14,16 @@
 //! within one interval means deaf: a deaf subscription is detected at most about two
 //! intervals (plus a tick) after it stopped receiving. While a received message waits
 //! for the local sockets (inbound back-pressure) the verdict is postponed: the echo may
-//! be queued behind that delivery, which is slowness, not deafness.
+//! be queued behind that delivery, which is slowness, not deafness. So it is while the
+//! transport keeps delivering (one message at least since the previous tick, to any
+//! namespace of the process: they share the connection and, on RabbitMQ, the queue): a
+//! node behind a backlog (a RabbitMQ queue or a Redis push queue holding many seconds of
+//! traffic) receives its echo after the backlog, and resubscribing would throw the
+//! backlog away (on RabbitMQ a new queue replaces the old one with its messages). While
+//! the echo is overdue, such a delivery also proves the subscription for readiness. A
+//! subscription deaf to one channel while other channels keep delivering (a busy room
+//! channel, another namespace) is found once they pause for a tick (the tick is at most
+//! a second).
 //!
 //! **On failure.** The node asks its transport to resubscribe
 //! ([`Transport::resubscribe`]), counts it in
@@ -133,6 +142,8 @@ pub(super) struct Health {
     /// When the subscriptions last proved to work (every ping of a round came back), or
     /// the engine started; `None` before the start.
     proven: Option<Instant>,
+    /// The transport's delivered count at the previous tick.
+    delivered: u64,
 }
 
 /// What a maintenance tick decides.
@@ -148,11 +159,26 @@ pub(super) enum Step {
 
 impl Health {
     /// One maintenance tick at `now`; `delivering` says a received message is waiting
-    /// for the local sockets.
-    pub(super) fn tick(&mut self, now: Instant, interval: Duration, delivering: bool, uid: &str) -> Step {
+    /// for the local sockets; `delivered` is the transport's count of deliveries so far.
+    pub(super) fn tick(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        delivering: bool,
+        delivered: u64,
+        uid: &str,
+    ) -> Step {
+        let receiving = std::mem::replace(&mut self.delivered, delivered) != delivered;
+        let overdue = self.outstanding.as_ref().is_some_and(|r| now.saturating_duration_since(r.sent) >= interval);
+        if receiving && overdue && self.proven.is_some() {
+            // the echo is late but messages still arrive: behind, and receiving (only then:
+            // otherwise the echoes alone prove it, and a deaf node turns not ready on time)
+            self.proven = Some(now);
+        }
         match &self.outstanding {
-            // a delivery holding the inbound queue delays the echo: not deafness
-            Some(_) if delivering => Step::Wait,
+            // a delivery holding the inbound queue, or a backlog still being received,
+            // delays the echo: not deafness
+            Some(_) if delivering || receiving => Step::Wait,
             Some(round) if now.saturating_duration_since(round.sent) >= interval => {
                 let missing = self.outstanding.take().map(|r| r.waiting).unwrap_or_default();
                 Step::Deaf(missing)
@@ -219,7 +245,8 @@ impl<T: Transport> Inner<T> {
     /// Runs one tick of the health check (see the module docs).
     pub(super) async fn health_check(self: &Arc<Self>, now: Instant, interval: Duration) {
         let delivering = self.delivering.load(Ordering::Relaxed);
-        let step = lock(&self.health).tick(now, interval, delivering, &self.uid);
+        let delivered = self.transport.stats().delivered;
+        let step = lock(&self.health).tick(now, interval, delivering, delivered, &self.uid);
         match step {
             Step::Wait => {}
             Step::Deaf(missing) => {
@@ -328,9 +355,11 @@ impl<T: Transport> ClusterCore<T> {
     /// started, not closed, its transport connected, and (with the health check on, for a
     /// server node) a health check ping echoed through the broker within the last one and
     /// a half `health_check_interval`s (default 10 s: a broker that stalls turns the node
-    /// not ready within about 15 s of the last echo). While a received message waits for
-    /// slow local sockets the echo may be late: the node stays ready. For readiness
-    /// probes: `GET /ready` of `sio-node` answers 503 with the error's text.
+    /// not ready within about 15 s of the last echo), or deliveries that kept arriving
+    /// while the echo was overdue (a node behind a backlog receives its echo late). While
+    /// a received message waits for slow local sockets the echo may be late: the node
+    /// stays ready. For readiness probes: `GET /ready` of `sio-node` answers 503 with the
+    /// error's text.
     pub fn readiness(&self) -> Result<(), NotReady> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {

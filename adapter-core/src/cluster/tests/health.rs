@@ -13,7 +13,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// A tick of node `n1`; a round it starts waits for both pings.
 fn tick(h: &mut Health, now: Instant, interval: Duration, delivering: bool) -> Step {
-    let step = h.tick(now, interval, delivering, "n1");
+    let step = h.tick(now, interval, delivering, 0, "n1");
     if matches!(step, Step::Ping(_)) {
         h.expect(&BOTH);
     }
@@ -116,6 +116,28 @@ fn the_subscription_counts_as_unproven_after_one_and_a_half_intervals_without_an
     assert_eq!(h.unproven(t0 + 30 * SEC, interval), None, "the echo proved it again");
     echo(&mut h, "healthcheck-n1-1", t0 + 40 * SEC);
     assert_eq!(h.unproven(t0 + 40 * SEC, interval), Some(23 * SEC), "an echo already taken proves nothing");
+}
+
+#[test]
+fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
+    // a node behind a backlog: its echo is queued after many seconds of traffic
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&BOTH);
+    assert_eq!(h.tick(t0 + SEC, interval, false, 50, "n1"), Step::Wait);
+    assert_eq!(h.unproven(t0 + 4 * SEC, interval), Some(4 * SEC), "before the echo is due, only echoes prove");
+    for (i, heard) in [100, 200, 300, 400, 500].into_iter().enumerate() {
+        let now = t0 + (i as u32 + 1) * 2 * SEC;
+        assert_eq!(h.tick(now, interval, false, heard, "n1"), Step::Wait, "still receiving at {i}");
+        assert_eq!(h.unproven(now, interval), None, "receiving proves the subscription");
+    }
+    // the traffic stops and the echo never comes: deaf
+    assert_eq!(h.tick(t0 + 12 * SEC, interval, false, 500, "n1"), Step::Deaf(BOTH.to_vec()));
+    assert_eq!(h.unproven(t0 + 12 * SEC, interval), None, "last proven at 10 s");
+    assert_eq!(h.unproven(t0 + 14 * SEC, interval), Some(4 * SEC));
 }
 
 #[cfg(feature = "test-util")]
