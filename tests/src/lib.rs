@@ -11,6 +11,7 @@ pub mod python;
 pub mod rabbitmq;
 pub mod recorder;
 pub mod sio_node;
+pub mod tansu;
 pub mod wire;
 
 pub use socketio_adapter_core::conformance_suite;
