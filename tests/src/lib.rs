@@ -12,6 +12,7 @@ pub mod rabbitmq;
 pub mod recorder;
 pub mod sio_node;
 pub mod tansu;
+pub mod tls;
 pub mod wire;
 
 pub use socketio_adapter_core::conformance_suite;
