@@ -6,7 +6,7 @@
 //! topic is deleted and created again under the nodes (an admin client); the node should
 //! re-place its consumer (or the health check resubscribe) and hear again: ignored, the
 //! process crashes in librdkafka on tansu's answer (see the test for the exact cause).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
@@ -147,10 +147,10 @@ async fn recreate_topic(broker: &PrivateTansu, topic: &str) {
 /// loses record headers and the idempotent producer. The first Fetch after the deletion
 /// crashes, before any health check or metadata refresh can react. Apache Kafka echoes
 /// the requested topic id and sets `CurrentLeader` only for leadership errors, so this
-/// needs tansu's answer; a NULL check in `rd_kafka_metadata_update_op` would make
-/// librdkafka survive it. Run it with `--ignored` to reproduce; it is the acceptance
-/// test of the fix (the transport's re-placement after `UNKNOWN_TOPIC_OR_PARTITION`,
-/// or the health check's resubscription, then re-reads the partition count).
+/// needs tansu's answer; a NULL check in `rd_kafka_metadata_update_op` makes librdkafka
+/// survive it, and with it this test passes (the health check resubscribes, the consumer
+/// is re-placed on the re-created topic: `docs/upstream/librdkafka-null-topic/`). Run it
+/// with `--ignored` to reproduce; it is the acceptance test of the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "librdkafka 2.12 segfaults on tansu 0.6's Fetch answer for a deleted topic (see the doc comment)"]
 async fn a_node_whose_kafka_topic_was_deleted_and_recreated_hears_again() {
@@ -180,6 +180,7 @@ async fn a_node_whose_kafka_topic_was_deleted_and_recreated_hears_again() {
         assert!(recreated.elapsed() < Duration::from_secs(30), "A did not hear again: {:?}", a.log_lines());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    println!("A hears again {:?} after the topic was re-created ({} repairs)", recreated.elapsed(), repairs().await);
     let start = Instant::now();
     while a.get("/ready").await.0 != 200 {
         assert!(start.elapsed() < Duration::from_secs(10), "A not ready again");
