@@ -5,7 +5,8 @@
 //! deterministically (with paused time), and offers fault hooks that a real broker
 //! cannot: [`MemoryTransport::freeze`] (a node that stays subscribed but neither
 //! sends nor receives, like a hung process), [`MemoryTransport::deafen`] (a
-//! subscription that silently stopped receiving) and [`MemoryTransport::disconnect`].
+//! subscription that silently stopped receiving), [`MemoryTransport::deafen_to`] (one
+//! channel of several lost) and [`MemoryTransport::disconnect`].
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +21,17 @@ use crate::transport::{Channel, Counters, EventSender, Stat, Subscribers, Transp
 struct Conn {
     frozen: AtomicBool,
     deaf: AtomicBool,
+    /// Channels (as published) that silently stopped reaching this connection.
+    deaf_to: Mutex<Vec<String>>,
     subscribers: Subscribers,
     counters: Counters,
 }
 
 impl Conn {
-    fn receiving(&self) -> bool {
-        !self.frozen.load(Ordering::SeqCst) && !self.deaf.load(Ordering::SeqCst)
+    fn receiving(&self, channel: &str) -> bool {
+        !self.frozen.load(Ordering::SeqCst)
+            && !self.deaf.load(Ordering::SeqCst)
+            && !self.deaf_to.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|c| c == channel)
     }
 }
 
@@ -88,6 +93,13 @@ impl MemoryTransport {
         self.conn.deaf.store(true, Ordering::SeqCst);
     }
 
+    /// Messages published on `channel` silently stop reaching this connection until
+    /// [`Transport::resubscribe`] (one subscription of several lost, as when a Redis
+    /// Cluster slot moves or an operator deletes one RabbitMQ binding).
+    pub fn deafen_to(&self, channel: &str) {
+        self.conn.deaf_to.lock().unwrap_or_else(PoisonError::into_inner).push(channel.to_owned());
+    }
+
     /// The connection closes: every subscription of this transport disappears.
     pub fn disconnect(&self) {
         self.conn.frozen.store(true, Ordering::SeqCst);
@@ -116,7 +128,7 @@ impl Transport for MemoryTransport {
         let targets: Vec<(Arc<Conn>, Vec<EventSender>)> =
             self.hub.conns().into_iter().map(|c| (Arc::clone(&c), c.subscribers.matching(channel))).collect();
         for (conn, sinks) in targets {
-            if !sinks.is_empty() && conn.receiving() {
+            if !sinks.is_empty() && conn.receiving(channel) {
                 let n = conn.subscribers.send(sinks, channel, &payload).await;
                 conn.counters.add(Stat::Delivered, n);
             }
@@ -153,6 +165,7 @@ impl Transport for MemoryTransport {
 
     async fn resubscribe(&self) -> Result<(), Infallible> {
         self.conn.deaf.store(false, Ordering::SeqCst);
+        self.conn.deaf_to.lock().unwrap_or_else(PoisonError::into_inner).clear();
         self.conn.counters.bump(Stat::Reconnects);
         self.conn.subscribers.reconnected().await;
         Ok(())

@@ -32,7 +32,7 @@
 //! Per namespace (label `namespace`), counters (`_total` in the exposition):
 //! `socketio_cluster_published`, `_publish_errors`, `_received`, `_undecodable`,
 //! `_pickled`, `_oversized`, `_other_namespace`, `_dropped_responses`, `_dropped_deliveries`, `_incomplete_requests`, `_evicted_nodes`,
-//! `_resubscriptions`; gauges: `socketio_cluster_pending_requests`, `_known_nodes`,
+//! `_resubscriptions`, `_room_channels_refused`; gauges: `socketio_cluster_pending_requests`, `_known_nodes`,
 //! `_room_channels`, `_room_channels_pending`, `_local_sockets`, `_local_rooms`, `_ready`
 //! (1 or 0, see [`ClusterCore::readiness`]); a histogram:
 //! `socketio_cluster_request_duration_seconds` (see [`RoundTrips`]).
@@ -171,7 +171,7 @@ fn family<'a, M: EncodeMetric>(
 impl Collector for ClusterMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let (samples, transport) = (self.source)();
-        let counters: [Described<StatReader>; 12] = [
+        let counters: [Described<StatReader>; 13] = [
             ("socketio_cluster_published", "Messages published.", |s| s.published),
             ("socketio_cluster_publish_errors", "Publishes that failed.", |s| s.publish_errors),
             ("socketio_cluster_received", "Messages received from the transport.", |s| s.received),
@@ -196,6 +196,11 @@ impl Collector for ClusterMetrics {
             }),
             ("socketio_cluster_evicted_nodes", "Nodes evicted after going silent.", |s| s.evicted_nodes),
             ("socketio_cluster_resubscriptions", "Deaf subscriptions detected and repaired.", |s| s.resubscriptions),
+            (
+                "socketio_cluster_room_channels_refused",
+                "Rooms that got no per-room channel: the namespace had reached max_room_channels.",
+                |s| s.room_channels_refused,
+            ),
         ];
         for (name, help, get) in counters {
             family(

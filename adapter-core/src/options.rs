@@ -30,6 +30,7 @@
 //!   dialect=node-redis|node-cluster|python   the peers' wire format (default: the transport's)
 //!   channel=socketio                 python: the manager channel (Flask-SocketIO: flask-socketio)
 //!   max_message_bytes=10485760       largest message published or accepted (bytes)
+//!   max_room_channels=100000         most per-room channels per namespace (dynamic modes)
 //!   health_check_interval_ms=10000   subscription health check period (0: off); a node
 //!                                    is not ready after 1.5 periods without an echo
 //! ```
@@ -274,6 +275,9 @@ pub struct SharedOptions {
     /// The largest message published or accepted; `None` keeps [`ClusterConfig`]'s
     /// default (10 MiB).
     pub max_message_size: Option<usize>,
+    /// The most per-room channels per namespace; `None` keeps [`ClusterConfig`]'s
+    /// default (100 000).
+    pub max_room_channels: Option<usize>,
     /// Health check period; `None` keeps [`ClusterConfig`]'s default, zero turns it off.
     pub health_check_interval: Option<Duration>,
 }
@@ -291,6 +295,7 @@ impl Default for SharedOptions {
             dialect: None,
             channel: None,
             max_message_size: None,
+            max_room_channels: None,
             health_check_interval: None,
         }
     }
@@ -315,6 +320,12 @@ impl SharedOptions {
             "dialect" => self.dialect = Some(value.parse()?),
             "max_message_bytes" => {
                 self.max_message_size = Some(
+                    usize::try_from(parse_positive(key, value)?)
+                        .map_err(|_| format!("{key}={value:?} is too large for this machine"))?,
+                );
+            }
+            "max_room_channels" => {
+                self.max_room_channels = Some(
                     usize::try_from(parse_positive(key, value)?)
                         .map_err(|_| format!("{key}={value:?} is too large for this machine"))?,
                 );
@@ -374,6 +385,9 @@ impl SharedOptions {
         }
         if let Some(n) = self.max_message_size {
             c = c.with_max_message_size(n);
+        }
+        if let Some(n) = self.max_room_channels {
+            c = c.with_max_room_channels(n);
         }
         if let Some(i) = self.health_check_interval {
             c = c.with_health_check_interval((!i.is_zero()).then_some(i));
@@ -488,6 +502,7 @@ mod tests {
             ("heartbeat_interval_ms", "50"),
             ("heartbeat_timeout_ms", "200"),
             ("health_check_interval_ms", "0"),
+            ("max_room_channels", "7"),
         ] {
             assert_eq!(s.set(k, v), Ok(true), "{k}");
         }
@@ -497,6 +512,8 @@ mod tests {
         assert_eq!(s.subscription_mode, SubscriptionMode::Static);
         assert_eq!(s.cluster_config().request_timeout(), Duration::from_millis(250));
         assert_eq!(s.cluster_config().health_check_interval(), None, "0 turns it off");
+        assert_eq!(s.cluster_config().max_room_channels, 7);
+        assert!(s.set("max_room_channels", "0").unwrap_err().contains("max_room_channels"));
         assert_eq!(s.set("health_check_interval_ms", "2000"), Ok(true));
         assert_eq!(s.cluster_config().health_check_interval(), Some(Duration::from_secs(2)));
         assert_eq!(s.node_cluster_dialect().name(), "node-cluster");

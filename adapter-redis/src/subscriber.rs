@@ -146,7 +146,8 @@ impl SubState {
                 if let Some(ch) = data.into_iter().next().and_then(text)
                     && self.sup.subscribers().contains(&Channel::Exact(ch.clone()))
                 {
-                    warn!(channel = %ch, "Redis unsubscribed a shard channel (slot moved?); resubscribing");
+                    warn!(transport = "Redis", broker = %self.sup.target(), channel = %ch,
+                          "Redis unsubscribed a shard channel (slot moved?); resubscribing");
                     self.sup.connection_lost();
                 }
             }

@@ -532,7 +532,7 @@ async fn handle<T: Transport>(
             if d["volatile"].as_bool() == Some(true) {
                 o = o.volatile();
             }
-            o.emit(&name, &EventArgs(args)).await.map_err(|e| e.to_string())?;
+            o.emit(&name, &EventArgs(args)).await.map_err(|e| error_chain(&e))?;
             Ok(ok)
         }
         "emit_with_ack" => {
@@ -543,12 +543,12 @@ async fn handle<T: Transport>(
                 .timeout(timeout)
                 .emit_with_ack::<_, Value>(&name, &EventArgs(args))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| error_chain(&e))?;
             let responses: Vec<Value> = stream.filter_map(|(_, r)| async move { r.ok() }).collect().await;
             Ok(map([("responses", Value::Array(responses))]))
         }
         "fetch_sockets" => {
-            let got = core()?.fetch_sockets(opts_of(&d)).await.map_err(|e| e.to_string())?;
+            let got = core()?.fetch_sockets(opts_of(&d)).await.map_err(|e| error_chain(&e))?;
             let sockets: Vec<Json> = got
                 .value
                 .iter()
@@ -557,19 +557,19 @@ async fn handle<T: Transport>(
             Ok(json_value(json!({"sockets": sockets, "complete": got.is_complete()})))
         }
         "all_rooms" => {
-            let rooms = op()?.rooms().await.map_err(|e| e.to_string())?;
+            let rooms = op()?.rooms().await.map_err(|e| error_chain(&e))?;
             Ok(json_value(json!({"rooms": rooms})))
         }
         "server_count" => {
-            let count = core()?.server_count().await.map_err(|e| e.to_string())?;
+            let count = core()?.server_count().await.map_err(|e| error_chain(&e))?;
             Ok(json_value(json!({ "count": count })))
         }
         "sockets_join" => {
-            target(&d)?.join(strings(&d["rooms"])).await.map_err(|e| e.to_string())?;
+            target(&d)?.join(strings(&d["rooms"])).await.map_err(|e| error_chain(&e))?;
             Ok(ok)
         }
         "sockets_leave" => {
-            target(&d)?.leave(strings(&d["rooms"])).await.map_err(|e| e.to_string())?;
+            target(&d)?.leave(strings(&d["rooms"])).await.map_err(|e| error_chain(&e))?;
             Ok(ok)
         }
         "disconnect_sockets" => {

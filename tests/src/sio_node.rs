@@ -91,6 +91,17 @@ impl SioNode {
         self.logs.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Its resident set size in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("sio-node is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Sends `signal` (a `kill -s` name: `TERM`, `STOP`, `CONT`, ...) to the process.
     pub async fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("sio-node is running");

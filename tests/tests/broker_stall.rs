@@ -1,126 +1,79 @@
-//! A broker that stalls under traffic: 3 `sio-node` on a private Redis (never the shared
-//! one), one client each, an emitter publishing every 20 ms; Redis is stopped with SIGSTOP
-//! for 5 s, then resumed. During the stall every node keeps serving its clients and
-//! `GET /health`, a cluster request made by a client completes by its timeout with an
-//! error, and every publish fails or completes within a bound; after SIGCONT every node
-//! receives again within a bound. The figures are printed.
+//! A broker that stalls under traffic (SIGSTOP 5 s, then SIGCONT) under 3 `sio-node`, on
+//! private brokers only (never the shared ones: Redis, one master of a Redis Cluster,
+//! RabbitMQ, the Kafka broker): the shared scenario is
+//! `socketio_cluster_tests::stall` (nodes keep serving clients and `GET /health`, a
+//! request made during the stall completes by its timeout with an error, publishes are
+//! bounded, every node receives again within a bound after SIGCONT); each test here says
+//! how to stall its broker and its bounds. The figures are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::json;
-use socketio_cluster_tests::node::{NodePeer, free_port};
+use socketio_cluster_tests::conformance::prefix;
+use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::private_redis::PrivateRedis;
-use socketio_cluster_tests::sio_node::{SioNode, workspace_bin};
-use socketio_emitter::Emitter;
+use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
+use socketio_cluster_tests::redis_cluster::PrivateCluster;
+use socketio_cluster_tests::stall::{STALL, StallCase, stalled_broker_under_traffic};
 
-const REQUEST_TIMEOUT_MS: u64 = 2000;
-/// What a publish may take on a stalled Redis: its command timeout (2 s) and a margin.
-const PUBLISH_BOUND: Duration = Duration::from_millis(3500);
-/// From SIGCONT to every node receiving again.
-const RECOVERY_BOUND: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_under_traffic() {
     let redis = PrivateRedis::start(free_port()).await;
-    let url = format!("{}?mode=sharded&request_timeout_ms={REQUEST_TIMEOUT_MS}", redis.url());
-    let bin = workspace_bin("sio-node");
-    let nodes = [
-        SioNode::start(&bin, "A", &url).await,
-        SioNode::start(&bin, "B", &url).await,
-        SioNode::start(&bin, "C", &url).await,
-    ];
-    let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
-    c.call(
-        "clients",
-        json!({"clients": [
-            {"name": "a", "port": nodes[0].port},
-            {"name": "b", "port": nodes[1].port},
-            {"name": "c", "port": nodes[2].port},
-        ]}),
+    let case = StallCase {
+        broker: "Redis".into(),
+        url: format!("{}?mode=sharded", redis.url()),
+        request_timeout: REQUEST_TIMEOUT,
+        // the command timeout (2 s) and a margin
+        publish_bound: Duration::from_millis(3500),
+        recovery_bound: Duration::from_secs(10),
+    };
+    stalled_broker_under_traffic(&case, async || redis.signal("STOP").await, async || redis.signal("CONT").await).await;
+}
+
+/// One master of a private 6-node Redis Cluster stalls: the one serving the nodes' main
+/// channel (`<prefix>#/#`, where broadcasts and requests go). Its `cluster-node-timeout`
+/// (15 s) is longer than the stall, so no failover happens (asserted): the same master
+/// serves the slot after SIGCONT, and the nodes recover on their own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_cluster_master_under_traffic() {
+    let cluster = PrivateCluster::start(Duration::from_secs(15)).await;
+    assert!(cluster.node_timeout > STALL * 2, "no failover during the stall");
+    let prefix = prefix("stall");
+    let master = cluster.owner_of(&format!("{prefix}#/#")).await;
+    println!("Redis Cluster: stalling master {} (serves the main channel {prefix}#/#)", master.addr);
+    let case = StallCase {
+        broker: "Redis Cluster".into(),
+        url: format!("{}?mode=sharded&prefix={prefix}", cluster.url()),
+        request_timeout: REQUEST_TIMEOUT,
+        // a command's timeout (2 s), then the transport's own bound on it (twice that)
+        publish_bound: Duration::from_millis(4500),
+        recovery_bound: Duration::from_secs(10),
+    };
+    stalled_broker_under_traffic(
+        &case,
+        async || cluster.signal(master.port, "STOP").await,
+        async || cluster.signal(master.port, "CONT").await,
     )
     .await;
-    let io = Emitter::connect(&url).await.expect("emitter");
-    io.emit("before", ()).await.expect("emit");
-    c.wait_got("before", &["a", "b", "c"], Duration::from_secs(10)).await;
+    let after = cluster.owner_of(&format!("{prefix}#/#")).await;
+    assert_eq!(after.id, master.id, "no failover happened: the stalled master still serves the slot");
+}
 
-    // traffic: one emit every 20 ms, each timed
-    let (stop, sent, failed, slowest) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let traffic = {
-        let (io, stop, sent, failed, slowest) =
-            (io.clone(), stop.clone(), sent.clone(), failed.clone(), slowest.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let ok = io.emit("tick", ()).await.is_ok();
-                slowest.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
-                if ok { &sent } else { &failed }.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
+/// A private RabbitMQ node's Erlang VM (`beam.smp`, from the node's pid file) stalls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_rabbitmq_under_traffic() {
+    let rabbit = tokio::task::block_in_place(|| PrivateRabbitMq::start_plain("stall"));
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", rabbit.vm_pid())).unwrap_or_default();
+    assert_eq!(comm.trim(), "beam.smp", "the pid file names the Erlang VM");
+    let case = StallCase {
+        broker: "RabbitMQ".into(),
+        url: format!("{}?operation_timeout_ms=2000", rabbit.url()),
+        request_timeout: REQUEST_TIMEOUT,
+        // a publish waits for its confirm at most operation_timeout_ms (2 s), and a margin
+        publish_bound: Duration::from_millis(3500),
+        recovery_bound: Duration::from_secs(15),
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    redis.signal("STOP").await;
-    let stalled = Instant::now();
-    // nodes serve their clients and their liveness endpoint
-    for (node, client) in nodes.iter().zip(["a", "b", "c"]) {
-        let t = Instant::now();
-        let health = tokio::time::timeout(Duration::from_secs(2), node.get_json("/health")).await;
-        assert!(health.is_ok(), "GET /health on {client}'s node did not answer within 2 s during the stall");
-        let who = c.call("call", json!({"name": client, "event": "whoami"})).await;
-        assert!(who["node"].is_string(), "{client}: {who}");
-        println!("during the stall: {client}'s node answered /health and whoami in {:?}", t.elapsed());
-    }
-    // a cluster request completes by its timeout, with an error or an incomplete answer
-    let t = Instant::now();
-    let fetched = c.call("call", json!({"name": "a", "event": "fetch_sockets", "timeout": 15000})).await;
-    let took = t.elapsed();
-    println!("during the stall: fetch_sockets answered in {took:?}: {fetched}");
-    assert!(
-        fetched["error"].is_string() || fetched["complete"] == json!(false),
-        "a request during the stall cannot be complete: {fetched}"
-    );
-    assert!(took < Duration::from_millis(REQUEST_TIMEOUT_MS) + PUBLISH_BOUND, "fetch_sockets took {took:?}");
-    let elapsed = stalled.elapsed();
-    if elapsed < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_secs(5) - elapsed).await;
-    }
-    redis.signal("CONT").await;
-    let resumed = Instant::now();
-
-    // every node receives again
-    let deadline = resumed + RECOVERY_BOUND;
-    let mut round = 0;
-    loop {
-        round += 1;
-        let event = format!("after{round}");
-        let _ = io.emit(&event, ()).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if c.got(&event).await == ["a", "b", "c"] {
-            println!("after SIGCONT: every node received again within {:?}", resumed.elapsed());
-            break;
-        }
-        assert!(Instant::now() < deadline, "not every node receives {RECOVERY_BOUND:?} after SIGCONT");
-    }
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.unwrap();
-    let slowest = Duration::from_millis(slowest.load(Ordering::Relaxed));
-    println!(
-        "traffic: {} publishes completed, {} failed, slowest {slowest:?}",
-        sent.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed)
-    );
-    assert!(slowest < PUBLISH_BOUND, "a publish took {slowest:?}");
-    // and the cluster is whole
-    let fetched = c.call("call", json!({"name": "a", "event": "fetch_sockets"})).await;
-    assert_eq!(fetched["sockets"].as_array().map(Vec::len), Some(3), "{fetched}");
-    c.stop().await;
+    stalled_broker_under_traffic(&case, async || rabbit.signal("STOP"), async || rabbit.signal("CONT")).await;
 }

@@ -15,6 +15,7 @@ use socketio_cluster_tests::conformance::{eventually, run};
 use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::recorder::{Recorder, sid};
+use socketio_cluster_tests::redis_cluster::{assign_slot, cluster_nodes, keyslot, live_masters};
 use socketio_cluster_tests::tls::PrivateCa;
 use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
@@ -220,62 +221,27 @@ async fn tls_with_a_private_ca() {
     .await
 }
 
-/// `CLUSTER SETSLOT <slot> NODE <id>` on every master: moves an empty slot (these tests
-/// store no keys) to `owner`.
-async fn assign_slot(masters: &[(String, String)], slot: u16, owner: &str) {
-    // the new owner first, then the others, as redis-cli --cluster does
-    let mut order: Vec<&(String, String)> = masters.iter().filter(|(id, _)| id == owner).collect();
-    order.extend(masters.iter().filter(|(id, _)| id != owner));
-    for (_, addr) in order {
-        let client = redis::Client::open(format!("redis://{addr}")).expect("client");
-        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
-        let _: () = redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg("NODE")
-            .arg(owner)
-            .query_async(&mut c)
-            .await
-            .expect("CLUSTER SETSLOT");
-    }
-}
-
 /// A room channel's slot moves to another master (as in resharding): the old owner
 /// drops the shard subscription, the transport resubscribes where the slot now lives, and
 /// broadcasts to the room flow again. The slot is moved back afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_sharded_slot_moved() {
     run(async {
-        let first = env("REDIS_CLUSTER_URLS").split(',').next().expect("a cluster node").to_owned();
+        let first = env("REDIS_CLUSTER_URLS")
+            .split(',')
+            .next()
+            .expect("a cluster node")
+            .trim_start_matches("redis://")
+            .to_owned();
         let prefix = prefix();
         let (a, b) = pair(&url(&redis_cluster_url(), &prefix, "&mode=sharded&subscription_mode=dynamic")).await;
         flows(&b, &a, "start").await;
 
-        let client = redis::Client::open(first).expect("client");
-        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
         let channel = format!("{prefix}#/#room1#");
-        let slot: u16 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&channel).query_async(&mut c).await.expect("KEYSLOT");
-        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await.expect("NODES");
-        // (id, host:port, slot ranges) of each master
-        let mut masters = Vec::new();
-        let mut owner = None;
-        for line in nodes.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 8 || !f[2].contains("master") {
-                continue;
-            }
-            let addr = f[1].split('@').next().expect("addr").to_owned();
-            for range in &f[8..] {
-                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
-                    && (lo..=hi).contains(&slot)
-                {
-                    owner = Some(f[0].to_owned());
-                }
-            }
-            masters.push((f[0].to_owned(), addr));
-        }
-        let owner = owner.expect("slot owner");
+        let slot = keyslot(&first, &channel).await;
+        let nodes = cluster_nodes(&first).await.expect("CLUSTER NODES");
+        let masters = live_masters(&nodes);
+        let owner = nodes.iter().find(|n| n.master && n.owns(slot)).expect("slot owner").id.clone();
         let target = masters.iter().find(|(id, _)| *id != owner).expect("another master").0.clone();
         let before = a.transport.stats().reconnects;
         assign_slot(&masters, slot, &target).await;

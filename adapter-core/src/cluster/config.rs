@@ -27,10 +27,14 @@ pub struct ClusterConfig {
     pub(crate) health_check_interval: Option<Duration>,
     pub(crate) discovery_window: Duration,
     pub(crate) max_message_size: usize,
+    pub(crate) max_room_channels: usize,
 }
 
 /// The default of [`ClusterConfig::with_max_message_size`]: 10 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+
+/// The default of [`ClusterConfig::with_max_room_channels`]: 100 000 rooms.
+pub const DEFAULT_MAX_ROOM_CHANNELS: usize = 100_000;
 
 impl Default for ClusterConfig {
     fn default() -> Self {
@@ -45,6 +49,7 @@ impl Default for ClusterConfig {
             health_check_interval: Some(Duration::from_secs(10)),
             discovery_window: Duration::from_millis(300),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_room_channels: DEFAULT_MAX_ROOM_CHANNELS,
         }
     }
 }
@@ -120,6 +125,19 @@ impl ClusterConfig {
     /// 10 s). Default 10 MiB ([`DEFAULT_MAX_MESSAGE_SIZE`]).
     pub fn with_max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes.max(1);
+        self
+    }
+
+    /// In the dynamic subscription modes, the most per-room channels a namespace of this
+    /// node subscribes to. The set of wanted channels is coalesced (a room that comes and
+    /// goes while the broker is unreachable is one entry, never a queue), so this also
+    /// bounds the backlog of (un)subscriptions waiting for the broker. A room created
+    /// beyond it gets no channel: its members on this node miss the broadcasts that
+    /// dynamic-mode peers send to that room alone; each such room is counted
+    /// ([`Stats::room_channels_refused`](crate::Stats::room_channels_refused)) and
+    /// logged (one line per 10 s). Default 100 000 ([`DEFAULT_MAX_ROOM_CHANNELS`]).
+    pub fn with_max_room_channels(mut self, max: usize) -> Self {
+        self.max_room_channels = max;
         self
     }
 

@@ -2,10 +2,11 @@
 //!
 //! **What it proves.** A subscription can go deaf without any error (a broker that
 //! dropped the subscription, a half-open connection, a consumer stuck after a
-//! rebalance): the node keeps publishing and looks alive, but no longer receives. The
-//! check proves the whole round trip through the broker: every
-//! `health_check_interval` a node publishes a ping addressed to itself and must receive
-//! it back before the next interval ends.
+//! rebalance, one Redis Cluster slot moved, one RabbitMQ binding deleted): the node keeps
+//! publishing and looks alive, but no longer receives, on every channel or on one. The
+//! check proves the whole round trip through the broker on each kind of channel the node
+//! depends on: every `health_check_interval` a node publishes pings addressed to itself
+//! (see "The pings") and must receive each back before the next interval ends.
 //!
 //! **How often, and the bound.** It runs on the maintenance tick (every
 //! `heartbeat_interval`, at most every second): a ping goes out once per
@@ -17,7 +18,8 @@
 //!
 //! **On failure.** The node asks its transport to resubscribe
 //! ([`Transport::resubscribe`]), counts it in
-//! [`Stats::resubscriptions`](super::Stats::resubscriptions) and logs a warning; the
+//! [`Stats::resubscriptions`](super::Stats::resubscriptions) and logs a warning naming
+//! the kinds of channel whose ping did not come back; the
 //! transport then reports [`TransportEvent::Reconnected`](crate::TransportEvent), so
 //! that a heartbeat node announces itself again. The next ping starts the cycle anew.
 //!
@@ -31,16 +33,26 @@
 //! proof. While a received message waits for the local sockets the proof may be late:
 //! that is slowness, and the node stays ready.
 //!
-//! **Why a self-addressed request.** The ping is a [`Body::BroadcastClientCount`] (a
-//! response every dialect already has) with client count 0, a request id starting with
-//! [`HEALTH_CHECK_ID_PREFIX`] and `reply_to` this node, so it travels the response path
-//! to this node: its own response channel (ClusterAdapter dialect, classic dialect with
-//! specific response channels) or the shared response channel (classic dialect). No new
-//! message type goes on the wire, so every peer (Node.js adapters included) stays
-//! compatible: a peer that receives it routes it by request id, knows no such request
-//! and drops it, and this engine drops any health check id before it counts the sender
-//! as a live node. Only server nodes run the check (a requester has no subscription
-//! whose deafness would go unnoticed: its requests time out).
+//! **The pings.** A round is published under one request id,
+//! `healthcheck-<uid>-<n>` ([`HEALTH_CHECK_ID_PREFIX`]), as:
+//! - on the *main channel* (where broadcasts and requests arrive: the classic broadcast
+//!   pattern, the ClusterAdapter main channel, python-socketio's manager channel, the
+//!   Redis stream), a broadcast of the event [`HEALTH_CHECK_EVENT`] to two rooms no socket
+//!   is in, `<request id>` and `healthcheck-main` (two, so that dynamic subscription modes
+//!   keep it off the per-room channels). A peer that takes it for a broadcast (Node.js,
+//!   python-socketio, another of ours) delivers it to nobody;
+//! - on the *response path* to this node, where the dialect has one on another channel:
+//!   a [`Body::BroadcastClientCount`] of 0 answering its own request id (its own
+//!   response channel in the ClusterAdapter dialects and with specific response
+//!   channels, the shared response channel in the classic dialect). A peer routes it by
+//!   request id, knows no such request and drops it.
+//!
+//! No new message type goes on the wire, so every peer stays compatible. This engine
+//! delivers no ping to sockets; another node's main-channel ping counts as a sign of
+//! life of its sender (as any message does), a client count never does. `sio tail`
+//! does not show pings. The per-room channels of the dynamic modes
+//! are not probed (a node has one per room; their subscriptions live on the same
+//! connections as the main channel's).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -53,23 +65,73 @@ use super::stats::Counters;
 use super::{ClusterCore, Inner, lock};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
+use crate::types::{BroadcastOptions, EventPacket, Room};
 
 /// The request id of every health check ping starts with this, followed by the node id
 /// and a sequence number: `healthcheck-<uid>-<n>`. Any node drops a client count whose
 /// request id starts with it. Part of the wire format: do not change it.
 pub(super) const HEALTH_CHECK_ID_PREFIX: &str = "healthcheck-";
 
+/// The event of the main-channel ping, a broadcast to the rooms `<request id>` and
+/// [`HEALTH_CHECK_ROOM`]. Part of the wire format: do not change it.
+pub(crate) const HEALTH_CHECK_EVENT: &str = "healthcheck";
+
+/// The second room of the main-channel ping (two rooms keep a broadcast off the
+/// per-room channels, on the main channel).
+const HEALTH_CHECK_ROOM: &str = "healthcheck-main";
+
+/// Whether `body` is a main-channel health check ping (of any node): the request id it
+/// carries.
+pub(crate) fn main_ping_id(body: &Body) -> Option<&str> {
+    match body {
+        Body::Broadcast { packet, opts } if packet.event == HEALTH_CHECK_EVENT => opts
+            .rooms
+            .first()
+            .map(Room::as_str)
+            .filter(|r| r.starts_with(HEALTH_CHECK_ID_PREFIX) && opts.rooms.len() == 2),
+        _ => None,
+    }
+}
+
+/// A kind of channel a ping proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// The main channel, where broadcasts and requests arrive: a broadcast to two rooms
+    /// nobody is in.
+    Main,
+    /// The response path to this node: a client count of 0 answering its own request.
+    Response,
+}
+
+impl Probe {
+    fn channel_kind(self) -> &'static str {
+        match self {
+            Probe::Main => "main (broadcasts and requests)",
+            Probe::Response => "response",
+        }
+    }
+}
+
+/// One round of pings, sent together under one request id.
+#[derive(Debug)]
+struct Round {
+    id: RequestId,
+    sent: Instant,
+    /// The probes whose echo has not come back yet.
+    waiting: Vec<Probe>,
+}
+
 /// The state of one node's health check.
 #[derive(Debug, Default)]
 pub(super) struct Health {
-    /// The ping waiting for its echo, and when it was sent.
-    outstanding: Option<(RequestId, Instant)>,
-    /// When the last ping was sent.
+    /// The round waiting for its echoes.
+    outstanding: Option<Round>,
+    /// When the last round was sent.
     last_sent: Option<Instant>,
-    /// Pings sent so far (the last one's sequence number).
+    /// Rounds sent so far (the last one's sequence number).
     seq: u64,
-    /// When the subscription last proved to work (a ping came back), or the engine
-    /// started; `None` before the start.
+    /// When the subscriptions last proved to work (every ping of a round came back), or
+    /// the engine started; `None` before the start.
     proven: Option<Instant>,
 }
 
@@ -78,10 +140,10 @@ pub(super) struct Health {
 pub(super) enum Step {
     /// Nothing to do.
     Wait,
-    /// Publish a ping with this request id.
+    /// Publish a round of pings with this request id.
     Ping(RequestId),
-    /// The last ping went unanswered for a whole interval: resubscribe.
-    Deaf,
+    /// These pings went unanswered for a whole interval: resubscribe.
+    Deaf(Vec<Probe>),
 }
 
 impl Health {
@@ -91,9 +153,9 @@ impl Health {
         match &self.outstanding {
             // a delivery holding the inbound queue delays the echo: not deafness
             Some(_) if delivering => Step::Wait,
-            Some((_, sent)) if now.saturating_duration_since(*sent) >= interval => {
-                self.outstanding = None;
-                Step::Deaf
+            Some(round) if now.saturating_duration_since(round.sent) >= interval => {
+                let missing = self.outstanding.take().map(|r| r.waiting).unwrap_or_default();
+                Step::Deaf(missing)
             }
             Some(_) => Step::Wait,
             None => {
@@ -103,16 +165,29 @@ impl Health {
                 }
                 self.seq += 1;
                 let id = format!("{HEALTH_CHECK_ID_PREFIX}{uid}-{}", self.seq);
-                self.outstanding = Some((id.clone(), now));
+                self.outstanding = Some(Round { id: id.clone(), sent: now, waiting: Vec::new() });
                 self.last_sent = Some(now);
                 Step::Ping(id)
             }
         }
     }
 
-    /// A ping came back at `now`.
-    pub(super) fn echoed(&mut self, request_id: &str, now: Instant) {
-        if self.outstanding.as_ref().is_some_and(|(id, _)| id == request_id) {
+    /// The round's pings are about to be published: wait for an echo of each.
+    pub(super) fn expect(&mut self, probes: &[Probe]) {
+        if let Some(round) = &mut self.outstanding {
+            round.waiting = probes.to_vec();
+        }
+    }
+
+    /// The `probe` ping of round `request_id` came back at `now`; the round proves the
+    /// subscriptions once all its pings did.
+    pub(super) fn echoed(&mut self, request_id: &str, probe: Probe, now: Instant) {
+        let Some(round) = &mut self.outstanding else { return };
+        if round.id != request_id {
+            return;
+        }
+        round.waiting.retain(|p| *p != probe);
+        if round.waiting.is_empty() {
             self.outstanding = None;
             self.proven = Some(now);
         }
@@ -130,9 +205,13 @@ impl Health {
         (silent > interval + interval / 2).then_some(silent)
     }
 
-    /// The ping could not be published: do not hold it against the subscription.
-    pub(super) fn unsent(&mut self) {
-        self.outstanding = None;
+    /// The `probe` ping could not be published: do not hold it against the subscription.
+    pub(super) fn unsent(&mut self, probe: Probe) {
+        let Some(round) = &mut self.outstanding else { return };
+        round.waiting.retain(|p| *p != probe);
+        if round.waiting.is_empty() {
+            self.outstanding = None;
+        }
     }
 }
 
@@ -143,9 +222,10 @@ impl<T: Transport> Inner<T> {
         let step = lock(&self.health).tick(now, interval, delivering, &self.uid);
         match step {
             Step::Wait => {}
-            Step::Deaf => {
+            Step::Deaf(missing) => {
                 Counters::bump(&self.counters.resubscriptions);
-                warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(),
+                let channels: Vec<&str> = missing.iter().map(|p| p.channel_kind()).collect();
+                warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), channels = ?channels,
                       "subscription stopped receiving (health check unanswered), resubscribing");
                 if let Err(e) = self.transport.resubscribe().await {
                     warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), error = %e,
@@ -153,29 +233,64 @@ impl<T: Transport> Inner<T> {
                 }
             }
             Step::Ping(request_id) => {
-                let ping = self.ping(request_id);
-                if let Err(e) = self.publish(&ping).await {
-                    debug!(nsp = %self.nsp, error = %e, "health check ping not published");
-                    lock(&self.health).unsent();
+                let probes = self.probes(&request_id);
+                lock(&self.health).expect(&probes.iter().map(|(p, _)| *p).collect::<Vec<_>>());
+                for (probe, ping) in probes {
+                    if let Err(e) = self.publish(&ping).await {
+                        debug!(nsp = %self.nsp, error = %e, ?probe, "health check ping not published");
+                        lock(&self.health).unsent(probe);
+                    }
                 }
             }
         }
     }
 
-    /// The ping: a client count of 0 answering a request of this node.
-    fn ping(&self, request_id: RequestId) -> Message {
-        self.message(Body::BroadcastClientCount { request_id, count: 0 }).reply_to(Some(self.uid.clone()))
+    /// The pings of a round, one per distinct channel the dialect puts them on: the
+    /// main-channel broadcast, and the response-path client count where the dialect has
+    /// one on another channel (python-socketio's one channel has neither responses nor a
+    /// second channel).
+    fn probes(&self, request_id: &RequestId) -> Vec<(Probe, Message)> {
+        let main = self.message(Body::Broadcast {
+            packet: EventPacket::new(HEALTH_CHECK_EVENT, vec![]),
+            opts: BroadcastOptions::all().to(Room::new(request_id.clone())).to(Room::new(HEALTH_CHECK_ROOM)),
+        });
+        let response = self
+            .message(Body::BroadcastClientCount { request_id: request_id.clone(), count: 0 })
+            .reply_to(Some(self.uid.clone()));
+        let mut channels = Vec::new();
+        let mut probes = Vec::new();
+        for (probe, msg) in [(Probe::Main, main), (Probe::Response, response)] {
+            if let Ok(out) = self.dialect.encode(&msg)
+                && !channels.contains(&out.channel)
+            {
+                channels.push(out.channel);
+                probes.push((probe, msg));
+            }
+        }
+        probes
     }
 
-    /// Takes a received message if it is a health check ping (ours: the subscription
-    /// works); `false` for any other message.
+    /// Takes a received message if it is a health check ping (ours: that subscription
+    /// works; another node's main-channel ping: it is alive, nothing to deliver); `false`
+    /// for any other message.
     pub(super) fn take_ping(&self, msg: &Message) -> bool {
         match &msg.body {
             Body::BroadcastClientCount { request_id, .. } if request_id.starts_with(HEALTH_CHECK_ID_PREFIX) => {
-                lock(&self.health).echoed(request_id, Instant::now());
+                lock(&self.health).echoed(request_id, Probe::Response, Instant::now());
                 true
             }
-            _ => false,
+            body => match main_ping_id(body) {
+                Some(id) => {
+                    match msg.uid.as_deref() {
+                        Some(uid) if uid == self.uid => lock(&self.health).echoed(id, Probe::Main, Instant::now()),
+                        // another node's ping: a sign of life like any message from it
+                        Some(uid) => self.touch(uid, false),
+                        None => {}
+                    }
+                    true
+                }
+                None => false,
+            },
         }
     }
 }

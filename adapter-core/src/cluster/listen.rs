@@ -96,15 +96,15 @@ impl<T: Transport> Listener<T> {
     }
 
     /// The next broadcast of the namespace, an [`Undecodable`] message, or `None` when
-    /// the transport went away. Other messages (requests, answers, heartbeats, other
-    /// namespaces) are skipped.
+    /// the transport went away. Other messages (requests, answers, heartbeats, health
+    /// check pings, other namespaces) are skipped.
     pub async fn next(&mut self) -> Option<Result<Heard, Undecodable>> {
         loop {
             let msg = match self.next_message().await?.1 {
                 Ok(m) => m,
                 Err(bad) => return Some(Err(bad)),
             };
-            if msg.nsp != self.nsp {
+            if msg.nsp != self.nsp || super::health::main_ping_id(&msg.body).is_some() {
                 continue;
             }
             let (packet, opts, with_ack) = match msg.body {

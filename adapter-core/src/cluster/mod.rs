@@ -127,6 +127,7 @@ struct Inner<T: Transport> {
     oversized_warning: Throttle,
     other_namespace_warning: Throttle,
     response_warning: Throttle,
+    room_channel_warning: Throttle,
     counters: Counters,
 }
 
@@ -231,6 +232,7 @@ impl<T: Transport> ClusterCore<T> {
                 oversized_warning: Throttle::default(),
                 other_namespace_warning: Throttle::default(),
                 response_warning: Throttle::default(),
+                room_channel_warning: Throttle::default(),
                 counters: Counters::default(),
             }),
         })

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,20 +26,32 @@ pub(super) struct RoomSubs {
 }
 
 impl RoomSubs {
-    /// Wants `created` and no longer wants `deleted`; `true` if the desired set changed.
+    /// No longer wants `deleted`, then wants `created` (but not what is also in
+    /// `deleted`) while fewer than `max` are wanted: (whether the desired set changed,
+    /// how many created were refused).
     pub(super) fn want(
         &mut self,
         created: impl IntoIterator<Item = String>,
         deleted: impl IntoIterator<Item = String>,
-    ) -> bool {
+        max: usize,
+    ) -> (bool, u64) {
         let mut changed = false;
+        let deleted: Vec<String> = deleted.into_iter().collect();
+        for ch in &deleted {
+            changed |= self.desired.remove(ch);
+        }
+        let mut refused = 0;
         for ch in created {
-            changed |= self.desired.insert(ch);
+            if deleted.contains(&ch) {
+                // created and deleted at once: a change, to nothing
+                changed = true;
+            } else if self.desired.len() < max || self.desired.contains(&ch) {
+                changed |= self.desired.insert(ch);
+            } else {
+                refused += 1;
+            }
         }
-        for ch in deleted {
-            changed |= self.desired.remove(&ch);
-        }
-        changed
+        (changed, refused)
     }
 
     /// What to subscribe to and what to leave, each sorted.
@@ -115,9 +128,18 @@ impl<T: Transport> Inner<T> {
         let channel = |room| self.dialect.room_channel(&self.nsp, room);
         let created = changes.created.iter().filter_map(channel);
         let deleted = changes.deleted.iter().filter_map(channel);
-        let changed = lock(&self.room_subs).want(created, deleted);
+        let max = self.config.max_room_channels;
+        let (changed, refused) = lock(&self.room_subs).want(created, deleted, max);
         if changed {
             self.room_notify.notify_one();
+        }
+        if refused > 0 {
+            let total = self.counters.room_channels_refused.fetch_add(refused, Ordering::Relaxed) + refused;
+            if let Some(held_back) = self.room_channel_warning.check() {
+                warn!(nsp = %self.nsp, refused, total, limit = max, held_back,
+                      "room channel limit reached: rooms created beyond it get no channel, and their members here miss \
+                       room broadcasts from dynamic-mode peers (ClusterConfig::with_max_room_channels, max_room_channels in the URL; one line per 10 s)");
+            }
         }
     }
 

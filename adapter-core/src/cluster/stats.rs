@@ -22,6 +22,7 @@ pub(super) struct Counters {
     pub(super) incomplete_requests: AtomicU64,
     pub(super) evicted_nodes: AtomicU64,
     pub(super) resubscriptions: AtomicU64,
+    pub(super) room_channels_refused: AtomicU64,
     pub(super) round_trips: RoundTripCounts,
 }
 
@@ -118,6 +119,9 @@ pub struct Stats {
     pub room_channels: usize,
     /// Per-room channel (un)subscriptions not yet applied at the broker.
     pub room_channels_pending: usize,
+    /// Rooms that got no per-room channel because the namespace had reached
+    /// [`ClusterConfig::with_max_room_channels`](crate::ClusterConfig::with_max_room_channels).
+    pub room_channels_refused: u64,
     /// Local sockets (0 for a requester).
     pub local_sockets: usize,
     /// Local rooms with members, socket ids included (0 for a requester).
@@ -153,6 +157,7 @@ impl<T: Transport> ClusterCore<T> {
             known_nodes,
             room_channels,
             room_channels_pending,
+            room_channels_refused: c.room_channels_refused.load(Ordering::Relaxed),
             local_sockets,
             local_rooms,
         }

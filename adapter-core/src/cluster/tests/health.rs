@@ -5,9 +5,26 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{HEALTH_CHECK_ID_PREFIX, Health, Step};
+use super::{HEALTH_CHECK_ID_PREFIX, Health, Probe, Step};
+
+const BOTH: [Probe; 2] = [Probe::Main, Probe::Response];
 
 const SEC: Duration = Duration::from_secs(1);
+
+/// A tick of node `n1`; a round it starts waits for both pings.
+fn tick(h: &mut Health, now: Instant, interval: Duration, delivering: bool) -> Step {
+    let step = h.tick(now, interval, delivering, "n1");
+    if matches!(step, Step::Ping(_)) {
+        h.expect(&BOTH);
+    }
+    step
+}
+
+/// Both pings of the round came back at `t`.
+fn echo(h: &mut Health, id: &str, t: Instant) {
+    h.echoed(id, Probe::Main, t);
+    h.echoed(id, Probe::Response, t);
+}
 
 #[test]
 fn the_prefix_is_the_wire_value() {
@@ -19,13 +36,13 @@ fn an_echoed_ping_keeps_the_node_healthy_and_the_next_one_waits_an_interval() {
     let t0 = Instant::now();
     let interval = 10 * SEC;
     let mut h = Health::default();
-    assert_eq!(h.tick(t0, interval, false, "n1"), Step::Ping("healthcheck-n1-1".into()));
-    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait, "waiting for the echo");
-    h.echoed("healthcheck-n1-1", t0);
-    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Wait, "not due yet");
-    assert_eq!(h.tick(t0 + 10 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
-    h.echoed("healthcheck-n1-2", t0);
-    assert_eq!(h.tick(t0 + 30 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-3".into()));
+    assert_eq!(tick(&mut h, t0, interval, false), Step::Ping("healthcheck-n1-1".into()));
+    assert_eq!(tick(&mut h, t0 + SEC, interval, false), Step::Wait, "waiting for the echo");
+    echo(&mut h, "healthcheck-n1-1", t0);
+    assert_eq!(tick(&mut h, t0 + 2 * SEC, interval, false), Step::Wait, "not due yet");
+    assert_eq!(tick(&mut h, t0 + 10 * SEC, interval, false), Step::Ping("healthcheck-n1-2".into()));
+    echo(&mut h, "healthcheck-n1-2", t0);
+    assert_eq!(tick(&mut h, t0 + 30 * SEC, interval, false), Step::Ping("healthcheck-n1-3".into()));
 }
 
 #[test]
@@ -33,39 +50,56 @@ fn a_ping_unanswered_for_an_interval_means_deaf_then_the_cycle_restarts() {
     let t0 = Instant::now();
     let interval = 2 * SEC;
     let mut h = Health::default();
-    assert!(matches!(h.tick(t0, interval, false, "n1"), Step::Ping(_)));
-    assert_eq!(h.tick(t0 + SEC, interval, false, "n1"), Step::Wait);
-    assert_eq!(h.tick(t0 + 2 * SEC, interval, false, "n1"), Step::Deaf);
-    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    assert!(matches!(tick(&mut h, t0, interval, false), Step::Ping(_)));
+    assert_eq!(tick(&mut h, t0 + SEC, interval, false), Step::Wait);
+    assert_eq!(tick(&mut h, t0 + 2 * SEC, interval, false), Step::Deaf(BOTH.to_vec()));
+    assert_eq!(tick(&mut h, t0 + 3 * SEC, interval, false), Step::Ping("healthcheck-n1-2".into()));
 }
 
 #[test]
 fn only_the_outstanding_ping_counts_as_an_echo() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
-    h.echoed("healthcheck-other-1", t0);
-    h.echoed("healthcheck-n1-0", t0);
-    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Deaf);
+    let _ = tick(&mut h, t0, SEC, false);
+    echo(&mut h, "healthcheck-other-1", t0);
+    echo(&mut h, "healthcheck-n1-0", t0);
+    assert_eq!(tick(&mut h, t0 + SEC, SEC, false), Step::Deaf(BOTH.to_vec()));
+}
+
+#[test]
+fn a_round_proves_the_subscriptions_only_when_every_ping_came_back() {
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let mut h = Health::default();
+    h.started(t0);
+    let _ = tick(&mut h, t0, interval, false);
+    h.echoed("healthcheck-n1-1", Probe::Response, t0 + SEC);
+    assert_eq!(tick(&mut h, t0 + 2 * SEC, interval, false), Step::Deaf(vec![Probe::Main]), "the main channel is deaf");
+    assert_eq!(h.unproven(t0 + 4 * SEC, interval), Some(4 * SEC), "half a round proves nothing");
+    let _ = tick(&mut h, t0 + 4 * SEC, interval, false);
+    h.unsent(Probe::Response);
+    h.echoed("healthcheck-n1-2", Probe::Main, t0 + 5 * SEC);
+    assert_eq!(h.unproven(t0 + 7 * SEC, interval), None, "what was sent came back");
 }
 
 #[test]
 fn a_pending_local_delivery_postpones_the_verdict() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
-    assert_eq!(h.tick(t0 + 5 * SEC, SEC, true, "n1"), Step::Wait, "the echo may be queued behind the delivery");
-    assert_eq!(h.tick(t0 + 6 * SEC, SEC, false, "n1"), Step::Deaf);
+    let _ = tick(&mut h, t0, SEC, false);
+    assert_eq!(tick(&mut h, t0 + 5 * SEC, SEC, true), Step::Wait, "the echo may be queued behind the delivery");
+    assert_eq!(tick(&mut h, t0 + 6 * SEC, SEC, false), Step::Deaf(BOTH.to_vec()));
 }
 
 #[test]
 fn a_ping_that_could_not_be_published_is_not_held_against_the_subscription() {
     let t0 = Instant::now();
     let mut h = Health::default();
-    let _ = h.tick(t0, SEC, false, "n1");
-    h.unsent();
-    assert_eq!(h.tick(t0 + SEC / 2, SEC, false, "n1"), Step::Wait, "not due yet");
-    assert_eq!(h.tick(t0 + SEC, SEC, false, "n1"), Step::Ping("healthcheck-n1-2".into()));
+    let _ = tick(&mut h, t0, SEC, false);
+    h.unsent(Probe::Main);
+    h.unsent(Probe::Response);
+    assert_eq!(tick(&mut h, t0 + SEC / 2, SEC, false), Step::Wait, "not due yet");
+    assert_eq!(tick(&mut h, t0 + SEC, SEC, false), Step::Ping("healthcheck-n1-2".into()));
 }
 
 #[test]
@@ -77,10 +111,10 @@ fn the_subscription_counts_as_unproven_after_one_and_a_half_intervals_without_an
     h.started(t0);
     assert_eq!(h.unproven(t0 + 15 * SEC, interval), None);
     assert_eq!(h.unproven(t0 + 16 * SEC, interval), Some(16 * SEC));
-    let _ = h.tick(t0 + 16 * SEC, interval, false, "n1");
-    h.echoed("healthcheck-n1-1", t0 + 17 * SEC);
+    let _ = tick(&mut h, t0 + 16 * SEC, interval, false);
+    echo(&mut h, "healthcheck-n1-1", t0 + 17 * SEC);
     assert_eq!(h.unproven(t0 + 30 * SEC, interval), None, "the echo proved it again");
-    h.echoed("healthcheck-n1-1", t0 + 40 * SEC);
+    echo(&mut h, "healthcheck-n1-1", t0 + 40 * SEC);
     assert_eq!(h.unproven(t0 + 40 * SEC, interval), Some(23 * SEC), "an echo already taken proves nothing");
 }
 
@@ -91,35 +125,87 @@ mod over_memory {
 
     use tokio::sync::mpsc;
 
+    use super::super::super::test_support::ev;
     use super::super::super::test_support::{node, settle};
     use crate::cluster::NotReady;
-    use crate::dialect::{Dialect, NodeRedisDialect};
+    use crate::dialect::{Dialect, NodeClusterDialect, NodeRedisDialect, PythonDialect};
     use crate::memory::MemoryHub;
-    use crate::{Adapter, Channel, ClusterAdapter, ClusterConfig, Transport, TransportEvent};
+    use crate::{Adapter, BroadcastOptions, Channel, ClusterAdapter, ClusterConfig, Transport, TransportEvent};
 
     fn config() -> ClusterConfig {
         ClusterConfig::default().with_health_check_interval(Some(Duration::from_secs(2)))
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_ping_is_a_self_addressed_client_count_of_zero_on_the_response_channel() {
+    async fn a_round_is_a_broadcast_to_nobody_on_the_main_channel_and_a_client_count_on_the_response_channel() {
         let hub = MemoryHub::counting();
         let spy = hub.transport();
         let (tx, mut rx) = mpsc::channel(16);
-        spy.subscribe(&[Channel::Exact("socket.io-response#/#".into())], tx).await.expect("spy");
+        let channels = [Channel::Exact("socket.io#/#".into()), Channel::Exact("socket.io-response#/#".into())];
+        spy.subscribe(&channels, tx).await.expect("spy");
         let dialect: Arc<dyn Dialect> = Arc::new(NodeRedisDialect::default());
         let a = node(&hub, dialect, "A", config()).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let Ok(TransportEvent::Message { channel, payload }) = rx.try_recv() else { panic!("no ping published") };
-        assert_eq!(channel, "socket.io-response#/#");
-        let expected = format!(r#"{{"type":8,"requestId":"healthcheck-{}-1","clientCount":0}}"#, a.adapter.node_id());
-        assert_eq!(std::str::from_utf8(&payload).expect("utf-8"), expected);
-        // the node hears its own ping: no resubscription, ever
+        let mut got = Vec::new();
+        while let Ok(TransportEvent::Message { channel, payload }) = rx.try_recv() {
+            got.push((channel, payload));
+        }
+        let uid = a.adapter.node_id();
+        let [(main, broadcast), (response, count)] = got.as_slice() else { panic!("two pings: {got:?}") };
+        assert_eq!(main, "socket.io#/#");
+        let decoded = NodeRedisDialect::default().decode(main, broadcast).expect("a classic broadcast");
+        assert_eq!(decoded.uid.as_deref(), Some(uid));
+        let crate::message::Body::Broadcast { packet, opts } = decoded.body else { panic!("{decoded:?}") };
+        assert_eq!(packet.event, "healthcheck");
+        let rooms: Vec<&str> = opts.rooms.iter().map(crate::Room::as_str).collect();
+        assert_eq!(rooms, [format!("healthcheck-{uid}-1").as_str(), "healthcheck-main"]);
+        assert_eq!(response, "socket.io-response#/#");
+        let expected = format!(r#"{{"type":8,"requestId":"healthcheck-{uid}-1","clientCount":0}}"#);
+        assert_eq!(std::str::from_utf8(count).expect("utf-8"), expected);
+        // the node hears its own pings: no resubscription, ever
         tokio::time::sleep(Duration::from_secs(20)).await;
         let stats = a.adapter.stats();
         assert_eq!(stats.resubscriptions, 0);
         assert_eq!(stats.known_nodes, 0, "a ping does not make its sender a known node");
-        assert!(stats.published >= 10, "a ping every 2 s: {stats:?}");
+        assert!(stats.published >= 18, "two pings every 2 s: {stats:?}");
+        assert_eq!(a.sockets.got("healthcheck"), Vec::<String>::new(), "delivered to nobody");
+    }
+
+    /// One subscription of two lost (a Redis Cluster slot moved, a RabbitMQ binding
+    /// deleted): the response ping still comes back, the main one does not.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_deaf_on_its_main_channel_only_resubscribes_and_hears_again() {
+        let hub = MemoryHub::counting();
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
+        let a = node(&hub, dialect.clone(), "A", config()).await;
+        let b = node(&hub, dialect, "B", config()).await;
+        b.adapter.add_all("b1", &[]);
+        settle().await;
+        b.transport.deafen_to("socket.io#/#");
+        a.adapter.broadcast(ev("lost"), BroadcastOptions::all()).await.expect("broadcast");
+        settle().await;
+        assert!(b.sockets.got("lost").is_empty(), "deaf to broadcasts");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(b.adapter.stats().resubscriptions, 1, "detected once, repaired");
+        assert_eq!(a.adapter.stats().resubscriptions, 0, "the healthy node is left alone");
+        a.adapter.broadcast(ev("heard"), BroadcastOptions::all()).await.expect("broadcast");
+        settle().await;
+        assert_eq!(b.sockets.got("heard"), ["b1"]);
+    }
+
+    /// python-socketio's one channel has no responses: the main-channel ping alone proves
+    /// it, and the node stays ready.
+    #[tokio::test(start_paused = true)]
+    async fn a_python_dialect_node_proves_its_channel_and_stays_ready() {
+        let hub = MemoryHub::new();
+        let dialect: Arc<dyn Dialect> = Arc::new(PythonDialect::default());
+        let a = node(&hub, dialect, "A", config()).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(a.adapter.core().readiness(), Ok(()));
+        a.transport.deafen();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(a.adapter.stats().resubscriptions, 1, "deafness detected by the main-channel ping");
+        assert_eq!(a.adapter.core().readiness(), Ok(()), "heard again after the resubscription");
     }
 
     #[tokio::test(start_paused = true)]
