@@ -35,6 +35,10 @@ pub(crate) struct SubState {
     pub(crate) consumer_errors: AtomicU64,
     /// The channel of records without a channel header (python-socketio's layout).
     pub(crate) bare_channel: Option<String>,
+    /// librdkafka's last word on a failed broker connection (TLS handshake, SASL, ...):
+    /// a failed connect names it, since the request that failed only says "transport
+    /// failure".
+    pub(crate) last_broker_error: Mutex<Option<String>>,
 }
 
 /// librdkafka callbacks: logs go to `tracing`; "all brokers down" wakes the supervisor.
@@ -54,6 +58,13 @@ impl Ctx {
 
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if fac == "FAIL"
+            && let Some(state) = self.state.upgrade()
+        {
+            // a broker connection failed, and why (reported by `error` too, but not always
+            // before the request waiting on it gives up)
+            *lock(&state.last_broker_error) = Some(message.to_owned());
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -70,6 +81,9 @@ impl ClientContext for Ctx {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
             debug!(role = self.role, error = %error, "librdkafka: {reason}");
+            if let Some(state) = self.state.upgrade() {
+                *lock(&state.last_broker_error) = Some(reason.to_owned());
+            }
             return;
         }
         // reported again on every failed reconnect round: log the first of a burst only

@@ -1,6 +1,6 @@
 //! Errors of the Kafka transport.
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// What went wrong talking to Kafka.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,17 @@ pub enum KafkaTransportError {
         /// The timeout.
         timeout_ms: u64,
     },
+    /// A librdkafka call failed after the broker refused or dropped the connection: the
+    /// TLS handshake or the SASL authentication failed, or the broker is unreachable.
+    #[error("kafka {op} failed: {error} (broker connection: {reason})")]
+    Connection {
+        /// What was attempted.
+        op: String,
+        /// The error of the call.
+        error: String,
+        /// librdkafka's last word on the broker connection.
+        reason: String,
+    },
     /// The transport was shut down.
     #[error("the Kafka transport is shut down")]
     Closed,
@@ -42,5 +53,28 @@ pub enum KafkaTransportError {
 impl KafkaTransportError {
     pub(crate) fn kafka(op: impl Into<String>, source: KafkaError) -> Self {
         KafkaTransportError::Kafka { op: op.into(), source }
+    }
+
+    /// With librdkafka's last word on the broker connection, when the call failed for
+    /// want of a broker (a transport failure or a timeout says nothing of why).
+    pub(crate) fn because(self, reason: Option<String>) -> Self {
+        match (self, reason) {
+            (KafkaTransportError::Kafka { op, source }, Some(reason))
+                if source.rdkafka_error_code().is_some_and(|c| {
+                    matches!(
+                        c,
+                        RDKafkaErrorCode::BrokerTransportFailure
+                            | RDKafkaErrorCode::AllBrokersDown
+                            | RDKafkaErrorCode::OperationTimedOut
+                            | RDKafkaErrorCode::Authentication
+                            | RDKafkaErrorCode::SaslAuthenticationFailed
+                            | RDKafkaErrorCode::SSL
+                    )
+                }) =>
+            {
+                KafkaTransportError::Connection { op, error: source.to_string(), reason: reason.trim_end().to_owned() }
+            }
+            (e, _) => e,
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use socketio_adapter_core::dialect::{Dialect, SubscriptionMode};
 pub use socketio_adapter_core::options::Password;
 use socketio_adapter_core::options::{
@@ -42,7 +43,8 @@ pub const DEFAULT_PARTITIONS: i32 = 4;
 /// and the options every transport shares (socketio_adapter_core::options):
 ///   prefix=socket.io               channel prefix of the node-cluster dialect
 ///   request_timeout_ms=5000        cluster request timeout (fetch sockets, acks)
-///   connect_timeout_ms=5000        metadata and topic creation at connect
+///   connect_timeout_ms=5000        metadata and topic creation at connect (one broker
+///                                  connection may take half of it: TCP, TLS, SASL)
 ///   subscription_mode=static       static, dynamic or dynamic-private (see the dialect)
 ///   heartbeat_interval_ms, heartbeat_timeout_ms   cluster heartbeats
 ///   dialect=python&channel=socketio   python-socketio's KafkaManager layout: the topic is the
@@ -291,6 +293,11 @@ impl KafkaOptions {
     /// Properties shared by every client of this transport.
     pub(crate) fn base_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
+        // at least warnings, whatever the `log` crate's level (none without a logger): the
+        // transport keeps the last broker connection failure they report, for its errors
+        if (c.log_level as i32) < (RDKafkaLogLevel::Warning as i32) {
+            c.set_log_level(RDKafkaLogLevel::Warning);
+        }
         c.set("bootstrap.servers", self.brokers.join(","))
             .set("client.id", &self.client_id)
             .set("allow.auto.create.topics", "false")
@@ -298,7 +305,10 @@ impl KafkaOptions {
             .set("reconnect.backoff.ms", "50")
             .set("reconnect.backoff.max.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "10000")
-            .set("socket.connection.setup.timeout.ms", self.connect_timeout.as_millis().to_string());
+            // shorter than the connect timeout, so that a connection attempt that hangs (a TLS
+            // handshake with a plaintext listener) fails, with its reason, before connecting
+            // gives up (librdkafka's minimum is 1 s, and it checks once a second)
+            .set("socket.connection.setup.timeout.ms", self.setup_timeout().as_millis().to_string());
         if let Some(p) = &self.security_protocol {
             c.set("security.protocol", p);
         } else if self.username.is_some() {
@@ -319,6 +329,11 @@ impl KafkaOptions {
             c.set("ssl.ca.location", ca);
         }
         c
+    }
+
+    /// How long one broker connection may take to set up (TCP, TLS, SASL).
+    fn setup_timeout(&self) -> Duration {
+        (self.connect_timeout / 2).max(Duration::from_secs(1))
     }
 
     pub(crate) fn producer_config(&self) -> ClientConfig {
@@ -480,6 +495,42 @@ mod tests {
         assert_eq!(o.connect_timeout, Duration::from_secs(5));
         let err = KafkaOptions::parse("kafka://u:hunter2@h?idempotence=maybe").unwrap_err().to_string();
         assert!(err.contains("not a boolean") && !err.contains("hunter2"), "{err}");
+    }
+
+    /// Issue 16: what the URL's TLS and SASL options become in every client's librdkafka
+    /// configuration (the test broker, tansu 0.6, has no TLS listener and no SASL user
+    /// that can log in, so this is where the rest of the path is checked).
+    #[cfg(feature = "ssl")]
+    #[test]
+    fn tls_and_sasl_reach_every_client_config() {
+        let o = KafkaOptions::parse(
+            "kafka://app:s%40cret@k1:9093?security_protocol=sasl_ssl&sasl_mechanism=SCRAM-SHA-512\
+             &ssl_ca_location=/etc/ca.pem",
+        )
+        .unwrap();
+        for c in [o.base_config(), o.producer_config(), o.consumer_config("g")] {
+            assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+            assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+            assert_eq!((c.get("sasl.username"), c.get("sasl.password")), (Some("app"), Some("s@cret")));
+            assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        }
+        assert!(!format!("{o:?}").contains("s@cret"));
+
+        // TLS without SASL: no SASL property at all
+        let o = KafkaOptions::parse("kafka://k1?security_protocol=ssl&ssl_ca_location=/ca.pem").unwrap();
+        let c = o.producer_config();
+        assert_eq!((c.get("security.protocol"), c.get("ssl.ca.location")), (Some("ssl"), Some("/ca.pem")));
+        assert_eq!((c.get("sasl.mechanism"), c.get("sasl.username"), c.get("sasl.password")), (None, None, None));
+
+        // plaintext by default, and credentials alone mean SASL/PLAIN without TLS
+        assert_eq!(KafkaOptions::parse("kafka://k1").unwrap().base_config().get("security.protocol"), None);
+        let c = KafkaOptions::parse("kafka://u:p@k1?sasl_mechanism=SCRAM-SHA-256").unwrap().consumer_config("g");
+        assert_eq!(
+            (c.get("security.protocol"), c.get("sasl.mechanism")),
+            (Some("sasl_plaintext"), Some("SCRAM-SHA-256"))
+        );
+        let err = KafkaOptions::parse("kafka://u:hunter2@k1?security_protocol=tls").unwrap_err().to_string();
+        assert!(err.contains("unknown security_protocol") && !err.contains("hunter2"), "{err}");
     }
 
     #[cfg(not(feature = "ssl"))]

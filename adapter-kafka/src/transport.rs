@@ -142,6 +142,19 @@ impl Core {
         Ok(())
     }
 
+    /// Why the last broker connection failed, waiting up to a second for librdkafka to say
+    /// (its connection timeouts are checked once a second).
+    async fn last_broker_error(&self) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let reason = lock(&self.sub.last_broker_error).take();
+            if reason.is_some() || tokio::time::Instant::now() >= deadline {
+                return reason;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), KafkaTransportError> {
         let topic = &self.opts.topic;
         let key = routing_key(&self.opts.prefix, channel);
@@ -202,6 +215,7 @@ impl KafkaTransport {
             last_outage_log: Mutex::new(None),
             consumer_errors: AtomicU64::new(0),
             bare_channel: opts.bare_channel().map(str::to_owned),
+            last_broker_error: Mutex::new(None),
         });
         let producer = new_producer(opts, &sub)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -214,7 +228,10 @@ impl KafkaTransport {
             consuming: tokio::sync::Mutex::new(false),
             shutdown: shutdown_rx,
         });
-        let partitions = core.ensure_topic().await?;
+        let partitions = match core.ensure_topic().await {
+            Ok(n) => n,
+            Err(e) => return Err(e.because(core.last_broker_error().await)),
+        };
         info!(broker = %opts.describe(), partitions, "Kafka transport connected");
         Ok(KafkaTransport { inner: Arc::new(Inner { core, _shutdown: shutdown }) })
     }

@@ -13,6 +13,8 @@ pub mod recorder;
 pub mod redis_cluster;
 pub mod sio_node;
 pub mod stall;
+pub mod tansu;
+pub mod tls;
 pub mod wire;
 
 pub use socketio_adapter_core::conformance_suite;

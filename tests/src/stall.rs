@@ -38,8 +38,8 @@ pub struct StallCase {
     /// The cluster request timeout of the nodes (`request_timeout_ms`).
     pub request_timeout: Duration,
     /// What one publish may take on the stalled broker (its command timeout and a margin):
-    /// also what a request may take before its own timeout starts (counting the servers
-    /// and publishing the request).
+    /// also what a request may take before its own timeout starts (counting the servers;
+    /// publishing the request is within its timeout).
     pub publish_bound: Duration,
     /// From `resume` to every node receiving again.
     pub recovery_bound: Duration,

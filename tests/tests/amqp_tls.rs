@@ -6,56 +6,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use socketio_adapter_amqp::{AmqpOptions, AmqpTransport};
 use socketio_adapter_core::{Channel, Transport, TransportEvent};
-use socketio_cluster_tests::rabbitmq::{PrivateRabbitMq, find};
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
+use socketio_cluster_tests::tls::PrivateCa;
 
 /// Makes a CA and a server certificate in `dir`; the config of a TLS-only listener.
 fn tls_config(dir: &Path, port: u16) -> String {
-    let openssl = find("openssl");
-    let d = |f: &str| dir.join(f).display().to_string();
-    run(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]).args([
-        "-keyout",
-        &d("ca.key"),
-        "-out",
-        &d("ca.pem"),
-        "-subj",
-        "/CN=socketio-adapter-amqp test CA",
-    ]));
-    run(Command::new(&openssl).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"]).args([
-        "-keyout",
-        &d("server.key"),
-        "-out",
-        &d("server.csr"),
-    ]));
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    run(Command::new(&openssl).args(["x509", "-req", "-days", "2", "-CAcreateserial"]).args([
-        "-in",
-        &d("server.csr"),
-        "-CA",
-        &d("ca.pem"),
-        "-CAkey",
-        &d("ca.key"),
-        "-out",
-        &d("server.pem"),
-        "-extfile",
-        &d("ext.cnf"),
-    ]));
+    let tls = PrivateCa::generate_in(dir);
     format!(
         "listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:{port}\nssl_options.cacertfile = {}\n\
          ssl_options.certfile = {}\nssl_options.keyfile = {}\nssl_options.verify = verify_none\n\
          ssl_options.fail_if_no_peer_cert = false\n",
-        d("ca.pem"),
-        d("server.pem"),
-        d("server.key")
+        tls.ca().display(),
+        tls.server_cert().display(),
+        tls.server_key().display()
     )
 }
 

@@ -15,6 +15,7 @@ use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::rabbitmq::PrivateRabbitMq;
 use socketio_cluster_tests::redis_cluster::PrivateCluster;
 use socketio_cluster_tests::stall::{STALL, StallCase, stalled_broker_under_traffic};
+use socketio_cluster_tests::tansu::PrivateTansu;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(2000);
 
@@ -76,4 +77,37 @@ async fn a_stalled_rabbitmq_under_traffic() {
         recovery_bound: Duration::from_secs(15),
     };
     stalled_broker_under_traffic(&case, async || rabbit.signal("STOP"), async || rabbit.signal("CONT")).await;
+}
+
+/// The Kafka broker (a private tansu) stalls. A publish waits for the broker up to
+/// `message_timeout_ms` (3 s here), then the transport checks the topic (a metadata
+/// request, up to `connect_timeout_ms`, 2 s); a cluster request's timeout bounds its own
+/// publish, so a request ends at its timeout (asserted more tightly than the shared bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_kafka_broker_under_traffic() {
+    const MESSAGE_TIMEOUT_MS: u64 = 3000;
+    const CONNECT_TIMEOUT_MS: u64 = 2000;
+    let broker = PrivateTansu::start(free_port()).await;
+    let case = StallCase {
+        broker: "Kafka".into(),
+        url: format!(
+            "kafka://{}?prefix={}&message_timeout_ms={MESSAGE_TIMEOUT_MS}&connect_timeout_ms={CONNECT_TIMEOUT_MS}\
+             &heartbeat_interval_ms=1000",
+            broker.brokers(),
+            prefix("stall")
+        ),
+        request_timeout: REQUEST_TIMEOUT,
+        // the message timeout, the topic check after it, and a margin
+        publish_bound: Duration::from_millis(MESSAGE_TIMEOUT_MS + CONNECT_TIMEOUT_MS + 2000),
+        recovery_bound: Duration::from_secs(15),
+    };
+    let figures =
+        stalled_broker_under_traffic(&case, async || broker.signal("STOP").await, async || broker.signal("CONT").await)
+            .await;
+    let bound = REQUEST_TIMEOUT + Duration::from_secs(1);
+    assert!(
+        figures.request < bound,
+        "Kafka: the request took {:?}, over its timeout and a margin ({bound:?})",
+        figures.request
+    );
 }

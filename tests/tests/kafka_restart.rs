@@ -4,8 +4,6 @@
 //! each other again, and nothing is delivered twice.
 #![allow(clippy::print_stderr)] // progress lines for the test log
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,34 +11,9 @@ use socketio_adapter_core::dialect::Dialect;
 use socketio_adapter_core::{Adapter, BroadcastOptions, Channel, EventPacket, Transport, TransportEvent};
 use socketio_adapter_kafka::{KafkaOptions, KafkaTransport};
 use socketio_cluster_tests::conformance::{Backend, converge, eventually, node, prefix, run};
-use socketio_cluster_tests::node::{free_port, wait_for_port};
+use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::recorder::sid;
-use tokio::process::{Child, Command};
-
-/// The tansu binary `scripts/services.sh` installs (or `$TANSU_BIN`).
-fn tansu_bin() -> PathBuf {
-    std::env::var_os("TANSU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/bin/tansu"))
-}
-
-/// Starts tansu on `port` and waits until it accepts connections.
-async fn start_tansu(port: u16) -> Child {
-    let bin = tansu_bin();
-    assert!(bin.exists(), "{} is missing: run scripts/services.sh up kafka", bin.display());
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&bin)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start tansu");
-    wait_for_port(port, Duration::from_secs(30), "tansu").await;
-    child
-}
+use socketio_cluster_tests::tansu::PrivateTansu;
 
 /// The private broker; short timeouts so that an outage is noticed and bridged quickly.
 struct Private {
@@ -87,7 +60,7 @@ async fn broadcasts_flow_again_after_a_broker_outage() {
 async fn restart(downtime: Duration) {
     run(async {
         let backend = Private { port: free_port() };
-        let mut broker = start_tansu(backend.port).await;
+        let mut broker = PrivateTansu::start(backend.port).await;
         let prefix = prefix("restart");
         let nodes = [node(&backend, &prefix, "/", "A").await, node(&backend, &prefix, "/", "B").await];
         nodes[0].adapter.add_all(&sid("a1"), &[]);
@@ -109,11 +82,11 @@ async fn restart(downtime: Duration) {
         emitter.publish(&probe, b"e-0".to_vec().into()).await.expect("publish");
         assert_eq!(next_message(&mut heard).await, "e-0");
 
-        broker.kill().await.expect("kill tansu");
+        broker.stop().await;
         let down = tokio::time::Instant::now();
         // the outage itself (not a wait for a result)
         tokio::time::sleep(downtime).await;
-        broker = start_tansu(backend.port).await;
+        broker.restart().await;
         eprintln!("tansu restarted after {:?}", down.elapsed());
 
         // publish from both sides until each side receives the other's broadcast
@@ -192,7 +165,7 @@ async fn restart(downtime: Duration) {
         eprintln!("the emitter publishes again {:?} after the restart", down.elapsed());
         assert!(!emitter.is_consuming().await, "a publish-only transport started a consumer");
         drop(nodes);
-        broker.kill().await.expect("kill tansu");
+        broker.stop().await;
     })
     .await
 }

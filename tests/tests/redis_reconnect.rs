@@ -16,6 +16,7 @@ use socketio_cluster_tests::node::free_port;
 use socketio_cluster_tests::private_redis::PrivateRedis;
 use socketio_cluster_tests::recorder::{Recorder, sid};
 use socketio_cluster_tests::redis_cluster::{assign_slot, cluster_nodes, keyslot, live_masters};
+use socketio_cluster_tests::tls::PrivateCa;
 use socketio_cluster_tests::{env, redis_cluster_url};
 use std::sync::Arc;
 
@@ -178,75 +179,14 @@ async fn sharded_server_restarted() {
     run(server_restarted("&mode=sharded&subscription_mode=dynamic")).await
 }
 
-/// Runs `openssl` with `args` in `dir`.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// `rediss://` with `tls_ca_file`: a cluster over a TLS-only redis-server, and the same
 /// URL without the private CA fails with a certificate error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca() {
     run(async {
-        let dir = std::env::temp_dir().join(format!("sio-tls-{:08x}", fastrand::u32(..)));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=sio-test-ca",
-            ],
-        );
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("ext");
-        openssl(
-            &dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "ext",
-            ],
-        );
+        let tls = PrivateCa::generate();
         let port = free_port();
-        let (crt, key, ca) = (dir.join("server.crt"), dir.join("server.key"), dir.join("ca.crt"));
+        let (crt, key, ca) = (tls.server_cert(), tls.server_key(), tls.ca());
         let redis = PrivateRedis::start_with(
             port,
             &[
@@ -277,7 +217,6 @@ async fn tls_with_a_private_ca() {
             .expect_err("the server certificate is not signed by a web root");
         assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
         drop(redis);
-        let _ = std::fs::remove_dir_all(&dir);
     })
     .await
 }

@@ -281,7 +281,14 @@ impl<T: Transport> ClusterCore<T> {
                 let reg = inner.pending.register(|| inner.dialect.new_node_id())?;
                 let body = Body::BroadcastWithAck { request_id: reg.id.clone(), packet, opts };
                 let msg = Message::new(Some(inner.uid.clone()), inner.nsp.clone(), body);
-                inner.publish(&msg).await?;
+                // bounded by the timeout too (see `Inner::request`): a stalled broker ends
+                // the stream at its timeout with the local acks
+                match tokio::time::timeout_at(deadline, inner.publish(&msg)).await {
+                    Ok(published) => published?,
+                    Err(_) => tracing::warn!(node = %inner.uid, nsp = %inner.nsp,
+                        broker = %inner.transport.describe(), ?timeout,
+                        "the broker did not take the broadcast with acks within its timeout"),
+                }
                 (Some(reg), collector)
             } else {
                 (None, collector)

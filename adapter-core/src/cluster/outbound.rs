@@ -101,7 +101,10 @@ impl<T: Transport> Inner<T> {
     }
 
     /// Publishes the request `make` builds around a fresh id and hands each answer to
-    /// `accept` until every expected node answered (or left), or `timeout` passes.
+    /// `accept` until every expected node answered (or left), or `timeout` passes. The
+    /// timeout bounds the publish too: a broker that does not take the request in time
+    /// (stalled) ends it at its timeout, incomplete, however long the transport would
+    /// have waited (Kafka: `message_timeout_ms`).
     pub(super) async fn request(
         self: &Arc<Self>,
         make: impl FnOnce(RequestId) -> Body,
@@ -118,8 +121,12 @@ impl<T: Transport> Inner<T> {
         let mut reg = self.pending.register(|| self.dialect.new_node_id())?;
         let msg = self.message(make(reg.id.clone()));
         let started = Instant::now();
-        self.publish(&msg).await?;
         let deadline = deadline_after(timeout);
+        match tokio::time::timeout_at(deadline, self.publish(&msg)).await {
+            Ok(published) => published?,
+            Err(_) => warn!(node = %self.uid, nsp = %self.nsp, broker = %self.transport.describe(), operation,
+                            ?timeout, "the broker did not take the request within its timeout"),
+        }
         let total = expect.total();
         let shortfall = reg.collect(expect, deadline, operation, accept).await;
         self.counters.round_trips.record(started.elapsed());
