@@ -88,7 +88,8 @@ pub mod socketioxide;
 
 pub use adapter::{AckResponse, AckStream, Adapter, Gathered};
 pub use cluster::{
-    ClusterAdapter, ClusterConfig, ClusterCore, DEFAULT_MAX_MESSAGE_SIZE, Membership, NotReady, RoundTrips, Stats,
+    ClusterAdapter, ClusterConfig, ClusterCore, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ROOM_CHANNELS, Membership,
+    NotReady, RoundTrips, Stats,
 };
 pub use dialect::Dialect;
 pub use error::{AdapterError, DecodeError, DialectError, Shortfall, error_chain};

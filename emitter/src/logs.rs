@@ -34,7 +34,9 @@ const QUIET_BY_DEFAULT: &str = "lapin=off";
 
 /// Installs the global subscriber: lines on stderr in `format`, filtered by the first of
 /// `env_vars` that holds a valid filter (`RUST_LOG` syntax), else by `default_filter`
-/// (and [`QUIET_BY_DEFAULT`]). Does nothing if a subscriber is already installed.
+/// with `lapin=off` added (lapin logs several ERROR lines of its own for what the AMQP
+/// transport reports in one; name `lapin` in the environment filter to see them). Does
+/// nothing if a subscriber is already installed.
 pub fn init_logs(format: LogFormat, env_vars: &[&str], default_filter: &str) {
     let filter = env_vars
         .iter()

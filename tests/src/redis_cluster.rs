@@ -83,7 +83,7 @@ async fn connect(addr: &str) -> Result<redis::aio::MultiplexedConnection, String
     client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| format!("{addr}: {e}"))
 }
 
-/// Runs `args` on the node at `addr`, bounded by [`NODE_COMMAND_TIMEOUT`].
+/// Runs `args` on the node at `addr`, bounded by `NODE_COMMAND_TIMEOUT` (2 s).
 pub async fn node_command<T: redis::FromRedisValue>(addr: &str, args: &[&str]) -> Result<T, String> {
     let mut c = connect(addr).await?;
     let mut cmd = redis::cmd(args[0]);

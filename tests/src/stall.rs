@@ -60,20 +60,14 @@ pub struct StallFigures {
     pub recovery: Duration,
 }
 
-/// Runs `case`: see the module documentation.
-pub async fn stalled_broker_under_traffic(
-    case: &StallCase,
-    stop: impl AsyncFnOnce(),
-    resume: impl AsyncFnOnce(),
-) -> StallFigures {
-    let StallCase { broker, url, request_timeout, publish_bound, recovery_bound } = case;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let url = format!("{url}{sep}request_timeout_ms={}", request_timeout.as_millis());
+/// Three `sio-node` (A, B, C) on the cluster at `url`, and a Node.js peer holding one
+/// socket.io client on each (named a, b, c).
+pub async fn three_nodes_with_clients(url: &str) -> ([SioNode; 3], NodePeer) {
     let bin = workspace_bin("sio-node");
     let nodes = [
-        SioNode::start(&bin, "A", &url).await,
-        SioNode::start(&bin, "B", &url).await,
-        SioNode::start(&bin, "C", &url).await,
+        SioNode::start(&bin, "A", url).await,
+        SioNode::start(&bin, "B", url).await,
+        SioNode::start(&bin, "C", url).await,
     ];
     let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
     c.call(
@@ -85,6 +79,19 @@ pub async fn stalled_broker_under_traffic(
         ]}),
     )
     .await;
+    (nodes, c)
+}
+
+/// Runs `case`: see the module documentation.
+pub async fn stalled_broker_under_traffic(
+    case: &StallCase,
+    stop: impl AsyncFnOnce(),
+    resume: impl AsyncFnOnce(),
+) -> StallFigures {
+    let StallCase { broker, url, request_timeout, publish_bound, recovery_bound } = case;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}request_timeout_ms={}", request_timeout.as_millis());
+    let (nodes, mut c) = three_nodes_with_clients(&url).await;
     let io = Emitter::connect(&url).await.expect("emitter");
     io.emit("before", ()).await.expect("emit");
     c.wait_got("before", &["a", "b", "c"], Duration::from_secs(10)).await;

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use socketio_cluster_tests::conformance::prefix;
-use socketio_cluster_tests::node::NodePeer;
 use socketio_cluster_tests::redis_cluster::PrivateCluster;
-use socketio_cluster_tests::sio_node::{SioNode, workspace_bin};
+use socketio_cluster_tests::stall::three_nodes_with_clients;
 use socketio_emitter::Emitter;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,22 +40,7 @@ async fn failover(mode: &str, room: Option<&str>) {
     let prefix = prefix("failover");
     let url =
         format!("{}?mode=sharded&subscription_mode={mode}&prefix={prefix}&request_timeout_ms=2000", cluster.url());
-    let bin = workspace_bin("sio-node");
-    let nodes = [
-        SioNode::start(&bin, "A", &url).await,
-        SioNode::start(&bin, "B", &url).await,
-        SioNode::start(&bin, "C", &url).await,
-    ];
-    let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
-    c.call(
-        "clients",
-        json!({"clients": [
-            {"name": "a", "port": nodes[0].port},
-            {"name": "b", "port": nodes[1].port},
-            {"name": "c", "port": nodes[2].port},
-        ]}),
-    )
-    .await;
+    let (nodes, mut c) = three_nodes_with_clients(&url).await;
     let io = Emitter::connect(&url).await.expect("emitter");
     let (io, channel) = match room {
         Some(room) => {

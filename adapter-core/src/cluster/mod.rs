@@ -61,7 +61,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 pub use adapter::ClusterAdapter;
-pub use config::{ClusterConfig, DEFAULT_MAX_MESSAGE_SIZE, Membership};
+pub use config::{ClusterConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ROOM_CHANNELS, Membership};
 pub use health::NotReady;
 pub use listen::{Heard, Listener, Undecodable};
 pub use probe::Probe;
