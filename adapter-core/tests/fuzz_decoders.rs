@@ -5,9 +5,11 @@
 //! The seed is printed; set `FUZZ_SEED` to replay a run, `FUZZ_ITERATIONS` to run more.
 #![allow(clippy::print_stderr)]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+mod common;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use common::{fixture_docs, unhex};
 use socketio_adapter_core::dialect::{
     Dialect, NodeClusterDialect, NodeRedisDialect, NodeStreamsDialect, PythonDialect, StreamLayout,
 };
@@ -15,35 +17,18 @@ use socketio_adapter_core::{
     Body, BroadcastOptions, EventPacket, Map, Message, SocketInfo, Timestamp, Value, json, msgpack,
 };
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-}
-
 fn captured() -> Vec<Vec<u8>> {
-    captured_in("tests/fixtures/node")
+    captured_in("node")
 }
 
-/// Every captured message (`messages[].hex`) of the fixture files under `dir`, recursively.
+/// Every captured message (`messages[].hex`) of the fixture files under
+/// `tests/fixtures/<dir>`, recursively.
 fn captured_in(dir: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir)];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).expect("fixtures") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-                continue;
-            }
-            if path.extension().is_some_and(|e| e == "json") {
-                let doc: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
-                for m in doc["messages"].as_array().expect("messages") {
-                    out.push(unhex(m["hex"].as_str().expect("hex")));
-                }
-            }
-        }
-    }
-    out
+    fixture_docs(dir)
+        .iter()
+        .flat_map(|(_, doc)| doc["messages"].as_array().expect("messages"))
+        .map(|m| unhex(m["hex"].as_str().expect("hex")))
+        .collect()
 }
 
 fn rich_value() -> Value {
@@ -234,7 +219,7 @@ fn node_streams_decoder_never_panics() {
 fn python_decoder_never_panics() {
     let dialect = PythonDialect::default();
     // python-socketio's captures (JSON and pickled) and our encodings, callbacks included
-    let corpus = corpus_for(&dialect, captured_in("tests/fixtures/python"));
+    let corpus = corpus_for(&dialect, captured_in("python"));
     assert!(corpus.len() >= 40, "the python captures are in the corpus");
     let (n, seed) = params();
     run("python", &dialect, &["socketio"], &corpus, n, seed);

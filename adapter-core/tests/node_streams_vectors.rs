@@ -5,8 +5,9 @@
 //! `@socket.io/redis-streams-emitter` 0.1.1 as its source builds them: everything
 //! decodes, and everything the adapter wrote re-encodes byte for byte.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{fixture_docs, fixtures_dir, unhex};
 use socketio_adapter_core::dialect::{Dialect, NodeStreamsDialect, StreamLayout};
 use socketio_adapter_core::transport::entry;
 use socketio_adapter_core::{Body, Room, Value};
@@ -16,25 +17,9 @@ enum Captured {
     PubSub { scenario: String, channel: String, bytes: Vec<u8> },
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-}
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node-streams")
-}
-
 fn fixtures(prefix: &str) -> Vec<Captured> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-        .expect("fixtures directory")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
-        let scenario = path.file_stem().expect("stem").to_string_lossy().into_owned();
+    for (scenario, doc) in fixture_docs("node-streams").into_iter().filter(|(s, _)| s.starts_with(prefix)) {
         // hash_codes.json and index.json hold no messages
         let Some(messages) = doc.get("messages").and_then(|m| m.as_array()) else { continue };
         for m in messages {
@@ -177,7 +162,8 @@ fn emitter_entries_decode() {
 #[test]
 fn stream_names_follow_node_hash_codes() {
     let doc: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir().join("hash_codes.json")).expect("read")).expect("json");
+        serde_json::from_slice(&std::fs::read(fixtures_dir("node-streams").join("hash_codes.json")).expect("read"))
+            .expect("json");
     for count in [2u32, 3, 5, 7] {
         let layout = StreamLayout::new("s", count).expect("layout");
         for item in doc.as_array().expect("list") {

@@ -2,8 +2,9 @@
 //! (socket.io 4.8.4, @socket.io/redis-adapter 8.3.0, @socket.io/redis-emitter 5.1.0):
 //! every message decodes, decodes to what Node.js meant, and re-encodes byte for byte.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{fixture_docs, unhex};
 use socketio_adapter_core::dialect::{Dialect, NodeRedisDialect};
 use socketio_adapter_core::{Body, BroadcastOptions, EventPacket, Room, Value, json, msgpack};
 
@@ -15,26 +16,13 @@ struct Captured {
     decoded: serde_json::Value,
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn fixtures() -> Vec<Captured> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixtures directory")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for path in files {
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
-        let scenario = path.file_stem().expect("stem").to_string_lossy().into_owned();
+    for (scenario, doc) in fixture_docs("node") {
         for m in doc["messages"].as_array().expect("messages") {
             out.push(Captured {
                 scenario: scenario.clone(),

@@ -5,15 +5,12 @@
 //! decodes too; 5.13.0's pickled messages are refused, naming their sender.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+mod common;
 
+use common::{fixture_docs, unhex};
 use socketio_adapter_core::dialect::{Dialect, PythonDialect};
 use socketio_adapter_core::{Body, BroadcastOptions, Room};
 use socketio_adapter_core::{DecodeError, DialectError};
-
-fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
 
 struct Captured {
     label: String,
@@ -27,17 +24,13 @@ fn fixtures() -> Vec<Captured> {
 }
 
 fn fixtures_of(capture: &str) -> Vec<Captured> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python").join(capture);
     let mut out = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    paths.sort();
-    for path in paths {
-        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for (_, j) in fixture_docs(&format!("python/{capture}")) {
         for m in j["messages"].as_array().unwrap() {
             out.push(Captured {
                 label: j["label"].as_str().unwrap().to_owned(),
                 format: m["format"].as_str().unwrap().to_owned(),
-                bytes: hex_decode(m["hex"].as_str().unwrap()),
+                bytes: unhex(m["hex"].as_str().unwrap()),
                 received: j["received"].clone(),
             });
         }
