@@ -72,6 +72,7 @@ use tracing::{debug, warn};
 
 use super::stats::Counters;
 use super::{ClusterCore, Inner, lock};
+use crate::dialect::Outgoing;
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
 use crate::types::{BroadcastOptions, EventPacket, Room};
@@ -261,9 +262,9 @@ impl<T: Transport> Inner<T> {
             }
             Step::Ping(request_id) => {
                 let probes = self.probes(&request_id);
-                lock(&self.health).expect(&probes.iter().map(|(p, _)| *p).collect::<Vec<_>>());
-                for (probe, ping) in probes {
-                    if let Err(e) = self.publish(&ping).await {
+                lock(&self.health).expect(&probes.iter().map(|(p, _, _)| *p).collect::<Vec<_>>());
+                for (probe, what, ping) in probes {
+                    if let Err(e) = self.send(what, ping).await {
                         debug!(nsp = %self.nsp, error = %e, ?probe, "health check ping not published");
                         lock(&self.health).unsent(probe);
                     }
@@ -272,11 +273,11 @@ impl<T: Transport> Inner<T> {
         }
     }
 
-    /// The pings of a round, one per distinct channel the dialect puts them on: the
+    /// The pings of a round, encoded, one per distinct channel the dialect puts them on: the
     /// main-channel broadcast, and the response-path client count where the dialect has
     /// one on another channel (python-socketio's one channel has neither responses nor a
     /// second channel).
-    fn probes(&self, request_id: &RequestId) -> Vec<(Probe, Message)> {
+    fn probes(&self, request_id: &RequestId) -> Vec<(Probe, &'static str, Outgoing)> {
         let main = self.message(Body::Broadcast {
             packet: EventPacket::new(HEALTH_CHECK_EVENT, vec![]),
             opts: BroadcastOptions::all().to(Room::new(request_id.clone())).to(Room::new(HEALTH_CHECK_ROOM)),
@@ -284,14 +285,12 @@ impl<T: Transport> Inner<T> {
         let response = self
             .message(Body::BroadcastClientCount { request_id: request_id.clone(), count: 0 })
             .reply_to(Some(self.uid.clone()));
-        let mut channels = Vec::new();
-        let mut probes = Vec::new();
+        let mut probes: Vec<(Probe, &'static str, Outgoing)> = Vec::new();
         for (probe, msg) in [(Probe::Main, main), (Probe::Response, response)] {
-            if let Ok(out) = self.dialect.encode(&msg)
-                && !channels.contains(&out.channel)
+            if let Ok(out) = self.encode(&msg)
+                && !probes.iter().any(|(_, _, o)| o.channel == out.channel)
             {
-                channels.push(out.channel);
-                probes.push((probe, msg));
+                probes.push((probe, msg.body.name(), out));
             }
         }
         probes
