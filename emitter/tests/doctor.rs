@@ -2,7 +2,9 @@
 //! RabbitMQ (every check ok); a node stalled with SIGSTOP (Redis: the broker still counts
 //! it; RabbitMQ: it stalls during the doctor's window and is named); a mismatched dialect
 //! on the same prefix (a worker speaking the python-socketio protocol on the node
-//! cluster's channel). `--json` output, checked field by field, and the exit status.
+//! cluster's channel); a mixed cluster with a Node.js server, whose application answers
+//! the round trip's server-side emit, and an event no server handles (a warning). `--json`
+//! output, checked field by field, and the exit status.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Output;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use socketio_cluster_tests::conformance::prefix;
 use socketio_cluster_tests::env;
+use socketio_cluster_tests::node::{NodePeer, free_port};
 use socketio_cluster_tests::sio_node::{SioNode, workspace_bin};
 use tokio::process::Command;
 
@@ -73,9 +76,20 @@ async fn healthy_clusters_pass_on_redis_kafka_and_rabbitmq() {
         assert_eq!(check(&r, "broker")["verdict"], "ok");
         assert_eq!(check(&r, "servers")["counted"], 2, "{r}");
         assert_eq!(check(&r, "servers")["answering"], 2, "{r}");
-        let answers = check(&r, "round-trip")["answers"].as_array().unwrap().clone();
+        // the round trip is a server-side emit of `ping` that each sio-node acknowledges
+        let rt = check(&r, "round-trip");
+        assert_eq!((rt["verdict"].as_str(), rt["event"].as_str()), (Some("ok"), Some("ping")), "{r}");
+        let answers = rt["answers"].as_array().unwrap().clone();
         assert_eq!(answers.len(), 2, "{r}");
         assert!(answers.iter().all(|a| a["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{r}");
+        let mut acked: Vec<&str> = answers.iter().map(|a| a["ack"]["node"].as_str().unwrap_or("?")).collect();
+        acked.sort_unstable();
+        assert_eq!(acked, ["A", "B"], "each node acknowledged once: {r}");
+        if !heartbeats {
+            // node-redis names no responder: the answers are named by their acks
+            let named: Vec<&Json> = answers.iter().map(|a| &a["node"]).collect();
+            assert!(named.contains(&&Json::from("A")) && named.contains(&&Json::from("B")), "{r}");
+        }
         assert_eq!(check(&r, "foreign-traffic")["verdict"], "ok", "{r}");
         let hb = check(&r, "heartbeats");
         if heartbeats {
@@ -172,4 +186,49 @@ async fn a_mismatched_dialect_on_the_prefix_is_foreign_traffic() {
     assert!(f["detail"].as_str().unwrap().contains("not node-redis"), "{r}");
     // the servers themselves are fine
     assert_eq!(check(&r, "round-trip")["verdict"], "ok", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_js_server_answers_the_round_trip_and_a_missing_handler_is_a_warning() {
+    // a mixed cluster on Redis: a sio-node and a socket.io server on @socket.io/redis-adapter
+    let prefix = prefix("doc-mixed");
+    let url = format!("{}?prefix={prefix}", env("REDIS_URL"));
+    let bin = workspace_bin("sio-node");
+    let a = SioNode::start(&bin, "A", &url).await;
+    let start = Instant::now();
+    while a.get("/ready").await.0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(20), "sio-node never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let config = serde_json::json!({
+        "name": "N1", "port": free_port(), "prefix": prefix, "mode": "classic", "server": true,
+        "redis": env("REDIS_URL"), "requestsTimeout": 3000,
+    });
+    let _n1 = NodePeer::start("N1", config).await;
+
+    let out = doctor_cmd(&url, &["--window-ms", "300", "--timeout", "1500"]).output().await.unwrap();
+    let (r, code) = report(&out);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(check(&r, "servers")["answering"], 2, "{r}");
+    let rt = check(&r, "round-trip");
+    assert_eq!(rt["verdict"], "ok", "{r}");
+    let mut acks: Vec<String> = rt["answers"].as_array().unwrap().iter().map(|a| a["ack"].to_string()).collect();
+    acks.sort_unstable();
+    assert_eq!(acks.len(), 2, "{r}");
+    assert!(acks[0].contains("pong from N1"), "the Node.js server's own ack: {r}");
+    assert!(acks[1].contains(r#""node":"A""#), "{r}");
+
+    // an event no server handles: both are alive (they answer the adapter's request), so
+    // the round trip warns and the doctor passes
+    let out = doctor_cmd(&url, &["--window-ms", "300", "--timeout", "1000", "--event", "nobody-handles-this"])
+        .output()
+        .await
+        .unwrap();
+    let (r, code) = report(&out);
+    assert_eq!(code, 0, "{r}");
+    let rt = check(&r, "round-trip");
+    assert_eq!((rt["verdict"].as_str(), rt["expected"].as_u64()), (Some("warn"), Some(2)), "{r}");
+    assert_eq!(rt["answers"].as_array().map(Vec::len), Some(0), "{r}");
+    assert!(rt["detail"].as_str().unwrap().contains("without a `nobody-handles-this` handler"), "{r}");
+    assert_eq!(check(&r, "servers")["verdict"], "ok", "{r}");
 }

@@ -64,7 +64,7 @@ pub use adapter::ClusterAdapter;
 pub use config::{ClusterConfig, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_ROOM_CHANNELS, Membership};
 pub use health::NotReady;
 pub use listen::{Heard, Listener, Undecodable};
-pub use probe::Probe;
+pub use probe::{Probe, ProbeAnswer};
 pub use stats::{ROUND_TRIP_BUCKETS, RoundTrips, Stats};
 
 use crate::dialect::{Dialect, check_nsp};

@@ -1,5 +1,7 @@
-//! Looking at the cluster from outside (`sio doctor`): a timed round trip through every
-//! server, and the nodes this engine heard from with the age of their last message.
+//! Looking at the cluster from outside (`sio doctor`): timed round trips through every
+//! server (a request every adapter answers by itself, and a server-side emit with an ack
+//! the application answers), and the nodes this engine heard from with the age of their
+//! last message.
 
 use std::time::Duration;
 
@@ -7,20 +9,35 @@ use tokio::time::Instant;
 
 use super::{ClusterCore, Mode, lock};
 use crate::error::{AdapterError, Shortfall};
+use crate::message::Body;
 use crate::transport::Transport;
-use crate::types::{BroadcastOptions, NodeId};
+use crate::types::{BroadcastOptions, EventPacket, NodeId};
+use crate::value::Value;
 
-/// The result of [`ClusterCore::probe`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The result of [`ClusterCore::probe`] and [`ClusterCore::probe_event`].
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Probe {
-    /// The answers in arrival order: the answering node, when the protocol names it (the
-    /// `node-redis` protocol does not), and how long its answer took.
-    pub answers: Vec<(Option<NodeId>, Duration)>,
+    /// The answers in arrival order.
+    pub answers: Vec<ProbeAnswer>,
     /// How many servers were expected to answer.
     pub expected: usize,
     /// Set when some did not answer within the timeout (naming them where known).
     pub shortfall: Option<Shortfall>,
+}
+
+/// One server's answer to a probe.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ProbeAnswer {
+    /// The answering node: its id when the protocol names it (the `node-redis` protocol
+    /// does not); else, for [`ClusterCore::probe_event`], the `node` field of its ack when
+    /// the ack is a map with one (as `sio-node` answers `ping`).
+    pub node: Option<NodeId>,
+    /// How long the answer took.
+    pub took: Duration,
+    /// What the server acknowledged with ([`ClusterCore::probe_event`] only).
+    pub value: Option<Value>,
 }
 
 impl<T: Transport> ClusterCore<T> {
@@ -35,7 +52,39 @@ impl<T: Transport> ClusterCore<T> {
         let mut answers = Vec::new();
         let shortfall = self
             .inner
-            .fetch_round(opts, timeout, "probe", |uid, _| answers.push((uid.map(str::to_owned), started.elapsed())))
+            .fetch_round(opts, timeout, "probe", |uid, _| {
+                answers.push(ProbeAnswer { node: uid.map(str::to_owned), took: started.elapsed(), value: None })
+            })
+            .await?;
+        let expected = shortfall.as_ref().map_or(answers.len(), |s| s.expected);
+        Ok(Probe { answers, expected, shortfall })
+    }
+
+    /// A round trip through every server's application: a server-side emit of `event`
+    /// (no arguments) with an ack, timing each answer. Only servers whose application
+    /// handles `event` and calls the ack answer (`sio-node` answers `ping`; in Node.js,
+    /// `io.on("ping", (ack) => ack())`); compare with [`probe`](Self::probe) to tell a
+    /// stalled server from one without a handler.
+    pub async fn probe_event(&self, event: &str, timeout: Duration) -> Result<Probe, AdapterError> {
+        let packet = EventPacket::new(event, Vec::new());
+        let started = Instant::now();
+        let mut answers = Vec::new();
+        let shortfall = self
+            .inner
+            .request(
+                |request_id| Body::ServerSideEmit { request_id: Some(request_id), packet },
+                timeout,
+                "probe",
+                |uid, body| match body {
+                    Body::ServerSideEmitResponse { value, .. } => {
+                        let named = || value.get("node").and_then(Value::as_str).map(str::to_owned);
+                        let node = uid.map(str::to_owned).or_else(named);
+                        answers.push(ProbeAnswer { node, took: started.elapsed(), value: Some(value) });
+                        true
+                    }
+                    _ => false,
+                },
+            )
             .await?;
         let expected = shortfall.as_ref().map_or(answers.len(), |s| s.expected);
         Ok(Probe { answers, expected, shortfall })

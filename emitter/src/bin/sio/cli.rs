@@ -171,6 +171,11 @@ pub(crate) enum Command {
         /// trip, in milliseconds (at least a heartbeat period to hear every node).
         #[arg(long, default_value_t = 6000)]
         window_ms: u64,
+        /// The event of the round trip through every server's application: a server-side
+        /// emit with an ack (`sio-node` answers `ping`; in Node.js,
+        /// `io.on("ping", (ack) => ack())`).
+        #[arg(long, default_value = "ping")]
+        event: String,
         /// One JSON document instead of lines.
         #[arg(long)]
         json: bool,

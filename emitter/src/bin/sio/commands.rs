@@ -72,9 +72,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     // every command but the endless ones ends by connect bound + timeout, whatever the
     // broker does (a stalled broker accepts connections and answers nothing)
     let (connect_bound, timeout) = (Duration::from_millis(cli.connect_timeout), Duration::from_millis(cli.timeout));
-    if let Command::Doctor { window_ms, json } = &cli.command {
+    if let Command::Doctor { window_ms, event, json } = &cli.command {
         let window = Duration::from_millis(*window_ms);
-        return crate::doctor::doctor(&cli.url, options, &cli.nsp, timeout, window, *json).await;
+        return crate::doctor::doctor(&cli.url, options, &cli.nsp, event, timeout, window, *json).await;
     }
     let deadline = tokio::time::Instant::now() + connect_bound + timeout;
     let io = match tokio::time::timeout(connect_bound, Emitter::connect_with(&cli.url, options)).await {

@@ -2,9 +2,13 @@
 //!
 //! 1. `broker`: the broker is reachable with these credentials (and TLS when asked);
 //! 2. `servers`: the servers counted (by the broker, or by heartbeats) against those that
-//!    answer the round trip, naming the nodes that disagree where the protocol names them;
-//! 3. `round-trip`: a request every server answers by itself (`fetch_sockets` for a room
-//!    nobody is in), timed per node, naming those that did not answer;
+//!    answer a request every adapter answers by itself (`fetch_sockets` for a room nobody
+//!    is in), naming the nodes that disagree where the protocol names them;
+//! 3. `round-trip`: a server-side emit with an ack (`--event`, default `ping`) through
+//!    every server's application, timed per node, naming those that did not answer. A
+//!    server that answered the request of check 2 but not the emit is alive without a
+//!    handler for the event: a warning, not a failure (a Node.js or Python application
+//!    that does not handle `ping`);
 //! 4. `foreign-traffic`: messages on the namespace's broadcast channels that this dialect
 //!    cannot decode (another dialect, another version, the same prefix);
 //! 5. `heartbeats`: when servers announce themselves, how long ago each was last heard
@@ -17,11 +21,11 @@
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use socketio_adapter_core::cluster::{Listener, Probe};
-use socketio_adapter_core::{AdapterError, ClusterCore, Transport, error_chain};
+use socketio_adapter_core::cluster::{Listener, Probe, ProbeAnswer};
+use socketio_adapter_core::{AdapterError, ClusterCore, Transport, Value, error_chain};
 use socketio_emitter::{AnyTransport, ConnectOptions, Emitter};
 
-use crate::output::{Failure, out_line};
+use crate::output::{Failure, out_line, to_json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
@@ -69,6 +73,7 @@ pub(crate) async fn doctor(
     url: &str,
     options: ConnectOptions,
     nsp: &str,
+    event: &str,
     timeout: Duration,
     window: Duration,
     json: bool,
@@ -126,40 +131,60 @@ pub(crate) async fn doctor(
 
     // before the round trip, whose answers refresh every node that answers
     let heard = core.known_nodes();
-    let probe = core.probe(timeout).await;
+    let (probe, pinged) = tokio::join!(core.probe(timeout), core.probe_event(event, timeout));
     let counted = core.server_count().await;
-    checks.extend(servers_and_round_trip(&core, counted, probe, timeout));
+    let probe = probe.map_err(|e| error_chain(&e));
+    checks.push(servers(&core, counted, &probe));
+    checks.push(round_trip(event, &probe, pinged, timeout));
     checks.push(foreign(traffic, listened, dialect, window));
     checks.push(heartbeats(&core, &heard));
     report(&broker, nsp, dialect, &checks, json)
 }
 
-fn servers_and_round_trip(
+fn missing(probe: &Probe) -> Vec<String> {
+    probe.shortfall.as_ref().map(|s| s.missing_nodes.clone()).unwrap_or_default()
+}
+
+fn answer_json(a: &ProbeAnswer) -> Json {
+    let mut j = json!({"node": a.node, "ms": ms(a.took)});
+    if let (Some(v), Some(j)) = (&a.value, j.as_object_mut()) {
+        j.insert("ack".to_owned(), to_json(v));
+    }
+    j
+}
+
+fn named(answers: &[ProbeAnswer]) -> String {
+    if answers.is_empty() {
+        return "none".to_owned();
+    }
+    let named: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            let node = a.node.as_deref().unwrap_or("(unnamed)");
+            // a heartbeat protocol names the node by its id; sio-node's ack adds its name
+            match a.value.as_ref().and_then(|v| v.get("node")).and_then(Value::as_str) {
+                Some(name) if name != node => format!("{node} ({name}) {} ms", ms(a.took)),
+                _ => format!("{node} {} ms", ms(a.took)),
+            }
+        })
+        .collect();
+    named.join(", ")
+}
+
+/// The servers counted against those that answer the request every adapter answers.
+fn servers(
     core: &ClusterCore<AnyTransport>,
     counted: Result<usize, AdapterError>,
-    probe: Result<Probe, AdapterError>,
-    timeout: Duration,
-) -> [Check; 2] {
+    probe: &Result<Probe, String>,
+) -> Check {
     let by = if core.counts_by_heartbeats() { "heartbeats" } else { "the broker" };
     let probe = match probe {
         Ok(p) => p,
-        Err(e) => {
-            let why = error_chain(&e);
-            return [
-                check("servers", Verdict::Fail, format!("cannot count: {why}"), json!({})),
-                check("round-trip", Verdict::Fail, why, json!({})),
-            ];
-        }
+        Err(why) => return check("servers", Verdict::Fail, format!("cannot ask the servers: {why}"), json!({})),
     };
-    let missing = probe.shortfall.as_ref().map(|s| s.missing_nodes.clone()).unwrap_or_default();
-    let answers: Vec<Json> = probe.answers.iter().map(|(node, took)| json!({"node": node, "ms": ms(*took)})).collect();
-    let named: Vec<String> = probe
-        .answers
-        .iter()
-        .map(|(node, took)| format!("{} {} ms", node.as_deref().unwrap_or("(unnamed)"), ms(*took)))
-        .collect();
+    let missing = missing(probe);
     let answered = probe.answers.len();
-    let servers = match counted {
+    match counted {
         Err(e) => check("servers", Verdict::Fail, format!("cannot count: {}", error_chain(&e)), json!({})),
         Ok(0) => check(
             "servers",
@@ -175,40 +200,58 @@ fn servers_and_round_trip(
             } else if n != answered {
                 detail.push_str(" (this protocol does not name the silent ones)");
             }
+            let answers: Vec<Json> = probe.answers.iter().map(answer_json).collect();
             check(
                 "servers",
                 verdict,
                 detail,
-                json!({"counted": n, "answering": answered, "counted_by": by, "disagreeing": missing}),
+                json!({"counted": n, "answering": answered, "counted_by": by, "disagreeing": missing, "answers": answers}),
             )
         }
+    }
+}
+
+/// The server-side emit with an ack through every server, judged against the request of
+/// the `servers` check: a server that answers that request but not the emit is alive
+/// without a handler for `event`.
+fn round_trip(
+    event: &str,
+    probe: &Result<Probe, String>,
+    pinged: Result<Probe, AdapterError>,
+    timeout: Duration,
+) -> Check {
+    let pinged = match pinged {
+        Ok(p) => p,
+        Err(e) => return check("round-trip", Verdict::Fail, error_chain(&e), json!({"event": event})),
     };
-    let round_trip = match &probe.shortfall {
-        None if answered == 0 => check("round-trip", Verdict::Skip, "no server to ask", json!({"answers": answers})),
-        None => check(
-            "round-trip",
-            Verdict::Ok,
-            format!("{answered} of {} answered: {}", probe.expected, named.join(", ")),
-            json!({"expected": probe.expected, "answers": answers, "missing": missing}),
-        ),
-        Some(s) => {
-            let who =
-                if missing.is_empty() { String::new() } else { format!(" (no answer from {})", missing.join(", ")) };
-            check(
-                "round-trip",
-                Verdict::Fail,
-                format!(
-                    "{} of {} answered within {} ms{who}: {}",
-                    s.received,
-                    s.expected,
-                    timeout.as_millis(),
-                    if named.is_empty() { "none".to_owned() } else { named.join(", ") }
-                ),
-                json!({"expected": s.expected, "answers": answers, "missing": missing}),
-            )
+    let missing = missing(&pinged);
+    let answered = pinged.answers.len();
+    let answers: Vec<Json> = pinged.answers.iter().map(answer_json).collect();
+    let data = json!({"event": event, "expected": pinged.expected, "answers": answers, "missing": missing});
+    let Some(short) = &pinged.shortfall else {
+        if answered == 0 {
+            return check("round-trip", Verdict::Skip, "no server to ask", data);
         }
+        let detail = format!("{answered} of {} answered `{event}`: {}", pinged.expected, named(&pinged.answers));
+        return check("round-trip", Verdict::Ok, detail, data);
     };
-    [servers, round_trip]
+    let mut detail =
+        format!("{} of {} answered `{event}` within {} ms", short.received, short.expected, timeout.as_millis());
+    if !pinged.answers.is_empty() {
+        detail.push_str(&format!(": {}", named(&pinged.answers)));
+    }
+    if !missing.is_empty() {
+        detail.push_str(&format!("; no answer from {}", missing.join(", ")));
+    }
+    // every server answered the adapter's own request: the silent ones are alive
+    let alive = probe.as_ref().is_ok_and(|p| p.shortfall.is_none() && p.answers.len() == short.expected);
+    let verdict = if alive {
+        detail.push_str(&format!("; every server answered the adapter's request: alive, without a `{event}` handler"));
+        Verdict::Warn
+    } else {
+        Verdict::Fail
+    };
+    check("round-trip", verdict, detail, data)
 }
 
 fn foreign(
