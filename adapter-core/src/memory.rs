@@ -6,8 +6,10 @@
 //! cannot: [`MemoryTransport::freeze`] (a node that stays subscribed but neither
 //! sends nor receives, like a hung process), [`MemoryTransport::deafen`] (a
 //! subscription that silently stopped receiving), [`MemoryTransport::deafen_to`] (one
-//! channel of several lost) and [`MemoryTransport::disconnect`].
+//! channel of several lost), [`MemoryTransport::hold`] (a node behind a backlog) and
+//! [`MemoryTransport::disconnect`].
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +25,8 @@ struct Conn {
     deaf: AtomicBool,
     /// Channels (as published) that silently stopped reaching this connection.
     deaf_to: Mutex<Vec<String>>,
+    /// While held: the messages for this connection, in order (a backlog).
+    held: Mutex<Option<VecDeque<(String, Bytes)>>>,
     subscribers: Subscribers,
     counters: Counters,
 }
@@ -100,6 +104,34 @@ impl MemoryTransport {
         self.conn.deaf_to.lock().unwrap_or_else(PoisonError::into_inner).push(channel.to_owned());
     }
 
+    /// Messages for this connection queue up, in order, instead of arriving (a node
+    /// behind a backlog: a RabbitMQ queue or a Kafka partition it has not read yet) until
+    /// [`release`](Self::release). It keeps publishing.
+    pub fn hold(&self) {
+        self.conn.held.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(VecDeque::new);
+    }
+
+    /// Delivers the messages held since [`hold`](Self::hold), in order, and lets the next
+    /// ones arrive again.
+    pub async fn release(&self) {
+        loop {
+            let next = {
+                let mut held = self.conn.held.lock().unwrap_or_else(PoisonError::into_inner);
+                match held.as_mut().map(VecDeque::pop_front) {
+                    Some(Some(next)) => next,
+                    _ => {
+                        *held = None;
+                        return;
+                    }
+                }
+            };
+            let (channel, payload) = next;
+            let sinks = self.conn.subscribers.matching(&channel);
+            let n = self.conn.subscribers.send(sinks, &channel, &payload).await;
+            self.conn.counters.add(Stat::Delivered, n);
+        }
+    }
+
     /// The connection closes: every subscription of this transport disappears.
     pub fn disconnect(&self) {
         self.conn.frozen.store(true, Ordering::SeqCst);
@@ -129,6 +161,10 @@ impl Transport for MemoryTransport {
             self.hub.conns().into_iter().map(|c| (Arc::clone(&c), c.subscribers.matching(channel))).collect();
         for (conn, sinks) in targets {
             if !sinks.is_empty() && conn.receiving(channel) {
+                if let Some(backlog) = conn.held.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+                    backlog.push_back((channel.to_owned(), payload.clone()));
+                    continue;
+                }
                 let n = conn.subscribers.send(sinks, channel, &payload).await;
                 conn.counters.add(Stat::Delivered, n);
             }

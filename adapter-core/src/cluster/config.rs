@@ -69,7 +69,11 @@ impl ClusterConfig {
         self
     }
 
-    /// A node silent for this long is considered dead and evicted. Default 10 s.
+    /// A node silent for this long is considered dead and evicted. Default 10 s. With
+    /// the health check on, a server node confirms the silence first: it evicts a peer
+    /// once one of its own pings, sent at least this long after the peer was last heard,
+    /// has come back through the broker (a node behind a backlog hears its peers late,
+    /// and evicts none of them for it); a dead peer goes about a tick later.
     pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout;
         self

@@ -10,7 +10,9 @@
 //!
 //! **How often, and the bound.** It runs on the maintenance tick (every
 //! `heartbeat_interval`, at most every second): a ping goes out once per
-//! `health_check_interval` (default 10 s, `None` disables the check). A ping not echoed
+//! `health_check_interval` (default 10 s, `None` disables the check), and at once when
+//! membership needs a fresh round to tell a silent peer from a late one (the round's
+//! send time is the eviction fence: see `membership.rs`). A ping not echoed
 //! within one interval means deaf: a deaf subscription is detected at most about two
 //! intervals (plus a tick) after it stopped receiving. While a received message waits
 //! for the local sockets (inbound back-pressure) the verdict is postponed: the echo may
@@ -145,6 +147,11 @@ pub(super) struct Health {
     proven: Option<Instant>,
     /// The transport's delivered count at the previous tick.
     delivered: u64,
+    /// When the last round whose every ping came back was sent: everything published
+    /// before then has been received (membership's fence against late heartbeats).
+    fence: Option<Instant>,
+    /// A round is wanted at the next tick, whatever the interval (membership asks).
+    wanted: bool,
 }
 
 /// What a maintenance tick decides.
@@ -186,10 +193,11 @@ impl Health {
             }
             Some(_) => Step::Wait,
             None => {
-                let due = self.last_sent.is_none_or(|t| now.saturating_duration_since(t) >= interval);
+                let due = self.wanted || self.last_sent.is_none_or(|t| now.saturating_duration_since(t) >= interval);
                 if !due {
                     return Step::Wait;
                 }
+                self.wanted = false;
                 self.seq += 1;
                 let id = format!("{HEALTH_CHECK_ID_PREFIX}{uid}-{}", self.seq);
                 self.outstanding = Some(Round { id: id.clone(), sent: now, waiting: Vec::new() });
@@ -215,9 +223,21 @@ impl Health {
         }
         round.waiting.retain(|p| *p != probe);
         if round.waiting.is_empty() {
+            self.fence = Some(round.sent);
             self.outstanding = None;
             self.proven = Some(now);
         }
+    }
+
+    /// When the last round whose every ping came back was sent (see `fence`).
+    pub(super) fn fence(&self) -> Option<Instant> {
+        self.fence
+    }
+
+    /// Sends a round at the next tick if none is outstanding, without waiting for the
+    /// interval (membership confirming that a peer is silent).
+    pub(super) fn want_round(&mut self) {
+        self.wanted = true;
     }
 
     /// The engine started at `now`: the subscription counts as proven from here.

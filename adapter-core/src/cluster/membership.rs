@@ -7,6 +7,19 @@
 //! counted in [`Stats::evicted_nodes`](super::Stats::evicted_nodes), and pending
 //! requests stop waiting for it. In broker-count mode they only serve to name missing
 //! nodes and are forgotten quietly after [`KNOWN_NODE_TTL`].
+//!
+//! **Silent, or late?** A node behind a backlog (a RabbitMQ queue or a Kafka partition
+//! holding seconds of traffic) hears every heartbeat late: by arrival time its peers look
+//! silent while they are alive. So a server node with the health check on evicts a peer
+//! only once one of its own health check rounds, sent more than `heartbeat_timeout` after
+//! the peer was last heard, has come back through the broker with nothing from the peer
+//! before it: what the peer sent in time would have been queued, and received, ahead of
+//! the round. When a peer first looks silent the node sends a round at once (it does not
+//! wait for the health check's interval), so a dead peer is evicted one maintenance tick
+//! (at most a second) after the timeout. A connected node whose own rounds do not come
+//! back (a stalled broker, a deaf subscription) evicts nobody until they do. While the
+//! transport is disconnected (nothing is late: nothing arrives), without the health
+//! check, or for a node that is not a server, the timeout alone decides.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -55,6 +68,11 @@ impl KnownNodes {
             self.seen.remove(uid);
         }
         gone
+    }
+
+    /// Whether a node has been silent for more than `ttl` at `now`.
+    pub(super) fn any_silent(&self, now: Instant, ttl: Duration) -> bool {
+        self.seen.values().any(|seen| now.saturating_duration_since(*seen) > ttl)
     }
 
     /// The known node ids.
@@ -112,7 +130,24 @@ impl<T: Transport> Inner<T> {
             }
         }
         let ttl = if mode == Mode::Heartbeat { self.config.heartbeat_timeout } else { KNOWN_NODE_TTL };
-        let gone = lock(&self.nodes).expire(now, ttl);
+        let fenced = mode == Mode::Heartbeat
+            && self.config.health_check_interval.is_some()
+            && self.is_node()
+            && self.transport.is_connected();
+        let gone = if fenced {
+            // silent by the last round of our own pings that came back (see the module docs)
+            let fence = lock(&self.health).fence();
+            let (gone, suspects) = {
+                let mut nodes = lock(&self.nodes);
+                (fence.map(|sent| nodes.expire(sent, ttl)).unwrap_or_default(), nodes.any_silent(now, ttl))
+            };
+            if suspects {
+                lock(&self.health).want_round();
+            }
+            gone
+        } else {
+            lock(&self.nodes).expire(now, ttl)
+        };
         if mode == Mode::Heartbeat {
             for uid in gone {
                 Counters::bump(&self.counters.evicted_nodes);

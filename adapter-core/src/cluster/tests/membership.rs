@@ -77,6 +77,27 @@ mod over_memory {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_node_behind_a_backlog_evicts_no_live_peer() {
+        // A hears B's heartbeats late (held, in order, with its own health check pings):
+        // by arrival B is silent for 7 s, more than the 3 s timeout; by A's own pings,
+        // which come back after them, it never was
+        let (_hub, a, b) = heartbeat_pair(config()).await;
+        a.transport.hold();
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(a.adapter.stats().evicted_nodes, 0, "B is late, not silent");
+        a.transport.release().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let stats = a.adapter.stats();
+        assert_eq!((stats.known_nodes, stats.evicted_nodes), (1, 0), "{stats:?}");
+        assert_eq!(a.adapter.server_count().await.expect("count"), 2);
+        // and a peer that does go silent is still evicted
+        b.transport.freeze();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let stats = a.adapter.stats();
+        assert_eq!((stats.known_nodes, stats.evicted_nodes), (0, 1), "{stats:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_closing_node_leaves_at_once_without_an_eviction() {
         let (_hub, a, b) = heartbeat_pair(config()).await;
         b.adapter.close().await.expect("close");
