@@ -11,7 +11,7 @@ set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 
-"$REPO_ROOT/scripts/services.sh" up redis node
+"$REPO_ROOT/scripts/services.sh" up build redis node
 eval "$("$REPO_ROOT/scripts/services.sh" env)"
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/socketio-cluster/target}

@@ -6,14 +6,16 @@
 #   scripts/services.sh status [SERVICE...]
 #   scripts/services.sh env
 #
-# SERVICE is one of: redis cluster rabbitmq kafka node python browser
+# SERVICE is one of: build redis cluster rabbitmq kafka node python browser
 # (no SERVICE = all of them; `browser` is left out of the default set when
-# SIO_WITH_BROWSER=0 or --no-browser is given).
+# SIO_WITH_BROWSER=0 or --no-browser is given). `build` is the C toolchain and headers
+# the workspace's -sys crates compile with (librdkafka: make, g++, python3, pkg-config,
+# OpenSSL's headers for the `ssl` features).
 #
 # - Anything already answering on its port is reused and never stopped.
 # - What `up` starts itself is recorded under $SIO_CACHE_DIR/services
 #   (a `<service>.started` marker plus pid files and logs); `down` stops only that.
-# - `node`, `python` and `browser` are installs, not processes: `up` installs them
+# - `build`, `node`, `python` and `browser` are installs, not processes: `up` installs them
 #   once (cheap check afterwards), `down` leaves them alone.
 # - Progress goes to stderr (prefixed `services:`); stdout carries only the output
 #   of `env` and `status`.
@@ -65,7 +67,7 @@ PY513_IMPORTS="socketio, redis, kombu, kafka"
 
 RABBITMQ_TIMEOUT=${SIO_RABBITMQ_TIMEOUT:-90}
 
-ALL_SERVICES=(redis cluster rabbitmq kafka node python browser)
+ALL_SERVICES=(build redis cluster rabbitmq kafka node python browser)
 
 # ---------------------------------------------------------------- helpers ---
 
@@ -633,6 +635,22 @@ up_python() {
     ensure_venv python-5.13 "$VENV_513" "$PY513_IMPORTS" "${PY513_REQS[@]}"
 }
 
+# ------------------------------------------------------------------ build ---
+
+build_ok() {
+    have make && have g++ && have python3 && have pkg-config && pkg-config --exists openssl
+}
+
+up_build() {
+    if build_ok; then
+        log "build: make, g++, python3, pkg-config and OpenSSL's headers present"
+        return 0
+    fi
+    apt_install make g++ python3 pkg-config libssl-dev
+    build_ok || die "build: make, g++, python3, pkg-config or OpenSSL's headers still missing after apt-get install"
+    log "build: installed make, g++, python3, pkg-config, libssl-dev"
+}
+
 # ---------------------------------------------------------------- browser ---
 
 up_browser() {
@@ -700,6 +718,10 @@ status_one() {
         if [[ $v1 == installed && $v2 == installed ]]; then status_line python installed "$VENV" "and $VENV_513"
         else status_line python missing "$VENV" "venv: $v1, venv-5.13: $v2"; fi
         ;;
+    build)
+        if build_ok; then status_line build installed "make g++ pkg-config openssl" ""
+        else status_line build missing "make g++ python3 pkg-config libssl-dev" ""; fi
+        ;;
     browser)
         if [[ -x $CHROMIUM_BIN ]]; then status_line browser installed "$CHROMIUM_BIN" ""
         else status_line browser missing "$CHROMIUM_BIN" ""; fi
@@ -715,6 +737,7 @@ usage() {
 
 canon_service() {
     case $1 in
+    build | toolchain) echo build ;;
     redis) echo redis ;;
     cluster | redis-cluster) echo cluster ;;
     rabbitmq | rabbit | amqp) echo rabbitmq ;;
@@ -794,7 +817,7 @@ main() {
         for ((i = ${#selected[@]} - 1; i >= 0; i--)); do
             s=${selected[$i]}
             case $s in
-            node | python | browser) log "$s: installed files, nothing to stop" ;;
+            build | node | python | browser) log "$s: installed files, nothing to stop" ;;
             *) "down_$s" ;;
             esac
         done
