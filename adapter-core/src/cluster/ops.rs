@@ -151,21 +151,8 @@ impl<T: Transport> ClusterCore<T> {
     ) -> Result<Gathered<Vec<Value>>, AdapterError> {
         let mut values = Vec::new();
         let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
-        let shortfall = self
-            .inner
-            .request(
-                |request_id| Body::ServerSideEmit { request_id: Some(request_id), packet },
-                timeout,
-                "server-side emit",
-                |_, body| match body {
-                    Body::ServerSideEmitResponse { value, .. } => {
-                        values.push(value);
-                        true
-                    }
-                    _ => false,
-                },
-            )
-            .await?;
+        let shortfall =
+            self.inner.emit_round(packet, timeout, "server-side emit", |_, value| values.push(value)).await?;
         Ok(Gathered { value: values, shortfall })
     }
 

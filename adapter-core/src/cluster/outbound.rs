@@ -13,7 +13,8 @@ use crate::dialect::Outgoing;
 use crate::error::{AdapterError, DialectError, Shortfall};
 use crate::message::{Body, Message, RequestId};
 use crate::transport::Transport;
-use crate::types::{BroadcastOptions, NodeId, SocketInfo};
+use crate::types::{BroadcastOptions, EventPacket, NodeId, SocketInfo};
+use crate::value::Value;
 
 impl<T: Transport> Inner<T> {
     /// A message from this node in this namespace.
@@ -141,6 +142,30 @@ impl<T: Transport> Inner<T> {
 
     /// A `fetch_sockets` request for `opts`: hands each answer's sender and sockets to
     /// `each` (see [`Inner::request`]).
+    /// A server-side emit of `packet` with an ack: `each` gets every answer (the
+    /// answering node, where the dialect names it, and the ack's value).
+    pub(super) async fn emit_round(
+        self: &Arc<Self>,
+        packet: EventPacket,
+        timeout: Duration,
+        operation: &'static str,
+        mut each: impl FnMut(Option<&str>, Value),
+    ) -> Result<Option<Shortfall>, AdapterError> {
+        self.request(
+            |request_id| Body::ServerSideEmit { request_id: Some(request_id), packet },
+            timeout,
+            operation,
+            |uid, body| match body {
+                Body::ServerSideEmitResponse { value, .. } => {
+                    each(uid, value);
+                    true
+                }
+                _ => false,
+            },
+        )
+        .await
+    }
+
     pub(super) async fn fetch_round(
         self: &Arc<Self>,
         opts: BroadcastOptions,

@@ -9,7 +9,6 @@ use tokio::time::Instant;
 
 use super::{ClusterCore, Mode, lock};
 use crate::error::{AdapterError, Shortfall};
-use crate::message::Body;
 use crate::transport::Transport;
 use crate::types::{BroadcastOptions, EventPacket, NodeId};
 use crate::value::Value;
@@ -71,20 +70,11 @@ impl<T: Transport> ClusterCore<T> {
         let mut answers = Vec::new();
         let shortfall = self
             .inner
-            .request(
-                |request_id| Body::ServerSideEmit { request_id: Some(request_id), packet },
-                timeout,
-                "probe",
-                |uid, body| match body {
-                    Body::ServerSideEmitResponse { value, .. } => {
-                        let named = || value.get("node").and_then(Value::as_str).map(str::to_owned);
-                        let node = uid.map(str::to_owned).or_else(named);
-                        answers.push(ProbeAnswer { node, took: started.elapsed(), value: Some(value) });
-                        true
-                    }
-                    _ => false,
-                },
-            )
+            .emit_round(packet, timeout, "probe", |uid, value| {
+                let named = || value.get("node").and_then(Value::as_str).map(str::to_owned);
+                let node = uid.map(str::to_owned).or_else(named);
+                answers.push(ProbeAnswer { node, took: started.elapsed(), value: Some(value) });
+            })
             .await?;
         let expected = shortfall.as_ref().map_or(answers.len(), |s| s.expected);
         Ok(Probe { answers, expected, shortfall })
