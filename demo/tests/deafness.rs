@@ -2,7 +2,8 @@
 //! the bindings of a `sio-node`'s queue (`rabbitmqctl`; the consumer stays, nothing
 //! fails, nothing more arrives). The node's health check notices (its readiness turns
 //! 503 "deaf"), re-binds, counts a resubscription, logs one line, and receives again
-//! within the bound (two health-check periods plus a tick, here 2 s each). On Kafka the
+//! within the bound (two health-check periods plus a tick, here 2 s each); so does one
+//! that lost only its main channel's binding while other traffic keeps arriving. On Kafka the
 //! topic is deleted and created again under the nodes (tansu's admin CLI); the health check
 //! resubscribes, the consumer is re-placed on the new topic, and the node hears again
 //! within 15 s (this needs the workspace's patched librdkafka: see the test). On
@@ -103,6 +104,72 @@ async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
         a.log_lines().into_iter().filter(|l| l.contains("subscription stopped receiving")).collect();
     assert!(!repairs.is_empty(), "the repair is logged: {:?}", a.log_lines());
     assert!(repairs.iter().all(|l| l.contains(r#""broker""#) && l.contains(r#""node""#)), "{repairs:?}");
+}
+
+/// The operator removes only the binding of A's main channel for `/` (`<prefix>#/#`, where
+/// broadcasts and requests arrive); its response channel and everything of `/admin` stay
+/// bound, and broadcasts to `/admin` keep arriving every 20 ms. That traffic used to hide
+/// the deafness (deliveries still arriving counted as a backlog being read): A stayed deaf
+/// to `/` and ready. Now the ping on A's response channel comes back and the main one does
+/// not, so an interval later A re-binds: bound 10 s (two periods of 2 s plus ticks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_only_its_main_binding_rebinds_while_other_traffic_flows() {
+    let amqp = env("AMQP_ADDR");
+    let sep = if amqp.contains('?') { '&' } else { '?' };
+    let exchange = prefix("deaf");
+    let url = format!(
+        "{amqp}{sep}prefix={exchange}&heartbeat_interval_ms=300&heartbeat_timeout_ms=60000&health_check_interval_ms=2000"
+    );
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sio-node"));
+    let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn,sio_node=info").await;
+    let _b = SioNode::start(bin, "B", &url).await;
+    let received = r#"socketio_cluster_received_total{namespace="/"}"#;
+    let received_admin = r#"socketio_cluster_received_total{namespace="/admin"}"#;
+    let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
+    let start = Instant::now();
+    while metric(&a, received).await < 5.0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "A hears nothing from B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a broadcast to /admin every 20 ms: A's transport delivers something at every tick
+    let io = socketio_emitter::Emitter::connect(&url).await.expect("emitter").of("/admin");
+    let traffic = tokio::spawn(async move {
+        loop {
+            let _ = io.emit("tick", ()).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let queue = a_queue(&a, &bindings(&exchange), &exchange);
+    let main = format!("{exchange}#/#");
+    let removed = shared_ctl(&[
+        "eval",
+        &format!(
+            "X = rabbit_misc:r(<<\"/\">>, exchange, <<\"{exchange}\">>), Q = rabbit_misc:r(<<\"/\">>, queue, <<\"{queue}\">>), \
+             [rabbit_binding:remove(B, <<\"sio-test\">>) || B <- rabbit_binding:list_for_source_and_destination(X, Q), \
+             element(3, B) =:= <<\"{main}\">>]."
+        ),
+    ])
+    .expect("remove the main binding");
+    assert!(removed.contains("ok"), "{removed}");
+    let left = bindings(&exchange);
+    assert!(!left.iter().any(|(q, k)| *q == queue && *k == main), "A's main binding is gone: {left:?}");
+    assert!(left.iter().filter(|(q, _)| *q == queue).count() >= 2, "A's other bindings stay: {left:?}");
+    let deafened = Instant::now();
+    let (before, admin_before) = (metric(&a, received).await, metric(&a, received_admin).await);
+    while metric(&a, resubscriptions).await < 1.0 || metric(&a, received).await < before + 3.0 {
+        assert!(deafened.elapsed() < Duration::from_secs(10), "A did not re-bind within 10 s: {:?}", a.log_lines());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = deafened.elapsed();
+    traffic.abort();
+    let admin_heard = metric(&a, received_admin).await - admin_before;
+    assert!(admin_heard >= 50.0, "/admin traffic kept arriving meanwhile ({admin_heard}), the case this covers");
+    println!(
+        "A re-bound and heard / again {took:?} after losing its main binding ({admin_heard} /admin messages meanwhile)"
+    );
+    let repairs: Vec<String> =
+        a.log_lines().into_iter().filter(|l| l.contains("subscription stopped receiving")).collect();
+    assert!(repairs.iter().any(|l| l.contains("main (broadcasts and requests)")), "{repairs:?}");
 }
 
 /// A's queue: the one bound to A's own node channel `<prefix>#/#<uid>#` (A's uid from its

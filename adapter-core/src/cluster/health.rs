@@ -22,10 +22,15 @@
 //! node behind a backlog (a RabbitMQ queue or a Redis push queue holding many seconds of
 //! traffic) receives its echo after the backlog, and resubscribing would throw the
 //! backlog away (on RabbitMQ a new queue replaces the old one with its messages). While
-//! the echo is overdue, such a delivery also proves the subscription for readiness. A
-//! subscription deaf to one channel while other channels keep delivering (a busy room
-//! channel, another namespace) is found once they pause for a tick (the tick is at most
-//! a second).
+//! the echo is overdue, such a delivery also proves the subscription for readiness. But
+//! once one ping of a round came back, an interval later the others are lost, whatever
+//! keeps arriving: the pings were published together, the main-channel one first, into
+//! the same queue or connection (between connections, as on Redis Cluster, the interval
+//! absorbs the skew; not with Redis Streams, whose stream may lag behind its pub/sub
+//! responses: `Capabilities::ordered_paths`). So a subscription deaf to its main channel while its response
+//! channel works is repaired even while other channels keep delivering; one deaf to both
+//! while other channels (a busy room channel, another namespace) keep delivering is found
+//! once they pause for a tick (the tick is at most a second).
 //!
 //! **On failure.** The node asks its transport to resubscribe
 //! ([`Transport::resubscribe`]), counts it in
@@ -131,6 +136,10 @@ struct Round {
     sent: Instant,
     /// The probes whose echo has not come back yet.
     waiting: Vec<Probe>,
+    /// When the first of its pings came back, while others still wait.
+    first_echo: Option<Instant>,
+    /// Its pings travel one ordered path (`Capabilities::ordered_paths`).
+    ordered: bool,
 }
 
 /// The state of one node's health check.
@@ -183,10 +192,24 @@ impl Health {
             // otherwise the echoes alone prove it, and a deaf node turns not ready on time)
             self.proven = Some(now);
         }
+        // a sibling ping of the round came back an interval ago: the others are lost, not
+        // late (they were published together, ahead of it, into the same queue or
+        // connection; the interval absorbs the skew between connections)
+        let sibling_back = self
+            .outstanding
+            .as_ref()
+            .filter(|r| r.ordered)
+            .and_then(|r| r.first_echo)
+            .is_some_and(|e| now.saturating_duration_since(e) >= interval);
         match &self.outstanding {
-            // a delivery holding the inbound queue, or a backlog still being received,
-            // delays the echo: not deafness
-            Some(_) if delivering || receiving => Step::Wait,
+            // a delivery holding the inbound queue delays the echo (it may wait behind it)
+            Some(_) if delivering => Step::Wait,
+            Some(_) if sibling_back => {
+                let missing = self.outstanding.take().map(|r| r.waiting).unwrap_or_default();
+                Step::Deaf(missing)
+            }
+            // a backlog still being received delays the echo: not deafness
+            Some(_) if receiving => Step::Wait,
             Some(round) if now.saturating_duration_since(round.sent) >= interval => {
                 let missing = self.outstanding.take().map(|r| r.waiting).unwrap_or_default();
                 Step::Deaf(missing)
@@ -200,17 +223,20 @@ impl Health {
                 self.wanted = false;
                 self.seq += 1;
                 let id = format!("{HEALTH_CHECK_ID_PREFIX}{uid}-{}", self.seq);
-                self.outstanding = Some(Round { id: id.clone(), sent: now, waiting: Vec::new() });
+                self.outstanding =
+                    Some(Round { id: id.clone(), sent: now, waiting: Vec::new(), first_echo: None, ordered: false });
                 self.last_sent = Some(now);
                 Step::Ping(id)
             }
         }
     }
 
-    /// The round's pings are about to be published: wait for an echo of each.
-    pub(super) fn expect(&mut self, probes: &[Probe]) {
+    /// The round's pings are about to be published: wait for an echo of each; `ordered`
+    /// if they travel one ordered path.
+    pub(super) fn expect(&mut self, probes: &[Probe], ordered: bool) {
         if let Some(round) = &mut self.outstanding {
             round.waiting = probes.to_vec();
+            round.ordered = ordered;
         }
     }
 
@@ -221,7 +247,11 @@ impl Health {
         if round.id != request_id {
             return;
         }
+        let before = round.waiting.len();
         round.waiting.retain(|p| *p != probe);
+        if round.waiting.len() < before {
+            round.first_echo.get_or_insert(now);
+        }
         if round.waiting.is_empty() {
             self.fence = Some(round.sent);
             self.outstanding = None;
@@ -282,7 +312,8 @@ impl<T: Transport> Inner<T> {
             }
             Step::Ping(request_id) => {
                 let probes = self.probes(&request_id);
-                lock(&self.health).expect(&probes.iter().map(|(p, _, _)| *p).collect::<Vec<_>>());
+                let ordered = self.dialect.capabilities().ordered_paths;
+                lock(&self.health).expect(&probes.iter().map(|(p, _, _)| *p).collect::<Vec<_>>(), ordered);
                 for (probe, what, ping) in probes {
                     if let Err(e) = self.send(what, ping).await {
                         debug!(nsp = %self.nsp, error = %e, ?probe, "health check ping not published");

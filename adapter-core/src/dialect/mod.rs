@@ -129,6 +129,12 @@ pub struct Capabilities {
     /// Each namespace has channels of its own (a message of another namespace on them is
     /// foreign); python-socketio carries every namespace on one channel.
     pub namespace_channels: bool,
+    /// What is published to a node's main channel and to its response path reaches it
+    /// in publish order (one queue, connection or partition), or over paths without a
+    /// backlog of their own (pub/sub). Then the health check takes one ping of a round
+    /// back and another missing for a lost channel, not a late one. Not Redis Streams:
+    /// the stream is read apart from the pub/sub responses, and may lag behind them.
+    pub ordered_paths: bool,
 }
 
 /// A wire dialect.

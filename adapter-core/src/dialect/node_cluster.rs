@@ -303,6 +303,7 @@ impl Dialect for NodeClusterDialect {
             requests: true,
             client_counts: true,
             namespace_channels: true,
+            ordered_paths: true,
         }
     }
 

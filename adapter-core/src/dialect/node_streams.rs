@@ -180,6 +180,7 @@ impl Dialect for NodeStreamsDialect {
             // a stream carries every namespace hashed to it: another namespace's entry
             // there is normal, not foreign
             namespace_channels: false,
+            ordered_paths: false,
         }
     }
 

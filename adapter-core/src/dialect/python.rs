@@ -231,6 +231,7 @@ impl Dialect for PythonDialect {
             requests: false,
             client_counts: false,
             namespace_channels: false,
+            ordered_paths: true,
         }
     }
 

@@ -15,7 +15,7 @@ const SEC: Duration = Duration::from_secs(1);
 fn tick(h: &mut Health, now: Instant, interval: Duration, delivering: bool) -> Step {
     let step = h.tick(now, interval, delivering, 0, "n1");
     if matches!(step, Step::Ping(_)) {
-        h.expect(&BOTH);
+        h.expect(&BOTH, true);
     }
     step
 }
@@ -126,7 +126,7 @@ fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
     let mut h = Health::default();
     h.started(t0);
     assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
-    h.expect(&BOTH);
+    h.expect(&BOTH, true);
     assert_eq!(h.tick(t0 + SEC, interval, false, 50, "n1"), Step::Wait);
     assert_eq!(h.unproven(t0 + 4 * SEC, interval), Some(4 * SEC), "before the echo is due, only echoes prove");
     for (i, heard) in [100, 200, 300, 400, 500].into_iter().enumerate() {
@@ -138,6 +138,37 @@ fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
     assert_eq!(h.tick(t0 + 12 * SEC, interval, false, 500, "n1"), Step::Deaf(BOTH.to_vec()));
     assert_eq!(h.unproven(t0 + 12 * SEC, interval), None, "last proven at 10 s");
     assert_eq!(h.unproven(t0 + 14 * SEC, interval), Some(4 * SEC));
+}
+
+#[test]
+fn a_ping_missing_an_interval_after_its_sibling_came_back_is_deaf_even_while_traffic_arrives() {
+    // the main channel lost while the response channel works, and another namespace (or
+    // a room channel) keeps delivering: the traffic does not hide it
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&BOTH, true);
+    h.echoed("healthcheck-n1-1", Probe::Response, t0 + SEC / 10);
+    assert_eq!(h.tick(t0 + SEC, interval, false, 100, "n1"), Step::Wait);
+    assert_eq!(
+        h.tick(t0 + 2 * SEC, interval, false, 200, "n1"),
+        Step::Wait,
+        "the sibling came back under an interval ago"
+    );
+    assert_eq!(h.tick(t0 + 5 * SEC / 2, interval, true, 300, "n1"), Step::Wait, "a held delivery still postpones it");
+    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, 400, "n1"), Step::Deaf(vec![Probe::Main]));
+
+    // Redis Streams: the stream may lag behind the pub/sub responses; traffic still
+    // postpones the verdict
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&BOTH, false);
+    h.echoed("healthcheck-n1-1", Probe::Response, t0 + SEC / 10);
+    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, 100, "n1"), Step::Wait, "a stream behind a backlog");
+    assert_eq!(h.tick(t0 + 4 * SEC, interval, false, 100, "n1"), Step::Deaf(vec![Probe::Main]), "until it pauses");
 }
 
 #[cfg(feature = "test-util")]

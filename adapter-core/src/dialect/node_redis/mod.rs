@@ -175,6 +175,7 @@ impl Dialect for NodeRedisDialect {
             requests: true,
             client_counts: true,
             namespace_channels: true,
+            ordered_paths: true,
         }
     }
 
