@@ -27,10 +27,11 @@
 //! keeps arriving: the pings were published together, the main-channel one first, into
 //! the same queue or connection (between connections, as on Redis Cluster, the interval
 //! absorbs the skew; not with Redis Streams, whose stream may lag behind its pub/sub
-//! responses: `Capabilities::ordered_paths`). So a subscription deaf to its main channel while its response
-//! channel works is repaired even while other channels keep delivering; one deaf to both
-//! while other channels (a busy room channel, another namespace) keep delivering is found
-//! once they pause for a tick (the tick is at most a second).
+//! responses: `Capabilities::ordered_paths`). So a subscription deaf to its main channel
+//! while its response channel works is repaired even while other channels keep
+//! delivering; one deaf to both while other channels (a busy room channel, another
+//! namespace) keep delivering is found once they pause for a tick (the tick is at most a
+//! second).
 //!
 //! **On failure.** The node asks its transport to resubscribe
 //! ([`Transport::resubscribe`]), counts it in
