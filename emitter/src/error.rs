@@ -16,8 +16,9 @@ pub enum EmitterError {
         /// Why.
         reason: String,
     },
-    /// The broker could not be reached.
-    #[error("cannot connect to {target}")]
+    /// The broker could not be reached. Its text names the target, unless the
+    /// transport's error (its source) already does.
+    #[error("cannot connect{}", connect_target(target, source))]
     Connect {
         /// Where (without password).
         target: String,
@@ -40,6 +41,12 @@ pub enum EmitterError {
     Cluster(#[from] AdapterError),
 }
 
+/// ` to <target>`, or nothing when the transport's error names the target already (each
+/// transport's connect errors do: "redis connect to redis 127.0.0.1:1 (...) failed").
+fn connect_target(target: &str, source: &BoxError) -> String {
+    if source.to_string().contains(target) { String::new() } else { format!(" to {target}") }
+}
+
 impl EmitterError {
     /// `true` for failures of the broker or the cluster (unreachable, publish failed,
     /// timed out) as opposed to bad input.
@@ -49,5 +56,21 @@ impl EmitterError {
             EmitterError::Cluster(e) => e.is_transport() || e.is_timeout() || matches!(e, AdapterError::Closed),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_error_names_its_target_once() {
+        let target = "redis 127.0.0.1:1 (classic, prefix p)".to_owned();
+        let named: BoxError = format!("redis connect to {target} failed: refused").into();
+        let e = EmitterError::Connect { target: target.clone(), source: named };
+        assert_eq!(e.to_string(), "cannot connect");
+        let bare: BoxError = "timed out".into();
+        let e = EmitterError::Connect { target, source: bare };
+        assert_eq!(e.to_string(), "cannot connect to redis 127.0.0.1:1 (classic, prefix p)");
     }
 }
