@@ -140,10 +140,8 @@ impl<T: Transport> Inner<T> {
         Ok(shortfall)
     }
 
-    /// A `fetch_sockets` request for `opts`: hands each answer's sender and sockets to
-    /// `each` (see [`Inner::request`]).
-    /// A server-side emit of `packet` with an ack: `each` gets every answer (the
-    /// answering node, where the dialect names it, and the ack's value).
+    /// A server-side emit of `packet` with an ack: hands each answer's sender (where the
+    /// dialect names it) and value to `each` (see [`Inner::request`]).
     pub(super) async fn emit_round(
         self: &Arc<Self>,
         packet: EventPacket,
@@ -166,6 +164,8 @@ impl<T: Transport> Inner<T> {
         .await
     }
 
+    /// A `fetch_sockets` request for `opts`: hands each answer's sender and sockets to
+    /// `each` (see [`Inner::request`]).
     pub(super) async fn fetch_round(
         self: &Arc<Self>,
         opts: BroadcastOptions,
