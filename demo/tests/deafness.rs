@@ -45,8 +45,9 @@ fn bindings(exchange: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
+/// Two sio-node on RabbitMQ (2 s health check, 300 ms heartbeats, no eviction) on a fresh
+/// exchange, once A hears B: (A logging JSON, B, the URL, the exchange).
+async fn rabbitmq_pair() -> (SioNode, SioNode, String, String) {
     let amqp = env("AMQP_ADDR");
     let sep = if amqp.contains('?') { '&' } else { '?' };
     let exchange = prefix("deaf");
@@ -55,25 +56,39 @@ async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
     );
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sio-node"));
     let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn,sio_node=info").await;
-    let _b = SioNode::start(bin, "B", &url).await;
-    let received = r#"socketio_cluster_received_total{namespace="/"}"#;
-    let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
+    let b = SioNode::start(bin, "B", &url).await;
     let start = Instant::now();
-    while metric(&a, received).await < 5.0 {
+    while metric(&a, r#"socketio_cluster_received_total{namespace="/"}"#).await < 5.0 {
         assert!(start.elapsed() < Duration::from_secs(10), "A hears nothing from B");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let queue = a_queue(&a, &bindings(&exchange), &exchange);
-    // the operator removes every binding of A's queue; A's connection and consumer stay
+    (a, b, url, exchange)
+}
+
+/// What an operator does with `rabbitmqctl eval`: removes the bindings from `exchange` to
+/// `queue`, those with routing key `key` only when given. The connection and the consumer
+/// stay.
+fn remove_bindings(exchange: &str, queue: &str, key: Option<&str>) {
+    let only = key.map_or(String::new(), |k| format!(", element(3, B) =:= <<\"{k}\">>"));
     let removed = shared_ctl(&[
         "eval",
         &format!(
             "X = rabbit_misc:r(<<\"/\">>, exchange, <<\"{exchange}\">>), Q = rabbit_misc:r(<<\"/\">>, queue, <<\"{queue}\">>), \
-             [rabbit_binding:remove(B, <<\"sio-test\">>) || B <- rabbit_binding:list_for_source_and_destination(X, Q)]."
+             [rabbit_binding:remove(B, <<\"sio-test\">>) || B <- rabbit_binding:list_for_source_and_destination(X, Q){only}]."
         ),
     ])
     .expect("remove the bindings");
     assert!(removed.contains("ok"), "{removed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
+    let (a, _b, _url, exchange) = rabbitmq_pair().await;
+    let received = r#"socketio_cluster_received_total{namespace="/"}"#;
+    let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
+    let queue = a_queue(&a, &bindings(&exchange), &exchange);
+    // the operator removes every binding of A's queue
+    remove_bindings(&exchange, &queue, None);
     assert!(bindings(&exchange).iter().all(|(q, _)| *q != queue), "A's bindings are gone");
     let deafened = Instant::now();
     let before = metric(&a, received).await;
@@ -114,23 +129,10 @@ async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
 /// not, so an interval later A re-binds: bound 10 s (two periods of 2 s plus ticks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_lost_only_its_main_binding_rebinds_while_other_traffic_flows() {
-    let amqp = env("AMQP_ADDR");
-    let sep = if amqp.contains('?') { '&' } else { '?' };
-    let exchange = prefix("deaf");
-    let url = format!(
-        "{amqp}{sep}prefix={exchange}&heartbeat_interval_ms=300&heartbeat_timeout_ms=60000&health_check_interval_ms=2000"
-    );
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sio-node"));
-    let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn,sio_node=info").await;
-    let _b = SioNode::start(bin, "B", &url).await;
+    let (a, _b, url, exchange) = rabbitmq_pair().await;
     let received = r#"socketio_cluster_received_total{namespace="/"}"#;
     let received_admin = r#"socketio_cluster_received_total{namespace="/admin"}"#;
     let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
-    let start = Instant::now();
-    while metric(&a, received).await < 5.0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "A hears nothing from B");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     // a broadcast to /admin every 20 ms: A's transport delivers something at every tick
     let io = socketio_emitter::Emitter::connect(&url).await.expect("emitter").of("/admin");
     let traffic = tokio::spawn(async move {
@@ -141,16 +143,7 @@ async fn a_node_that_lost_only_its_main_binding_rebinds_while_other_traffic_flow
     });
     let queue = a_queue(&a, &bindings(&exchange), &exchange);
     let main = format!("{exchange}#/#");
-    let removed = shared_ctl(&[
-        "eval",
-        &format!(
-            "X = rabbit_misc:r(<<\"/\">>, exchange, <<\"{exchange}\">>), Q = rabbit_misc:r(<<\"/\">>, queue, <<\"{queue}\">>), \
-             [rabbit_binding:remove(B, <<\"sio-test\">>) || B <- rabbit_binding:list_for_source_and_destination(X, Q), \
-             element(3, B) =:= <<\"{main}\">>]."
-        ),
-    ])
-    .expect("remove the main binding");
-    assert!(removed.contains("ok"), "{removed}");
+    remove_bindings(&exchange, &queue, Some(&main));
     let left = bindings(&exchange);
     assert!(!left.iter().any(|(q, k)| *q == queue && *k == main), "A's main binding is gone: {left:?}");
     assert!(left.iter().filter(|(q, _)| *q == queue).count() >= 2, "A's other bindings stay: {left:?}");
