@@ -27,6 +27,14 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, `KILL`, ...) to process `pid`;
+/// panics if `kill` fails. The one way the suites stall, resume and kill the processes
+/// they start (brokers, `sio-node`).
+pub fn send_signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill").args(["-s", signal, &pid.to_string()]).status().expect("run kill");
+    assert!(ok.success(), "kill -s {signal} {pid}");
+}
+
 /// The 3-master Redis Cluster as one URL of this project's grammar
 /// (`redis://host:port,host:port,...`), from `REDIS_CLUSTER_URLS`.
 pub fn redis_cluster_url() -> String {

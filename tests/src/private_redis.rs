@@ -46,8 +46,7 @@ impl PrivateRedis {
     /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, ...) to the server.
     pub async fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().and_then(Child::id).expect("redis-server is running");
-        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().await.expect("run kill");
-        assert!(ok.success(), "kill -s {signal} {pid}");
+        crate::send_signal(pid, signal);
     }
 
     /// Kills the server (the port stays this one's, for [`PrivateRedis::start`] again).

@@ -103,8 +103,7 @@ impl PrivateRabbitMq {
     /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, ...) to the node's Erlang VM.
     pub fn signal(&self, signal: &str) {
         let pid = self.vm_pid();
-        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().expect("run kill");
-        assert!(ok.success(), "kill -s {signal} {pid}");
+        crate::send_signal(pid, signal);
     }
 
     /// The names of its queues.

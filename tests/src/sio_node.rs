@@ -105,8 +105,7 @@ impl SioNode {
     /// Sends `signal` (a `kill -s` name: `TERM`, `STOP`, `CONT`, ...) to the process.
     pub async fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("sio-node is running");
-        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().await.expect("run kill");
-        assert!(ok.success(), "kill -s {signal} {pid}");
+        crate::send_signal(pid, signal);
     }
 
     /// Waits up to `within` for the process to exit; its status, or `None` if it is still

@@ -74,8 +74,7 @@ impl PrivateTansu {
     /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`, ...) to the broker.
     pub async fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().and_then(Child::id).expect("tansu is running");
-        let ok = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().await.expect("run kill");
-        assert!(ok.success(), "kill -s {signal} {pid}");
+        crate::send_signal(pid, signal);
     }
 
     /// Kills the broker (the port stays this one's, for [`PrivateTansu::restart`]).
