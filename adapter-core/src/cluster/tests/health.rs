@@ -20,6 +20,15 @@ fn tick(h: &mut Health, now: Instant, interval: Duration, delivering: bool) -> S
     step
 }
 
+/// A node started at `t0` whose first round (both pings, `ordered` or not) went out then.
+fn first_round_out(t0: Instant, interval: Duration, ordered: bool) -> Health {
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&BOTH, ordered);
+    h
+}
+
 /// Both pings of the round came back at `t`.
 fn echo(h: &mut Health, id: &str, t: Instant) {
     h.echoed(id, Probe::Main, t);
@@ -123,10 +132,7 @@ fn deliveries_still_arriving_postpone_the_verdict_and_prove_the_subscription() {
     // a node behind a backlog: its echo is queued after many seconds of traffic
     let t0 = Instant::now();
     let interval = 2 * SEC;
-    let mut h = Health::default();
-    h.started(t0);
-    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
-    h.expect(&BOTH, true);
+    let mut h = first_round_out(t0, interval, true);
     assert_eq!(h.tick(t0 + SEC, interval, false, 50, "n1"), Step::Wait);
     assert_eq!(h.unproven(t0 + 4 * SEC, interval), Some(4 * SEC), "before the echo is due, only echoes prove");
     for (i, heard) in [100, 200, 300, 400, 500].into_iter().enumerate() {
@@ -146,10 +152,7 @@ fn a_ping_missing_an_interval_after_its_sibling_came_back_is_deaf_even_while_tra
     // a room channel) keeps delivering: the traffic does not hide it
     let t0 = Instant::now();
     let interval = 2 * SEC;
-    let mut h = Health::default();
-    h.started(t0);
-    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
-    h.expect(&BOTH, true);
+    let mut h = first_round_out(t0, interval, true);
     h.echoed("healthcheck-n1-1", Probe::Response, t0 + SEC / 10);
     assert_eq!(h.tick(t0 + SEC, interval, false, 100, "n1"), Step::Wait);
     assert_eq!(
@@ -162,10 +165,7 @@ fn a_ping_missing_an_interval_after_its_sibling_came_back_is_deaf_even_while_tra
 
     // Redis Streams: the stream may lag behind the pub/sub responses; traffic still
     // postpones the verdict
-    let mut h = Health::default();
-    h.started(t0);
-    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
-    h.expect(&BOTH, false);
+    let mut h = first_round_out(t0, interval, false);
     h.echoed("healthcheck-n1-1", Probe::Response, t0 + SEC / 10);
     assert_eq!(h.tick(t0 + 3 * SEC, interval, false, 100, "n1"), Step::Wait, "a stream behind a backlog");
     assert_eq!(h.tick(t0 + 4 * SEC, interval, false, 100, "n1"), Step::Deaf(vec![Probe::Main]), "until it pauses");
