@@ -24,14 +24,6 @@ use socketio_cluster_tests::redis_cluster::{PrivateCluster, assign_slot, live_ma
 use socketio_cluster_tests::sio_node::SioNode;
 use socketio_cluster_tests::tansu::PrivateTansu;
 
-/// A counter or gauge of `/metrics`.
-async fn metric(node: &SioNode, series: &str) -> f64 {
-    let (_, body) = node.get("/metrics").await;
-    body.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {series} in {body}"))
-}
-
 /// The bindings from `exchange` (the prefix): (queue, routing key).
 fn bindings(exchange: &str) -> Vec<(String, String)> {
     let out =
@@ -58,7 +50,7 @@ async fn rabbitmq_pair() -> (SioNode, SioNode, String, String) {
     let a = SioNode::start_logging(bin, "A", &url, &["--log-format", "json"], "warn,sio_node=info").await;
     let b = SioNode::start(bin, "B", &url).await;
     let start = Instant::now();
-    while metric(&a, r#"socketio_cluster_received_total{namespace="/"}"#).await < 5.0 {
+    while a.metric(r#"socketio_cluster_received_total{namespace="/"}"#).await < 5.0 {
         assert!(start.elapsed() < Duration::from_secs(10), "A hears nothing from B");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -91,7 +83,7 @@ async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
     remove_bindings(&exchange, &queue, None);
     assert!(bindings(&exchange).iter().all(|(q, _)| *q != queue), "A's bindings are gone");
     let deafened = Instant::now();
-    let before = metric(&a, received).await;
+    let before = a.metric(received).await;
 
     // not ready while deaf, then repaired: re-bound, counted, and hearing again
     let mut saw_deaf = false;
@@ -102,7 +94,7 @@ async fn a_node_whose_bindings_an_operator_removed_rebinds_and_hears_again() {
             assert!(body.contains("deaf") || body.contains("(reconnecting)"), "{body}");
             saw_deaf |= body.contains("deaf");
         }
-        if metric(&a, resubscriptions).await >= 1.0 && metric(&a, received).await > before + 3.0 {
+        if a.metric(resubscriptions).await >= 1.0 && a.metric(received).await > before + 3.0 {
             break;
         }
         assert!(deafened.elapsed() < Duration::from_secs(10), "A did not hear again within 10 s");
@@ -148,14 +140,14 @@ async fn a_node_that_lost_only_its_main_binding_rebinds_while_other_traffic_flow
     assert!(!left.iter().any(|(q, k)| *q == queue && *k == main), "A's main binding is gone: {left:?}");
     assert!(left.iter().filter(|(q, _)| *q == queue).count() >= 2, "A's other bindings stay: {left:?}");
     let deafened = Instant::now();
-    let (before, admin_before) = (metric(&a, received).await, metric(&a, received_admin).await);
-    while metric(&a, resubscriptions).await < 1.0 || metric(&a, received).await < before + 3.0 {
+    let (before, admin_before) = (a.metric(received).await, a.metric(received_admin).await);
+    while a.metric(resubscriptions).await < 1.0 || a.metric(received).await < before + 3.0 {
         assert!(deafened.elapsed() < Duration::from_secs(10), "A did not re-bind within 10 s: {:?}", a.log_lines());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = deafened.elapsed();
     traffic.abort();
-    let admin_heard = metric(&a, received_admin).await - admin_before;
+    let admin_heard = a.metric(received_admin).await - admin_before;
     assert!(admin_heard >= 50.0, "/admin traffic kept arriving meanwhile ({admin_heard}), the case this covers");
     println!(
         "A re-bound and heard / again {took:?} after losing its main binding ({admin_heard} /admin messages meanwhile)"
@@ -219,22 +211,22 @@ async fn a_node_whose_kafka_topic_was_deleted_and_recreated_hears_again() {
     let _b = SioNode::start(bin, "B", &url).await;
     let received = r#"socketio_cluster_received_total{namespace="/"}"#;
     let start = Instant::now();
-    while metric(&a, received).await < 5.0 {
+    while a.metric(received).await < 5.0 {
         assert!(start.elapsed() < Duration::from_secs(20), "A hears nothing from B");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     recreate_topic(&broker, &topic).await;
     let recreated = Instant::now();
-    let before = metric(&a, received).await;
+    let before = a.metric(received).await;
     let repairs = async |a: &SioNode| {
-        metric(a, r#"socketio_cluster_resubscriptions_total{namespace="/"}"#).await
-            + metric(a, r#"socketio_cluster_transport_reconnects_total{transport="kafka"}"#).await
+        a.metric(r#"socketio_cluster_resubscriptions_total{namespace="/"}"#).await
+            + a.metric(r#"socketio_cluster_transport_reconnects_total{transport="kafka"}"#).await
     };
     loop {
         if let Some(status) = a.exited(Duration::ZERO).await {
             panic!("A died, {status} (a librdkafka without the NULL-topic fix?): {:?}", a.log_lines());
         }
-        if repairs(&a).await >= 1.0 && metric(&a, received).await >= before + 3.0 {
+        if repairs(&a).await >= 1.0 && a.metric(received).await >= before + 3.0 {
             break;
         }
         assert!(recreated.elapsed() < Duration::from_secs(15), "A did not hear again: {:?}", a.log_lines());
@@ -285,7 +277,7 @@ async fn a_node_whose_main_channel_slot_moved_resubscribes_and_hears_again() {
     hears(&mut c, Duration::from_secs(10)).await;
 
     let reconnects = r#"socketio_cluster_transport_reconnects_total{transport="redis"}"#;
-    let before = metric(&a, reconnects).await;
+    let before = a.metric(reconnects).await;
     let slot = cluster.keyslot(&main).await;
     let owner = cluster.owner_of(&main).await;
     let nodes = cluster.nodes().await;
@@ -299,7 +291,7 @@ async fn a_node_whose_main_channel_slot_moved_resubscribes_and_hears_again() {
     let heard = hears(&mut c, Duration::from_secs(10)).await;
     println!("A hears again {:?} after the slot moved ({heard:?} of broadcasting)", moved.elapsed());
     let start = Instant::now();
-    while metric(&a, reconnects).await <= before {
+    while a.metric(reconnects).await <= before {
         assert!(start.elapsed() < Duration::from_secs(10), "the repair is not counted in {reconnects}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

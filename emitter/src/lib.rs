@@ -360,6 +360,11 @@ impl<T: Transport> Emitter<T> {
     }
 
     /// Makes the targeted sockets join `rooms`.
+    ///
+    /// In the dynamic subscription modes the servers subscribe a room's channel only once
+    /// the join reached them; for 10 s this emitter's broadcasts to one of `rooms` alone go
+    /// on the namespace's main channel instead, behind the join, so an emit right after
+    /// the join reaches the new members.
     pub async fn sockets_join<R: Into<Room>>(&self, rooms: impl IntoIterator<Item = R>) -> Result<(), EmitterError> {
         self.core()?.add_sockets(self.opts.clone(), rooms.into_iter().map(Into::into).collect()).await?;
         Ok(())

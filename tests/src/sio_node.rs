@@ -135,6 +135,15 @@ impl SioNode {
         (status, body)
     }
 
+    /// The value of one series of `GET /metrics`, named with its labels
+    /// (`socketio_cluster_received_total{namespace="/"}`); panics if it is absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in {body}"))
+    }
+
     /// `GET path` on the node's HTTP port, as JSON.
     pub async fn get_json(&self, path: &str) -> Json {
         let (_, body) = self.get(path).await;

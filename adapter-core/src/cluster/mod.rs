@@ -76,7 +76,7 @@ use crate::types::NodeId;
 use health::Health;
 use membership::KnownNodes;
 use pending::Pending;
-use room_channels::RoomSubs;
+use room_channels::{RecentJoins, RoomSubs};
 use stats::Counters;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,6 +118,8 @@ struct Inner<T: Transport> {
     closed: AtomicBool,
     last_publish: Mutex<Instant>,
     room_subs: Mutex<RoomSubs>,
+    /// Rooms this engine made the cluster join lately (their broadcasts take the main channel).
+    recent_joins: Mutex<RecentJoins>,
     /// Shared with the room subscription task, which must not keep `Inner` alive.
     room_notify: Arc<Notify>,
     health: Mutex<Health>,
@@ -225,6 +227,7 @@ impl<T: Transport> ClusterCore<T> {
                 closed: AtomicBool::new(false),
                 last_publish: Mutex::new(Instant::now()),
                 room_subs: Mutex::new(RoomSubs::default()),
+                recent_joins: Mutex::new(RecentJoins::default()),
                 room_notify: Arc::new(Notify::new()),
                 health: Mutex::new(Health::default()),
                 delivering: AtomicBool::new(false),

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::acks::AckCollector;
 use super::pending::Expect;
 use super::stats::Counters;
-use super::{ClusterCore, Mode, deadline_after};
+use super::{ClusterCore, Mode, deadline_after, lock};
 use crate::adapter::{AckStream, Gathered};
 use crate::dialect::EMITTER_UID;
 use crate::error::{AdapterError, DialectError};
@@ -95,6 +97,9 @@ impl<T: Transport> ClusterCore<T> {
         }
         if opts.flags.local {
             return Ok(());
+        }
+        if self.inner.dialect.capabilities().room_channels {
+            lock(&self.inner.recent_joins).joined(&rooms, Instant::now());
         }
         for rooms in self.room_batches(rooms) {
             self.publish(Body::SocketsJoin { opts: opts.clone(), rooms }).await?;

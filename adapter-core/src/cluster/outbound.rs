@@ -28,9 +28,19 @@ impl<T: Transport> Inner<T> {
         self.send(msg.body.name(), out).await
     }
 
-    /// Encodes `msg`, refusing it over the maximum message size.
+    /// Encodes `msg`, refusing it over the maximum message size. A broadcast to one room
+    /// this engine made the cluster join lately goes on the main channel (see
+    /// `room_channels`).
     pub(super) fn encode(&self, msg: &Message) -> Result<Outgoing, AdapterError> {
-        let out = self.dialect.encode(msg)?;
+        let mut out = self.dialect.encode(msg)?;
+        if let Body::Broadcast { opts, .. } = &msg.body
+            && let [room] = opts.rooms.as_slice()
+            && self.dialect.capabilities().room_channels
+            && lock(&self.recent_joins).contains(room, Instant::now())
+            && let Some(main) = self.dialect.all_servers_channel(&msg.nsp)
+        {
+            out.channel = main;
+        }
         let limit = self.config.max_message_size;
         if out.payload.len() > limit {
             Counters::bump(&self.counters.publish_errors);

@@ -5,8 +5,19 @@
 //! Room changes update the *desired* set at once ([`Inner::rooms_changed`]); a
 //! background task brings the broker's *applied* set to it, retrying every 500 ms
 //! while the broker refuses or is unreachable.
+//!
+//! A node subscribes a room's channel only after its sockets joined the room, without
+//! telling anyone when (Node.js servers do not wait for their `SSUBSCRIBE`; ours apply
+//! it in the background). So right after this engine asked the cluster's sockets to join
+//! a room ([`ClusterCore::add_sockets`], `sockets join` from an emitter), a broadcast to
+//! that room on its channel would reach no server that is still subscribing: the worker
+//! that joins users to a room and then emits to it would lose its first event. For
+//! [`JOIN_SETTLE`] after such a join, this engine's broadcasts to that room alone go on
+//! the namespace's main channel instead ([`RecentJoins`]), where every server already
+//! listens and where the join went before them, so in order. Peers handle a room
+//! broadcast on the main channel as they do in `static` mode.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,6 +28,67 @@ use tracing::warn;
 use super::{ClusterCore, Inner, deadline_after, lock};
 use crate::rooms::RoomChanges;
 use crate::transport::{Channel, Transport};
+use crate::types::Room;
+
+/// How long after this engine made the cluster's sockets join a room its broadcasts to
+/// that room alone go on the main channel (see the module doc): ample for a server to
+/// receive the join and subscribe the room's channel, short enough that the
+/// per-room channels carry a room's traffic again soon after.
+pub(super) const JOIN_SETTLE: Duration = Duration::from_secs(10);
+
+/// The most joined rooms remembered at once; joins beyond it are not remembered, and
+/// broadcasts to those rooms take the room's channel as they would without this.
+pub(super) const MAX_RECENT_JOINS: usize = 4096;
+
+/// The rooms this engine made the cluster's sockets join in the last [`JOIN_SETTLE`].
+#[derive(Debug, Default)]
+pub(super) struct RecentJoins {
+    /// Joins in time order (a room again for each join, at most [`MAX_RECENT_JOINS`]).
+    order: VecDeque<(Instant, Room)>,
+    /// Each remembered room's latest join.
+    latest: HashMap<Room, Instant>,
+}
+
+impl RecentJoins {
+    /// This engine asked the cluster's sockets to join `rooms` at `now`.
+    pub(super) fn joined(&mut self, rooms: &[Room], now: Instant) {
+        self.expire(now);
+        for room in rooms {
+            if self.order.len() >= MAX_RECENT_JOINS {
+                return;
+            }
+            self.latest.insert(room.clone(), now);
+            self.order.push_back((now, room.clone()));
+        }
+    }
+
+    /// Whether `room` was joined less than [`JOIN_SETTLE`] before `now`.
+    pub(super) fn contains(&mut self, room: &Room, now: Instant) -> bool {
+        if self.latest.is_empty() {
+            return false;
+        }
+        self.expire(now);
+        self.latest.contains_key(room)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) < JOIN_SETTLE {
+                break;
+            }
+            let Some((at, room)) = self.order.pop_front() else { break };
+            if self.latest.get(&room) == Some(&at) {
+                self.latest.remove(&room);
+            }
+        }
+    }
+
+    /// Rooms remembered.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.latest.len()
+    }
+}
 
 /// The per-room channels wanted and those the broker has.
 #[derive(Debug, Default)]

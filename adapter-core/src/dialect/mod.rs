@@ -173,6 +173,15 @@ pub trait Dialect: Send + Sync + Debug + 'static {
     /// can count subscribers).
     fn count_channel(&self, nsp: &str) -> String;
 
+    /// In dialects with per-room channels, the channel every server of `nsp` listens
+    /// on, where a room broadcast may also go (peers handle it there as in `static`
+    /// mode); the engine sends a room's broadcasts there while servers may still be
+    /// subscribing its channel. `None` for dialects without per-room channels.
+    fn all_servers_channel(&self, nsp: &str) -> Option<String> {
+        let _ = nsp;
+        None
+    }
+
     /// For a broadcast arriving on a per-room channel, the room: nodes without local
     /// members of that room may drop it without decoding.
     fn broadcast_room<'c>(&self, nsp: &str, channel: &'c str) -> Option<&'c str> {

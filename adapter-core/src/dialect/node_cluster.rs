@@ -331,6 +331,10 @@ impl Dialect for NodeClusterDialect {
         self.main_channel(nsp)
     }
 
+    fn all_servers_channel(&self, nsp: &str) -> Option<String> {
+        (self.mode != SubscriptionMode::Static).then(|| self.main_channel(nsp))
+    }
+
     fn encode(&self, msg: &Message) -> Result<Outgoing, DialectError> {
         check_nsp(&msg.nsp)?;
         let (code, binary) = classify(self.name(), &msg.body)?;

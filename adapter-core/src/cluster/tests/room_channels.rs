@@ -1,7 +1,8 @@
 //! Unit tests of the room channel bookkeeping, then a dynamic-mode node over the memory
 //! transport.
 
-use super::RoomSubs;
+use super::{JOIN_SETTLE, MAX_RECENT_JOINS, RecentJoins, RoomSubs};
+use crate::types::Room;
 
 const MAX: usize = usize::MAX;
 
@@ -67,6 +68,38 @@ fn closing_takes_every_applied_channel() {
     taken.sort();
     assert_eq!(taken, strings(&["a", "b"]));
     assert_eq!(subs.applied_len(), 0);
+}
+
+#[test]
+fn a_joined_room_is_remembered_for_the_settle_time_from_its_latest_join() {
+    let t0 = tokio::time::Instant::now();
+    let mut joins = RecentJoins::default();
+    let news = Room::from("news");
+    assert!(!joins.contains(&news, t0));
+    joins.joined(&[news.clone(), Room::from("sport")], t0);
+    assert!(joins.contains(&news, t0 + JOIN_SETTLE / 2));
+    assert!(!joins.contains(&Room::from("other"), t0));
+    // joined again later: remembered from then
+    joins.joined(std::slice::from_ref(&news), t0 + JOIN_SETTLE / 2);
+    assert!(joins.contains(&news, t0 + JOIN_SETTLE));
+    assert!(!joins.contains(&Room::from("sport"), t0 + JOIN_SETTLE), "sport expired");
+    assert!(!joins.contains(&news, t0 + JOIN_SETTLE * 3 / 2));
+    assert_eq!(joins.len(), 0);
+}
+
+#[test]
+fn joins_beyond_the_limit_are_not_remembered() {
+    let t0 = tokio::time::Instant::now();
+    let mut joins = RecentJoins::default();
+    let rooms: Vec<Room> = (0..MAX_RECENT_JOINS + 10).map(|i| Room::from(format!("r{i}"))).collect();
+    joins.joined(&rooms, t0);
+    assert_eq!(joins.len(), MAX_RECENT_JOINS);
+    assert!(joins.contains(&rooms[MAX_RECENT_JOINS - 1], t0));
+    assert!(!joins.contains(&rooms[MAX_RECENT_JOINS], t0));
+    // once they expired, joins are remembered again
+    joins.joined(&rooms[..1], t0 + JOIN_SETTLE);
+    assert_eq!(joins.len(), 1);
+    assert!(joins.contains(&rooms[0], t0 + JOIN_SETTLE));
 }
 
 #[cfg(feature = "test-util")]
@@ -143,5 +176,67 @@ mod over_memory {
         assert!(a.adapter.core().room_subscriptions_applied().await);
         let stats = a.adapter.stats();
         assert_eq!((stats.room_channels, stats.room_channels_refused), (2, 1));
+    }
+
+    /// The broadcasts and joins the spy saw, in order: (channel, event or "(join)"),
+    /// health check pings left out.
+    fn broadcasts(rx: &mut tokio::sync::mpsc::Receiver<crate::TransportEvent>) -> Vec<(String, String)> {
+        let dialect = NodeClusterDialect::default();
+        let mut got = Vec::new();
+        while let Ok(crate::TransportEvent::Message { channel, payload }) = rx.try_recv() {
+            let msg = dialect.decode(&channel, &payload).expect("decodes");
+            match msg.body {
+                crate::message::Body::Broadcast { packet, .. } if packet.event != "healthcheck" => {
+                    got.push((channel, packet.event))
+                }
+                crate::message::Body::SocketsJoin { .. } => got.push((channel, "(join)".to_owned())),
+                _ => {}
+            }
+        }
+        got
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_room_this_engine_just_made_the_cluster_join_is_broadcast_on_the_main_channel_for_a_while() {
+        use crate::cluster::room_channels::JOIN_SETTLE;
+        use crate::cluster::test_support::{ev, settle};
+        use crate::{BroadcastOptions, Channel};
+
+        let hub = MemoryHub::new();
+        let spy = hub.transport();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let channels = ["socket.io#/#", "socket.io#/#news#", "socket.io#/#sport#"].map(|c| Channel::Exact(c.into()));
+        spy.subscribe(&channels, tx).await.expect("spy");
+        let dialect: Arc<dyn Dialect> =
+            Arc::new(NodeClusterDialect::default().with_subscription_mode(SubscriptionMode::Dynamic));
+        let a = node(&hub, dialect, "A", ClusterConfig::default()).await;
+        let core = a.adapter.core();
+        let to = |room: &str| BroadcastOptions::all().to(room);
+        core.broadcast(ev("before"), to("news")).await.expect("broadcast");
+        core.add_sockets(BroadcastOptions::all(), vec!["news".into()]).await.expect("join");
+        core.broadcast(ev("first"), to("news")).await.expect("broadcast");
+        core.broadcast(ev("elsewhere"), to("sport")).await.expect("broadcast");
+        settle().await;
+        let main = "socket.io#/#".to_owned();
+        let news = "socket.io#/#news#".to_owned();
+        assert_eq!(
+            broadcasts(&mut rx),
+            [
+                (news.clone(), "before".to_owned()),
+                (main.clone(), "(join)".to_owned()),
+                (main.clone(), "first".to_owned()),
+                ("socket.io#/#sport#".to_owned(), "elsewhere".to_owned()),
+            ]
+        );
+        // a local-only join tells nobody, so changes nothing
+        core.add_sockets(BroadcastOptions::all().local(), vec!["sport".into()]).await.expect("join");
+        core.broadcast(ev("local join"), to("sport")).await.expect("broadcast");
+        tokio::time::sleep(JOIN_SETTLE).await;
+        core.broadcast(ev("settled"), to("news")).await.expect("broadcast");
+        settle().await;
+        assert_eq!(
+            broadcasts(&mut rx),
+            [("socket.io#/#sport#".to_owned(), "local join".to_owned()), (news, "settled".to_owned())]
+        );
     }
 }
