@@ -3,7 +3,8 @@
 //! fails, nothing more arrives). The node's health check notices (its readiness turns
 //! 503 "deaf"), re-binds, counts a resubscription, logs one line, and receives again
 //! within the bound (two health-check periods plus a tick, here 2 s each); so does one
-//! that lost only its main channel's binding while other traffic keeps arriving. On Kafka the
+//! that lost only its main channel's binding while other traffic keeps arriving, and one
+//! that lost only a room's binding (its room channel's ping goes missing). On Kafka the
 //! topic is deleted and created again under the nodes (tansu's admin CLI); the health check
 //! resubscribes, the consumer is re-placed on the new topic, and the node hears again
 //! within 15 s (this needs the workspace's patched librdkafka: see the test). On
@@ -155,6 +156,45 @@ async fn a_node_that_lost_only_its_main_binding_rebinds_while_other_traffic_flow
     let repairs: Vec<String> =
         a.log_lines().into_iter().filter(|l| l.contains("subscription stopped receiving")).collect();
     assert!(repairs.iter().any(|l| l.contains("main (broadcasts and requests)")), "{repairs:?}");
+}
+
+/// The operator removes only the binding of one room's routing key from A's queue
+/// (`<prefix>#/#news#`, bound while A's client is in room `news`: the default dynamic mode).
+/// A's main and response pings still come back, but broadcasts to `news` no longer reach
+/// its client. The health check pings A's room channels in turn (one ping per round; here
+/// the only one, every 2 s): A re-binds and the client hears the room again, bound 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_one_room_binding_rebinds_and_its_member_hears_the_room_again() {
+    let (a, _b, url, exchange) = rabbitmq_pair().await;
+    let resubscriptions = r#"socketio_cluster_resubscriptions_total{namespace="/"}"#;
+    let mut c = NodePeer::start("clients", json!({"name": "clients", "server": false})).await;
+    c.call("clients", json!({"clients": [{"name": "m", "port": a.port}]})).await;
+    assert_eq!(c.call("call", json!({"name": "m", "event": "join", "data": ["news"]})).await, json!({"ok": true}));
+    let queue = a_queue(&a, &bindings(&exchange), &exchange);
+    let news = format!("{exchange}#/#news#");
+    assert!(bindings(&exchange).contains(&(queue.clone(), news.clone())), "A's queue is bound to {news}");
+    remove_bindings(&exchange, &queue, Some(&news));
+    let removed = Instant::now();
+    let io = socketio_emitter::Emitter::connect(&url).await.expect("emitter").to("news");
+    io.emit("lost", ()).await.expect("emit");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(c.got("lost").await.is_empty(), "deaf to the room once its binding is gone");
+    loop {
+        io.emit("heard", ()).await.expect("emit");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !c.got("heard").await.is_empty() {
+            break;
+        }
+        assert!(removed.elapsed() < Duration::from_secs(10), "A did not re-bind within 10 s: {:?}", a.log_lines());
+    }
+    let took = removed.elapsed();
+    assert_eq!(a.metric(resubscriptions).await, 1.0, "repaired once");
+    assert!(bindings(&exchange).iter().any(|(_, k)| *k == news), "re-bound");
+    println!("A re-bound {news} and its member heard the room again {took:?} after the binding was removed");
+    let repairs: Vec<String> =
+        a.log_lines().into_iter().filter(|l| l.contains("subscription stopped receiving")).collect();
+    assert!(repairs.iter().any(|l| l.contains(r#"[\"room\"]"#)), "the room channel's ping is named: {repairs:?}");
+    c.stop().await;
 }
 
 /// A's queue: the one bound to A's own node channel `<prefix>#/#<uid>#` (A's uid from its

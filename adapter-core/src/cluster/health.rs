@@ -62,14 +62,19 @@
 //!   a [`Body::BroadcastClientCount`] of 0 answering its own request id (its own
 //!   response channel in the ClusterAdapter dialects and with specific response
 //!   channels, the shared response channel in the classic dialect). A peer routes it by
-//!   request id, knows no such request and drops it.
+//!   request id, knows no such request and drops it;
+//! - on one of this node's *per-room channels* (the dynamic subscription modes), if it has
+//!   any: the main-channel broadcast again, on the next applied room channel in name
+//!   order, one per round. A node with `n` room channels proves each every `n` rounds,
+//!   so one lost room channel is found within `n + 1` intervals. The peers subscribed
+//!   there (those with members in that room) deliver it to nobody, as on the main
+//!   channel. A room the node leaves while its ping is on the way is not held against
+//!   it.
 //!
 //! No new message type goes on the wire, so every peer stays compatible. This engine
 //! delivers no ping to sockets; another node's main-channel ping counts as a sign of
 //! life of its sender (as any message does), a client count never does. `sio tail`
-//! does not show pings. The per-room channels of the dynamic modes
-//! are not probed (a node has one per room; their subscriptions live on the same
-//! connections as the main channel's).
+//! does not show pings.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -119,6 +124,9 @@ pub(super) enum Probe {
     Main,
     /// The response path to this node: a client count of 0 answering its own request.
     Response,
+    /// One of this node's per-room channels (dynamic subscription modes), in turn: the
+    /// main-channel ping published on that channel.
+    Room,
 }
 
 impl Probe {
@@ -126,6 +134,7 @@ impl Probe {
         match self {
             Probe::Main => "main (broadcasts and requests)",
             Probe::Response => "response",
+            Probe::Room => "room",
         }
     }
 }
@@ -141,6 +150,8 @@ struct Round {
     first_echo: Option<Instant>,
     /// Its pings travel one ordered path (`Capabilities::ordered_paths`).
     ordered: bool,
+    /// The per-room channel its [`Probe::Room`] ping went on.
+    room: Option<String>,
 }
 
 /// The state of one node's health check.
@@ -224,8 +235,14 @@ impl Health {
                 self.wanted = false;
                 self.seq += 1;
                 let id = format!("{HEALTH_CHECK_ID_PREFIX}{uid}-{}", self.seq);
-                self.outstanding =
-                    Some(Round { id: id.clone(), sent: now, waiting: Vec::new(), first_echo: None, ordered: false });
+                self.outstanding = Some(Round {
+                    id: id.clone(),
+                    sent: now,
+                    waiting: Vec::new(),
+                    first_echo: None,
+                    ordered: false,
+                    room: None,
+                });
                 self.last_sent = Some(now);
                 Step::Ping(id)
             }
@@ -233,11 +250,38 @@ impl Health {
     }
 
     /// The round's pings are about to be published: wait for an echo of each; `ordered`
-    /// if they travel one ordered path.
-    pub(super) fn expect(&mut self, probes: &[Probe], ordered: bool) {
+    /// if they travel one ordered path; `room`: the channel of its [`Probe::Room`] ping.
+    pub(super) fn expect(&mut self, probes: &[Probe], ordered: bool, room: Option<String>) {
         if let Some(round) = &mut self.outstanding {
             round.waiting = probes.to_vec();
             round.ordered = ordered;
+            round.room = room;
+        }
+    }
+
+    /// Which ping of the outstanding round a main-channel ping that arrived on `channel`
+    /// is: [`Probe::Room`] on the channel the room ping went on, else [`Probe::Main`].
+    pub(super) fn main_ping_probe(&self, channel: &str) -> Probe {
+        let room = self.outstanding.as_ref().and_then(|r| r.room.as_deref());
+        if room == Some(channel) { Probe::Room } else { Probe::Main }
+    }
+
+    /// The node left these per-room channels at `now`: a room ping on one of them can no
+    /// longer come back, and is not held against the subscription (the round proves it
+    /// once its other pings came back).
+    pub(super) fn left_rooms(&mut self, channels: &[String], now: Instant) {
+        let Some(round) = &mut self.outstanding else { return };
+        if !round.room.as_ref().is_some_and(|ch| channels.contains(ch)) {
+            return;
+        }
+        round.room = None;
+        round.waiting.retain(|p| *p != Probe::Room);
+        if round.waiting.is_empty() {
+            if round.first_echo.is_some() {
+                self.complete(now);
+            } else {
+                self.outstanding = None;
+            }
         }
     }
 
@@ -254,8 +298,14 @@ impl Health {
             round.first_echo.get_or_insert(now);
         }
         if round.waiting.is_empty() {
+            self.complete(now);
+        }
+    }
+
+    /// Every ping of the outstanding round came back (by `now`): the subscriptions work.
+    fn complete(&mut self, now: Instant) {
+        if let Some(round) = self.outstanding.take() {
             self.fence = Some(round.sent);
-            self.outstanding = None;
             self.proven = Some(now);
         }
     }
@@ -314,7 +364,8 @@ impl<T: Transport> Inner<T> {
             Step::Ping(request_id) => {
                 let probes = self.probes(&request_id);
                 let ordered = self.dialect.capabilities().ordered_paths;
-                lock(&self.health).expect(&probes.iter().map(|(p, _, _)| *p).collect::<Vec<_>>(), ordered);
+                let room = probes.iter().find(|(p, _, _)| *p == Probe::Room).map(|(_, _, o)| o.channel.clone());
+                lock(&self.health).expect(&probes.iter().map(|(p, _, _)| *p).collect::<Vec<_>>(), ordered, room);
                 for (probe, what, ping) in probes {
                     if let Err(e) = self.send(what, ping).await {
                         debug!(nsp = %self.nsp, error = %e, ?probe, "health check ping not published");
@@ -326,9 +377,10 @@ impl<T: Transport> Inner<T> {
     }
 
     /// The pings of a round, encoded, one per distinct channel the dialect puts them on: the
-    /// main-channel broadcast, and the response-path client count where the dialect has
+    /// main-channel broadcast, the response-path client count where the dialect has
     /// one on another channel (python-socketio's one channel has neither responses nor a
-    /// second channel).
+    /// second channel), and the main-channel broadcast again on the next of this node's
+    /// per-room channels in turn, if it has any.
     fn probes(&self, request_id: &RequestId) -> Vec<(Probe, &'static str, Outgoing)> {
         let main = self.message(Body::Broadcast {
             packet: EventPacket::new(HEALTH_CHECK_EVENT, vec![]),
@@ -345,13 +397,19 @@ impl<T: Transport> Inner<T> {
                 probes.push((probe, msg.body.name(), out));
             }
         }
+        if let Some((_, what, main)) = probes.iter().find(|(p, _, _)| *p == Probe::Main)
+            && let Some(channel) = lock(&self.room_subs).next_probe()
+        {
+            let room = Outgoing { channel, payload: main.payload.clone() };
+            probes.push((Probe::Room, what, room));
+        }
         probes
     }
 
     /// Takes a received message if it is a health check ping (ours: that subscription
     /// works; another node's main-channel ping: it is alive, nothing to deliver); `false`
     /// for any other message.
-    pub(super) fn take_ping(&self, msg: &Message) -> bool {
+    pub(super) fn take_ping(&self, channel: &str, msg: &Message) -> bool {
         match &msg.body {
             Body::BroadcastClientCount { request_id, .. } if request_id.starts_with(HEALTH_CHECK_ID_PREFIX) => {
                 lock(&self.health).echoed(request_id, Probe::Response, Instant::now());
@@ -360,7 +418,11 @@ impl<T: Transport> Inner<T> {
             body => match main_ping_id(body) {
                 Some(id) => {
                     match msg.uid.as_deref() {
-                        Some(uid) if uid == self.uid => lock(&self.health).echoed(id, Probe::Main, Instant::now()),
+                        Some(uid) if uid == self.uid => {
+                            let mut health = lock(&self.health);
+                            let probe = health.main_ping_probe(channel);
+                            health.echoed(id, probe, Instant::now());
+                        }
                         // another node's ping: a sign of life like any message from it
                         Some(uid) => self.touch(uid, false),
                         None => {}

@@ -106,7 +106,7 @@ impl<T: Transport> Inner<T> {
             return None;
         }
         // before anything else: a ping may carry no uid, and never makes its sender known
-        if self.take_ping(&msg) {
+        if self.take_ping(channel, &msg) {
             return None;
         }
         if msg.uid.as_deref() == Some(self.uid.as_str()) {

@@ -95,6 +95,8 @@ impl RecentJoins {
 pub(super) struct RoomSubs {
     desired: HashSet<String>,
     applied: HashSet<String>,
+    /// The channel the health check probed last (they take turns).
+    probed: Option<String>,
 }
 
 impl RoomSubs {
@@ -160,6 +162,15 @@ impl RoomSubs {
     /// (Un)subscriptions not yet applied.
     pub(super) fn pending_len(&self) -> usize {
         self.desired.symmetric_difference(&self.applied).count()
+    }
+
+    /// The applied channel the health check probes next: the one after the last probed in
+    /// name order, from the first again after the last.
+    pub(super) fn next_probe(&mut self) -> Option<String> {
+        let after = |ch: &&String| self.probed.as_ref().is_none_or(|p| *ch > p);
+        let next = self.applied.iter().filter(after).min().or_else(|| self.applied.iter().min()).cloned();
+        self.probed.clone_from(&next);
+        next
     }
 
     /// Forgets the applied channels (on close) and returns them.
@@ -234,7 +245,10 @@ impl<T: Transport> Inner<T> {
         if !remove.is_empty() {
             let channels: Vec<Channel> = remove.iter().cloned().map(Channel::Exact).collect();
             match self.transport.unsubscribe(&channels, sink).await {
-                Ok(()) => lock(&self.room_subs).unsubscribed(&remove),
+                Ok(()) => {
+                    lock(&self.room_subs).unsubscribed(&remove);
+                    lock(&self.health).left_rooms(&remove, Instant::now());
+                }
                 Err(e) => {
                     settled = false;
                     warn!(nsp = %self.nsp, channels = ?remove, error = %e, "room unsubscription failed");

@@ -15,7 +15,7 @@ const SEC: Duration = Duration::from_secs(1);
 fn tick(h: &mut Health, now: Instant, interval: Duration, delivering: bool) -> Step {
     let step = h.tick(now, interval, delivering, 0, "n1");
     if matches!(step, Step::Ping(_)) {
-        h.expect(&BOTH, true);
+        h.expect(&BOTH, true, None);
     }
     step
 }
@@ -25,7 +25,7 @@ fn first_round_out(t0: Instant, interval: Duration, ordered: bool) -> Health {
     let mut h = Health::default();
     h.started(t0);
     assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
-    h.expect(&BOTH, ordered);
+    h.expect(&BOTH, ordered, None);
     h
 }
 
@@ -171,6 +171,34 @@ fn a_ping_missing_an_interval_after_its_sibling_came_back_is_deaf_even_while_tra
     assert_eq!(h.tick(t0 + 4 * SEC, interval, false, 100, "n1"), Step::Deaf(vec![Probe::Main]), "until it pauses");
 }
 
+#[test]
+fn a_room_ping_is_told_from_the_main_one_by_its_channel_and_a_room_left_meanwhile_is_not_held_against_it() {
+    let t0 = Instant::now();
+    let interval = 2 * SEC;
+    let three = [Probe::Main, Probe::Response, Probe::Room];
+    let news = "socket.io#/#news#".to_owned();
+    let mut h = Health::default();
+    h.started(t0);
+    assert!(matches!(h.tick(t0, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&three, true, Some(news.clone()));
+    assert_eq!(h.main_ping_probe("socket.io#/#"), Probe::Main);
+    assert_eq!(h.main_ping_probe(&news), Probe::Room);
+    // the main ping and the response came back, not the one on the room's channel
+    echo(&mut h, "healthcheck-n1-1", t0 + SEC / 10);
+    assert_eq!(h.tick(t0 + 3 * SEC, interval, false, 0, "n1"), Step::Deaf(vec![Probe::Room]));
+
+    // the next round's room ping is on a channel the node leaves before it came back
+    assert!(matches!(h.tick(t0 + 4 * SEC, interval, false, 0, "n1"), Step::Ping(_)));
+    h.expect(&three, true, Some(news.clone()));
+    h.left_rooms(&["socket.io#/#other#".to_owned()], t0 + 5 * SEC);
+    echo(&mut h, "healthcheck-n1-2", t0 + 4 * SEC + SEC / 10);
+    assert_eq!(h.tick(t0 + 5 * SEC, interval, false, 0, "n1"), Step::Wait, "the room ping is still awaited");
+    h.left_rooms(std::slice::from_ref(&news), t0 + 6 * SEC);
+    assert_eq!(h.fence(), Some(t0 + 4 * SEC), "the round is complete without it");
+    assert_eq!(h.unproven(t0 + 9 * SEC, interval), None, "proven at 6 s");
+    assert!(matches!(h.tick(t0 + 7 * SEC, interval, false, 0, "n1"), Step::Ping(_)), "no verdict: the next round");
+}
+
 #[cfg(feature = "test-util")]
 mod over_memory {
     use std::sync::Arc;
@@ -244,6 +272,35 @@ mod over_memory {
         a.adapter.broadcast(ev("heard"), BroadcastOptions::all()).await.expect("broadcast");
         settle().await;
         assert_eq!(b.sockets.got("heard"), ["b1"]);
+    }
+
+    /// One per-room channel lost (its RabbitMQ binding deleted, its Redis Cluster slot
+    /// moved): main and response pings come back, the room ping on that channel does not
+    /// when its turn comes.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_deaf_on_one_room_channel_resubscribes_when_its_turn_comes_and_hears_again() {
+        let hub = MemoryHub::counting();
+        let dialect: Arc<dyn Dialect> = Arc::new(NodeClusterDialect::default());
+        let a = node(&hub, dialect.clone(), "A", config()).await;
+        let b = node(&hub, dialect, "B", config()).await;
+        b.adapter.add_all("b1", &["news".into(), "sport".into(), "weather".into()]);
+        assert!(b.adapter.core().room_subscriptions_applied().await);
+        settle().await;
+        b.transport.deafen_to("socket.io#/#sport#");
+        let sport = || BroadcastOptions::all().to("sport");
+        a.adapter.broadcast(ev("lost"), sport()).await.expect("broadcast");
+        settle().await;
+        assert!(b.sockets.got("lost").is_empty(), "deaf to the room");
+        // four room channels (b1's own, news, sport, weather) take turns: sport's comes
+        // within four rounds of 2 s, and is found missing an interval later
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        assert_eq!(b.adapter.stats().resubscriptions, 1, "detected once, repaired");
+        assert_eq!(a.adapter.stats().resubscriptions, 0, "the healthy node is left alone");
+        a.adapter.broadcast(ev("heard"), sport()).await.expect("broadcast");
+        settle().await;
+        assert_eq!(b.sockets.got("heard"), ["b1"]);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(b.adapter.stats().resubscriptions, 1, "every room ping comes back since");
     }
 
     /// python-socketio's one channel has no responses: the main-channel ping alone proves

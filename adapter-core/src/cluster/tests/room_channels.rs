@@ -60,6 +60,21 @@ fn rooms_beyond_the_limit_get_no_channel_and_are_counted() {
 }
 
 #[test]
+fn the_health_check_probes_the_applied_channels_in_turn() {
+    let mut subs = RoomSubs::default();
+    assert_eq!(subs.next_probe(), None, "no room channel, no room ping");
+    subs.want(strings(&["b", "a", "c"]), [], MAX);
+    assert_eq!(subs.next_probe(), None, "not applied yet");
+    subs.subscribed(strings(&["b", "a", "c"]));
+    let turns: Vec<Option<String>> = (0..4).map(|_| subs.next_probe()).collect();
+    assert_eq!(turns, [Some("a"), Some("b"), Some("c"), Some("a")].map(|c| c.map(str::to_owned)));
+    // the last probed went away: the turn goes on from its place
+    subs.want([], strings(&["a"]), MAX);
+    subs.unsubscribed(&strings(&["a"]));
+    assert_eq!(subs.next_probe().as_deref(), Some("b"));
+}
+
+#[test]
 fn closing_takes_every_applied_channel() {
     let mut subs = RoomSubs::default();
     subs.want(strings(&["a", "b"]), [], MAX);
