@@ -118,10 +118,11 @@ impl Cluster {
         Cluster { kind, url, prefix, node_servers, sio, clients, ids }
     }
 
-    /// Waits until the servers subscribed every per-room channel their sockets' rooms
-    /// call for. Node.js servers of the dynamic modes do not wait for their `SSUBSCRIBE`,
-    /// ours apply room subscriptions in the background: a separate `sio` process that
-    /// joins sockets to a room, then emits to it, must wait for this in between.
+    /// Waits until `room`'s channel is subscribed: for Node.js servers of the sharded
+    /// modes, until Redis counts a subscriber to it; for sio-node, until none has a room
+    /// subscription pending. Node.js servers do not wait for their `SSUBSCRIBE`, ours
+    /// apply room subscriptions in the background: a separate `sio` process that joins
+    /// sockets to a room, then emits to it, must wait for this in between.
     async fn wait_room_channels(&self, room: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let redis = match self.kind {
